@@ -1,0 +1,147 @@
+"""File habits shared by every stage (docs/conventions.md, "Files").
+
+- Every file carries a format name, a format version and the gthd version that wrote it;
+  readers refuse a version they don't know, with a clear message (:class:`FormatError`).
+- Whole files are written to a temporary name in the same folder, fsynced, then renamed:
+  a crash never leaves a half-written file under the final name.
+- Append-only logs (JSON lines) are flushed often and read back tolerating a torn last
+  line (what a ``kill -9`` mid-write leaves).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from . import __version__
+
+
+class FormatError(ValueError):
+    """A file is missing, unreadable, or of a format/version this gthd does not know."""
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a fsynced temporary file and an atomic rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dumps_json(obj: Any) -> str:
+    """Deterministic JSON text (stable key order as given, two-space indent, newline)."""
+    return json.dumps(obj, indent=2, allow_nan=False) + "\n"
+
+
+def write_json(path: str | os.PathLike, obj: dict, *, fmt: str, version: int) -> None:
+    """Atomically write ``obj`` as JSON with ``format``/``format_version``/``gthd_version``
+    header fields placed first."""
+    header = {"format": fmt, "format_version": version, "gthd_version": __version__}
+    atomic_write_bytes(path, dumps_json({**header, **obj}).encode())
+
+
+def read_json(path: str | os.PathLike, *, fmt: str, versions: tuple[int, ...]) -> dict:
+    """Read a JSON file written by :func:`write_json`, checking its format and version."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FormatError(f"{path}: not readable JSON ({e})") from None
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        raise FormatError(f"{path}: expected a '{fmt}' file, found format {found!r}")
+    if obj.get("format_version") not in versions:
+        raise FormatError(
+            f"{path}: {fmt} version {obj.get('format_version')!r} is not one this gthd "
+            f"({__version__}) reads (it reads {', '.join(map(str, versions))}); upgrade gthd"
+        )
+    return obj
+
+
+class JsonlAppender:
+    """An append-only JSON-lines log, flushed at most every ``flush_every_s`` seconds.
+
+    Each record is one line. ``flush()`` pushes buffered lines to the OS (survives a
+    killed process); ``close()`` also fsyncs (survives a power cut).
+    """
+
+    def __init__(self, path: str | os.PathLike, flush_every_s: float = 0.25):
+        self.path = Path(path)
+        self._f: IO[str] = open(self.path, "a", encoding="utf-8")
+        self._flush_every_ns = int(flush_every_s * 1e9)
+        self._last_flush = _now_ns()
+        self.count = 0
+
+    def write(self, record: dict) -> None:
+        self._f.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
+        self.count += 1
+        now = _now_ns()
+        if now - self._last_flush >= self._flush_every_ns:
+            self.flush()
+
+    def flush(self) -> None:
+        self._f.flush()
+        self._last_flush = _now_ns()
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _now_ns() -> int:
+    import time
+
+    return time.monotonic_ns()
+
+
+def read_jsonl(path: str | os.PathLike) -> tuple[list[dict], int]:
+    """Read a JSON-lines log written by :class:`JsonlAppender`.
+
+    Returns:
+        records: every complete, parseable line, in order.
+        torn: how many lines were dropped: at most a torn last line is expected; a broken
+            line in the middle is also skipped and counted (the caller decides if it cares).
+    """
+    records, torn = [], 0
+    with open(path, "rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            torn += 1
+            continue
+        if i == len(lines) - 1 and not data.endswith(b"\n"):
+            # A last line without its newline may be cut mid-number yet still parse
+            # ("1.2" of "1.25"): only a newline proves the line was finished.
+            torn += 1
+            continue
+        records.append(rec)
+    return records, torn
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
+    yield from read_jsonl(path)[0]

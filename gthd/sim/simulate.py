@@ -1,0 +1,308 @@
+"""``gthd simulate``: a whole simulated session, written exactly as capture writes one,
+plus its ground truth, calibration board views and simulated clicks.
+
+Randomness: one seed; every part draws from its own child stream, and each camera frame
+from a stream keyed by its sequence number, so the same seed gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from ..fileio import JsonlAppender, atomic_write_bytes, dumps_json
+from ..geometry import box_from_points
+from ..hand import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
+from ..session import SessionWriter
+from .motion import generate_motion, in_leap_volume
+from .render import HandLook, Scene, render_frame
+from .rig import Rig, RigConfig, camera_timeline, sample_rig, tracker_timeline
+from .truth import write_truth
+
+CLICKS_FORMAT = "gthd-clicks"
+CLICKS_VERSION = 1
+
+# Child streams of the session seed, one per part (never reorder: it changes the bytes).
+_STREAMS = ("rig", "motion", "camera", "tracker", "scene", "noise", "clicks", "boards")
+
+
+def _rngs(seed: int) -> dict[str, np.random.Generator]:
+    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
+    return {name: np.random.default_rng(s) for name, s in zip(_STREAMS, children)}
+
+
+def _frame_rng(seed: int, seq: int) -> np.random.Generator:
+    return np.random.default_rng([seed, 0x5EED, int(seq)])
+
+
+@dataclass
+class SimResult:
+    """What a simulation wrote, for the CLI's summary."""
+
+    path: Path
+    frames: int
+    hand_frames: int
+    tracker_frames: int
+    tracker_hand_frames: int
+    board_views: int
+    clicks: int
+    clock_offset_ms: float
+    hand_size_px: tuple[float, float, float]  # 5th, 50th, 95th percentile
+
+
+def simulate(
+    out: str | Path,
+    seed: int,
+    config: RigConfig = RigConfig(),
+    *,
+    boards: int = 12,
+    clicks: int = 40,
+    click_joint: str = "INDEX_TIP",
+    click_noise_px: float = 1.5,
+    click_outliers: float = 0.08,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> SimResult:
+    """Simulate one session into ``out`` (built in a temporary folder beside it and
+    renamed into place at the end).
+
+    Args:
+        out: the session folder to create; refused if it exists and is not empty,
+            unless ``force`` (then it is replaced, but only once the new one is complete).
+        seed: the only source of randomness.
+        boards: views per calibration board (checkerboard and ChArUco); 0 for none.
+        clicks: simulated clicks on ``click_joint``; 0 for none.
+        progress: called with (done, total) camera frames.
+    """
+    out = Path(out)
+    if click_joint not in JOINT_INDEX:
+        raise ValueError(f"unknown joint {click_joint!r}; one of {', '.join(JOINT_NAMES)}")
+    if not 0 <= click_outliers < 0.5:
+        raise ValueError(f"click outlier share must be in [0, 0.5), got {click_outliers}")
+    if boards < 0 or clicks < 0:
+        raise ValueError("boards and clicks must be >= 0")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise FileExistsError(f"{out} exists and is not empty (use --force to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        result = _simulate_into(tmp / "s", seed, config, boards, clicks, click_joint, click_noise_px, click_outliers, progress)
+        if out.exists():
+            shutil.rmtree(out)
+        (tmp / "s").rename(out)
+        result.path = out
+        return result
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _simulate_into(path, seed, config, n_boards, n_clicks, click_joint, click_noise_px, click_outliers, progress) -> SimResult:
+    rngs = _rngs(seed)
+    rig = sample_rig(rngs["rig"], config)
+    cam = rig.camera
+    motion = generate_motion(rngs["motion"], rig.shape, cam, rig.T_cam_leap, config.duration_s, config.hand_size_px)
+    cam_tl = camera_timeline(rig, rngs["camera"])
+    trk_tl = tracker_timeline(rig, rngs["tracker"])
+
+    writer = SessionWriter(
+        path,
+        source="simulated",
+        camera={
+            "source": f"gthd.sim (seed {seed})",
+            "width": cam.width,
+            "height": cam.height,
+            "fps_requested": config.fps,
+            "fps_actual": config.fps,
+            "fourcc": "MJPG",
+            "jpeg_quality": rig.jpeg_quality,
+        },
+        tracker={"kind": "simulated", "serial": f"SIM{seed:08d}", "tracking_mode": "Desktop", "clock": "leapc_us"},
+        session_id=f"sim-{seed}",
+        created_utc=None,
+        subject=rig.subject_id,
+        image_format="jpg",
+        flush_every_s=3600,
+    )
+
+    # ---- the tracker stream
+    s0 = rig.host_start_ns
+    t_trk = (trk_tl.t_true_ns - s0) / 1e9
+    j_true, seg = motion.joints(t_trk)
+    palm = j_true[:, [0, 5, 9, 13, 17]].mean(axis=1)
+    seen = (seg >= 0) & in_leap_volume(palm) & ~trk_tl.lost
+    noise = rngs["tracker"].normal(0, rig.tracker_noise_mm, j_true.shape)
+    # A new hand id whenever tracking is (re)acquired, as LeapC does.
+    hand_id = np.cumsum(seen & ~np.r_[False, seen[:-1]]) + 100 * (seed % 7 + 1)
+    edge = np.maximum(np.abs(np.arctan2(palm[:, 0], palm[:, 1])) / np.deg2rad(70), np.abs(np.arctan2(palm[:, 2], palm[:, 1])) / np.deg2rad(60))
+    confidence = np.clip(1.05 - 0.5 * edge**4, 0.1, 1.0)
+    for h0, d, h1 in trk_tl.clock_samples:
+        writer.add_clock_sample(h0, d, h1)
+    for i in range(len(trk_tl.frame_id)):
+        hands = []
+        if seen[i]:
+            joints = j_true[i] + noise[i]
+            hands.append(
+                {
+                    "id": int(hand_id[i]),
+                    "type": motion.segments[seg[i]].handedness,
+                    "confidence": float(confidence[i]),
+                    "joints": joints,
+                    "palm": joints[[0, 5, 9, 13, 17]].mean(axis=0),
+                }
+            )
+        writer.add_tracker_frame(
+            frame_id=int(trk_tl.frame_id[i]),
+            t_device_us=int(trk_tl.t_device_us[i]),
+            t_host_ns=int(trk_tl.t_host_ns[i]),
+            t_arrival_ns=int(trk_tl.t_arrival_ns[i]),
+            framerate=float(trk_tl.framerate[i]),
+            hands=hands,
+        )
+
+    # ---- the camera frames
+    scene = Scene.generate(rngs["scene"], cam.width, cam.height, config.level, rig.skin_bgr)
+    light = rngs["scene"].normal(0, 1, 2)
+    look = HandLook(rig.skin_bgr, light / np.linalg.norm(light))
+    exposure_s = (0.008, 0.015, 0.025)[config.level]
+    t_exp = (cam_tl.t_exposure_ns - s0) / 1e9
+    j_exp, seg_exp = motion.joints(t_exp)
+    j_end, _ = motion.joints(t_exp + exposure_s)
+    present = seg_exp >= 0
+    jc = rig.T_cam_leap.apply(j_exp)  # (N, 21, 3)
+    uv = cam.project(jc)
+    uv_end = cam.project(rig.T_cam_leap.apply(j_end))
+    in_image = cam.in_image(uv, jc[..., 2])
+    params = [cv2.IMWRITE_JPEG_QUALITY, rig.jpeg_quality]
+    truth_frames, sizes = [], []
+    n = len(cam_tl.seq)
+    for i in range(n):
+        seq = int(cam_tl.seq[i])
+        frng = _frame_rng(seed, seq)
+        has_hand = bool(present[i] and in_image[i].any())
+        blur = np.median(uv_end[i] - uv[i], axis=0) if has_hand else None
+        img = render_frame(scene, float(t_exp[i]), frng, cam, jc[i] if has_hand else None, rig.shape, look, blur)
+        ok, enc = cv2.imencode(".jpg", img, params)
+        if not ok:
+            raise RuntimeError("JPEG encoding failed")
+        writer.add_frame(enc.tobytes(), int(cam_tl.t_host_ns[i]), seq=seq)
+        hand = None
+        if has_hand:
+            box = box_from_points(uv[i], in_image[i], cam.width, cam.height)
+            sizes.append(max(box[2] - box[0], box[3] - box[1]))
+            hand = {
+                "handedness": motion.segments[seg_exp[i]].handedness,
+                "keypoints": np.round(uv[i], 3).tolist(),
+                "in_image": in_image[i].tolist(),
+                "box": np.round(box, 3).tolist(),
+                "joints_leap": np.round(j_exp[i], 3).tolist(),
+            }
+        truth_frames.append({"index": i, "seq": seq, "t_exposure_ns": int(cam_tl.t_exposure_ns[i]), "hand": hand})
+        if progress is not None:
+            progress(i + 1, n)
+
+    clicks_truth = _write_clicks(path, writer, rig, truth_frames, cam_tl, n_clicks, click_joint, click_noise_px, click_outliers, rngs["clicks"], seed)
+    boards_truth = _write_boards(path, rig, scene, n_boards, rngs["boards"]) if n_boards else {}
+
+    writer.finish("complete")
+    sizes_arr = np.array(sizes) if sizes else np.zeros(1)
+    result = SimResult(
+        path=path,
+        frames=n,
+        hand_frames=int(sum(f["hand"] is not None for f in truth_frames)),
+        tracker_frames=len(trk_tl.frame_id),
+        tracker_hand_frames=int(seen.sum()),
+        board_views=sum(len(b["views"]) for b in boards_truth.values()),
+        clicks=len(clicks_truth.get("clicks", [])),
+        clock_offset_ms=rig.clock_offset_ns / 1e6,
+        hand_size_px=tuple(float(v) for v in np.percentile(sizes_arr, [5, 50, 95])),
+    )
+    write_truth(
+        path / "ground_truth.json",
+        {
+            "seed": seed,
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
+            "camera": cam.to_dict(),
+            "T_cam_leap": rig.T_cam_leap.to_dict(),
+            "clock": {
+                "offset_ns": rig.clock_offset_ns,
+                "meaning": "the tracker state matching a camera frame stamped t_cam is at host time t_cam + offset_ns",
+                "camera_latency_ns": rig.latency_ns,
+                "camera_jitter_mean_ns": rig.jitter_ns,
+                "leap_offset_us": rig.leap_offset_us,
+                "leap_drift_ppm": rig.leap_drift_ppm,
+                "host_start_ns": rig.host_start_ns,
+            },
+            "subject": {"id": rig.subject_id, "scale": rig.subject_scale, "skin_bgr": list(rig.skin_bgr), "hand": rig.shape.to_dict()},
+            "tracker": {"noise_mm": rig.tracker_noise_mm, "lost_frames": int(trk_tl.lost.sum()), "frames_with_hand": int(seen.sum())},
+            "segments": [{"start_ns": s0 + int(s.start_s * 1e9), "end_ns": s0 + int(s.end_s * 1e9), "handedness": s.handedness} for s in motion.segments],
+            "summary": {k: v for k, v in asdict(result).items() if k != "path"},
+            "clicks": clicks_truth,
+            "boards": boards_truth,
+            "frames": truth_frames,
+        },
+    )
+    return result
+
+
+def _write_clicks(path, writer, rig: Rig, truth_frames, cam_tl, n_clicks, joint, noise_px, outlier_share, rng, seed) -> dict:
+    """Clicks on ``joint`` in frames spread over time, with pixel noise and a share of
+    outliers (a neighbouring joint clicked, or a slip of the hand), written in the clicks
+    file format that ``gthd calibrate --clicks`` reads."""
+    if n_clicks == 0:
+        return {}
+    j = JOINT_INDEX[joint]
+    cand = [f["index"] for f in truth_frames if f["hand"] is not None and f["hand"]["in_image"][j]]
+    if not cand:
+        return {"file": None, "joint": joint, "clicks": []}
+    picks = np.unique(np.asarray(cand)[np.linspace(0, len(cand) - 1, min(n_clicks, len(cand))).round().astype(int)])
+    file = path / "clicks_simulated.jsonl"
+    clicks = []
+    with JsonlAppender(file) as log:
+        log.write({"format": CLICKS_FORMAT, "format_version": CLICKS_VERSION, "session_id": writer.session_id, "joint": joint})
+        for i in picks:
+            true_uv = np.asarray(truth_frames[i]["hand"]["keypoints"][j])
+            outlier = bool(rng.random() < outlier_share)
+            if outlier:
+                if rng.random() < 0.5:  # the neighbouring joint
+                    other = j - 1 if j % 4 != 1 else j + 1
+                    uv = np.asarray(truth_frames[i]["hand"]["keypoints"][other]) + rng.normal(0, noise_px, 2)
+                else:  # a slip
+                    a = rng.uniform(0, 2 * np.pi)
+                    uv = true_uv + rng.uniform(15, 60) * np.array([np.cos(a), np.sin(a)])
+            else:
+                uv = true_uv + rng.normal(0, noise_px, 2)
+            log.write({"frame_index": int(i), "t_host_ns": int(cam_tl.t_host_ns[i]), "joint": joint, "u": round(float(uv[0]), 2), "v": round(float(uv[1]), 2)})
+            clicks.append({"frame_index": int(i), "outlier": outlier, "true_uv": np.round(true_uv, 3).tolist()})
+    return {"file": file.name, "joint": joint, "noise_px": noise_px, "outlier_share": outlier_share, "clicks": clicks}
+
+
+def _write_boards(path, rig: Rig, scene: Scene, n_views: int, rng) -> dict:
+    """Checkerboard and ChArUco views through the rig's camera at known poses."""
+    from ..boards import BoardSpec
+    from .boards import render_board_view, sample_board_poses
+
+    specs = {
+        "checkerboard": BoardSpec("checkerboard", 10, 7, 25.0),
+        "charuco": BoardSpec("charuco", 8, 6, 30.0, 22.0, "DICT_5X5_100"),
+    }
+    out = {}
+    for name, spec in specs.items():
+        folder = path / "boards" / name
+        folder.mkdir(parents=True)
+        atomic_write_bytes(folder / "board.json", dumps_json({"format": "gthd-board", "format_version": 1, **spec.to_dict()}).encode())
+        views = []
+        for k, T in enumerate(sample_board_poses(spec, rig.camera, n_views, rng)):
+            img, _, _ = render_board_view(spec, rig.camera, T, rng=rng, background=scene.background)
+            ok, enc = cv2.imencode(".png", img)
+            atomic_write_bytes(folder / f"{k:06d}.png", enc.tobytes())
+            views.append({"file": f"boards/{name}/{k:06d}.png", "T_cam_board": T.to_dict()})
+        out[name] = {"spec": spec.to_dict(), "views": views}
+    return out
