@@ -66,7 +66,8 @@ class ClockMap:
         return int(out) if out.ndim == 0 else out
 
     def state(self) -> dict:
-        """The current fit, for the record: slope in ns/µs and drift in ppm."""
+        """The current fit, for the record: slope in ns/µs, and the device clock's drift
+        against the host in ppm (positive: the device clock runs fast)."""
         if self._fit is None and self._samples:
             self._fit = self._refit()
         if self._fit is None:
@@ -77,7 +78,7 @@ class ClockMap:
             "ref_device_us": ref,
             "host_at_ref_ns": a,
             "ns_per_us": b,
-            "drift_ppm": (b / NS_PER_US - 1) * 1e6,
+            "drift_ppm": (NS_PER_US / b - 1) * 1e6,  # device clock rate against the host
         }
 
 

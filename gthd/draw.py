@@ -45,8 +45,9 @@ def draw_box(img: np.ndarray, box: np.ndarray, color=(0, 255, 255), thickness: i
 
 def label(img: np.ndarray, text: str, org=(6, 18), scale: float = 0.5) -> np.ndarray:
     """Write ``text`` with a dark outline so it reads on any background."""
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    t = max(1, int(round(2 * scale)))
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), t + 2, cv2.LINE_AA)
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), t, cv2.LINE_AA)
     return img
 
 

@@ -86,9 +86,9 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray, world: str = "l
     eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
     z = target - eye
     z /= np.linalg.norm(z)
-    x = np.cross(z, -up)  # image right; -up because the camera's y points down
+    x = np.cross(z, up)  # image right (looking along z with y up, right is z x up)
     x /= np.linalg.norm(x)
-    y = np.cross(z, x)
+    y = np.cross(z, x)  # image down
     R = np.stack([x, y, z])  # rows: camera axes expressed in world
     return Transform(R, -R @ eye, "cam", world)
 

@@ -174,7 +174,7 @@ def generate_motion(
     duration_s: float,
     size_px: tuple[float, float] = (40.0, 300.0),
     left_share: float = 0.3,
-    absent_share: float = 0.12,
+    absent_share: float = 0.15,
     speed: float = 1.0,
 ) -> Motion:
     """Random smooth motion of one subject's hand for ``duration_s`` seconds.
@@ -209,7 +209,7 @@ def generate_motion(
     while t < end:
         seg_start = keys_t[-1]  # the last off-scene key (or the start)
         hand = "left" if rng.random() < left_share else "right"
-        t_end = t + rng.uniform(3.0, 9.0)
+        t_end = t + rng.uniform(2.5, 6.0)
         while t < t_end:
             t += rng.uniform(0.5, 1.6) / speed
             key(t, random_pose(), sample_palm_position(rng, camera, T_cam_leap, extent, size_px), random_orientation(rng))

@@ -44,7 +44,9 @@ class Person:
     sway_freq: np.ndarray  # (2,) Hz
     sway_phase: np.ndarray  # (2,)
 
-    def draw(self, img: np.ndarray, t_s: float) -> None:
+    def draw(self, img: np.ndarray, t_s: float, tone: np.ndarray) -> None:
+        """Draw in place at time ``t_s``; colours go through the frame's tone curve."""
+        lit = lambda c: tuple(int(v) for v in tone[np.asarray(c, dtype=np.intp)])  # noqa: E731
         c = self.centre + self.sway_amp * np.sin(2 * np.pi * self.sway_freq * t_s + self.sway_phase)
         ax = self.axes
         h, w = img.shape[:2]
@@ -52,17 +54,17 @@ class Person:
         torso = np.array(
             [[cx - 2.6 * ax[0], h + 10], [cx - 2.2 * ax[0], cy + 2.0 * ax[1]], [cx + 2.2 * ax[0], cy + 2.0 * ax[1]], [cx + 2.6 * ax[0], h + 10]]
         )
-        cv2.fillConvexPoly(img, np.rint(torso * _ONE).astype(np.int32), self.shirt, cv2.LINE_AA, _SHIFT)
+        cv2.fillConvexPoly(img, np.rint(torso * _ONE).astype(np.int32), lit(self.shirt), cv2.LINE_AA, _SHIFT)
         neck = np.array([[cx - 0.45 * ax[0], cy + 0.6 * ax[1]], [cx + 0.45 * ax[0], cy + 0.6 * ax[1]], [cx + 0.5 * ax[0], cy + 2.05 * ax[1]], [cx - 0.5 * ax[0], cy + 2.05 * ax[1]]])
-        cv2.fillConvexPoly(img, np.rint(neck * _ONE).astype(np.int32), tuple(int(v * 0.85) for v in self.skin), cv2.LINE_AA, _SHIFT)
-        _ellipse(img, (cx, cy - 0.25 * ax[1]), (ax[0] * 1.08, ax[1] * 0.95), self.hair)
-        _ellipse(img, (cx, cy), tuple(ax), self.skin)
-        shade = tuple(int(v * 0.8) for v in self.skin)
-        _ellipse(img, (cx + 0.35 * ax[0], cy + 0.1 * ax[1]), (0.5 * ax[0], 0.75 * ax[1]), shade)
-        _ellipse(img, (cx, cy), (0.8 * ax[0], 0.9 * ax[1]), self.skin)
+        cv2.fillConvexPoly(img, np.rint(neck * _ONE).astype(np.int32), lit([int(v * 0.85) for v in self.skin]), cv2.LINE_AA, _SHIFT)
+        skin = lit(self.skin)
+        _ellipse(img, (cx, cy - 0.25 * ax[1]), (ax[0] * 1.08, ax[1] * 0.95), lit(self.hair))
+        _ellipse(img, (cx, cy), tuple(ax), skin)
+        _ellipse(img, (cx + 0.35 * ax[0], cy + 0.1 * ax[1]), (0.5 * ax[0], 0.75 * ax[1]), lit([int(v * 0.8) for v in self.skin]))
+        _ellipse(img, (cx, cy), (0.8 * ax[0], 0.9 * ax[1]), skin)
         for sx in (-0.38, 0.38):
-            _ellipse(img, (cx + sx * ax[0], cy - 0.15 * ax[1]), (0.13 * ax[0], 0.07 * ax[1]), (40, 40, 50))
-        _ellipse(img, (cx, cy + 0.5 * ax[1]), (0.28 * ax[0], 0.06 * ax[1]), (70, 70, 150))
+            _ellipse(img, (cx + sx * ax[0], cy - 0.15 * ax[1]), (0.13 * ax[0], 0.07 * ax[1]), lit((40, 40, 50)))
+        _ellipse(img, (cx, cy + 0.5 * ax[1]), (0.28 * ax[0], 0.06 * ax[1]), lit((70, 70, 150)))
 
 
 def _ellipse(img, centre, axes, color) -> None:
@@ -90,6 +92,7 @@ class Scene:
         self._noise_pos = np.clip(noise, 0, 255).astype(np.uint8)
         self._noise_neg = np.clip(-noise, 0, 255).astype(np.uint8)
         self._pad = pad
+        self._lit: dict[int, np.ndarray] = {}
 
     @classmethod
     def generate(cls, rng: np.random.Generator, width: int, height: int, level: int, skin_bgr) -> "Scene":
@@ -161,12 +164,28 @@ class Scene:
         noise_sigma = (1.5, 3.0, 5.0)[level]
         return cls(img, people, noise_sigma, lighting, rng)
 
-    def light_lut(self, t_s: float, rng: np.random.Generator) -> np.ndarray:
-        """(256,) uint8 tone curve for time ``t_s``: gain with a slow drift and flicker."""
+    def light(self, t_s: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The room lit at time ``t_s`` and the tone curve that lit it.
+
+        The light's gain drifts slowly and flickers; it is quantised to 0.5 % steps so the
+        lit room is computed once per step and reused (a full-frame LUT per frame would
+        cost as much as the rest of the frame). Everything drawn on top goes through the
+        same tone curve.
+
+        Returns:
+            room: (H, W, 3) uint8, shared: copy before drawing. tone: (256,) uint8.
+        """
         L = self.lighting
         gain = L["gain"] * (1 + L["drift_amp"] * np.sin(2 * np.pi * L["drift_freq"] * t_s)) * (1 + rng.normal(0, L["flicker"] + 1e-9))
+        step = int(round(gain * 200))
         x = np.arange(256, dtype=np.float32) / 255.0
-        return np.clip(255.0 * gain * x ** L["gamma"], 0, 255).astype(np.uint8)
+        tone = np.clip(255.0 * (step / 200) * x ** L["gamma"], 0, 255).astype(np.uint8)
+        room = self._lit.get(step)
+        if room is None:
+            if len(self._lit) >= 64:
+                self._lit.pop(next(iter(self._lit)))
+            room = self._lit[step] = cv2.LUT(self.background, tone)
+        return room, tone
 
     def add_noise(self, img: np.ndarray, rng: np.random.Generator) -> None:
         """Add sensor noise in place, from the noise bank at a random offset."""
@@ -206,8 +225,14 @@ def _pt(p) -> tuple[int, int]:
 
 
 # Shading passes of a capsule: (brightness, width as a multiple of the radius, shift of
-# the line toward the light as a multiple of the radius): a dark rim, a mid tone, a sheen.
-_PASSES = ((0.7, 2.0, 0.0), (0.9, 1.45, 0.15), (1.05, 0.7, 0.35))
+# the line toward the light as a multiple of the radius, smallest radius in px worth
+# drawing it at): a dark rim, a mid tone, a sheen.
+_PASSES = ((0.7, 2.0, 0.0, 0.0), (0.9, 1.45, 0.15, 1.0), (1.05, 0.7, 0.35, 1.8))
+
+
+def _fixed(p: np.ndarray) -> list:
+    """(..., 2) float px to nested lists of ints in cv2's fixed point (``_SHIFT`` bits)."""
+    return np.rint(p * _ONE).astype(np.int64).tolist()
 
 
 def draw_hand(
@@ -219,41 +244,50 @@ def draw_hand(
     look: HandLook,
     fx: float,
     offset: np.ndarray,
+    tone: np.ndarray,
 ) -> None:
-    """Draw the hand into ``img`` (and 255 into ``mask``), painter's order.
+    """Draw the hand into ``img`` (and 255 into ``mask``), far parts first.
 
     Args:
         uv: (21, 2) joints in pixels of the full image; z: (21,) depth, mm.
         offset: (2,) top-left of ``img`` within the full image (for drawing into a crop).
+        tone: (256,) uint8 tone curve of the frame's light.
     """
     skin = np.asarray(look.skin_bgr, dtype=np.float64)
     L = look.light_dir
     uv = uv - offset
+    aa = cv2.LINE_AA
     for depth, kind, data in hand_items(uv, z, shape, fx):
         near = float(np.clip(1.12 - depth / 2500.0, 0.8, 1.1))
         if kind == "palm":
             ring, r = data
-            hull = cv2.convexHull(np.rint(ring * _ONE).astype(np.int32))
+            edges = [(p, q) for p, q in zip(_fixed(ring), _fixed(np.roll(ring, -1, axis=0)))]
             for k, (f, w) in enumerate(((0.72, 2.0), (0.88, 1.2))):
-                color = tuple(float(c) for c in np.clip(skin * f * near, 0, 255))
-                for i in range(len(ring)):
-                    p, q = ring[i], ring[(i + 1) % len(ring)]
-                    cv2.line(img, _pt(p), _pt(q), color, max(1, int(round(w * r))), cv2.LINE_AA, _SHIFT)
+                color = tuple(int(c) for c in tone[np.clip(skin * f * near, 0, 255).astype(np.intp)])
+                th = max(1, int(w * r + 0.5))
+                for p, q in edges:
+                    cv2.line(img, p, q, color, th, aa, _SHIFT)
                     if mask is not None and k == 0:
-                        cv2.line(mask, _pt(p), _pt(q), 255, max(1, int(round(w * r))), cv2.LINE_AA, _SHIFT)
-            cv2.fillConvexPoly(img, hull, tuple(float(c) for c in np.clip(skin * 0.95 * near, 0, 255)), cv2.LINE_AA, _SHIFT)
+                        cv2.line(mask, p, q, 255, th, cv2.LINE_8, _SHIFT)
+            hull = cv2.convexHull(np.rint(ring * _ONE).astype(np.int32))
+            color = tuple(int(c) for c in tone[np.clip(skin * 0.95 * near, 0, 255).astype(np.intp)])
+            cv2.fillConvexPoly(img, hull, color, aa, _SHIFT)
             if mask is not None:
-                cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_AA, _SHIFT)
+                cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_8, _SHIFT)
             continue
         pts, radii = data  # (4, 2) px, (3,) px
-        for f, w, shift in _PASSES:
-            color = tuple(float(c) for c in np.clip(skin * f * near, 0, 255))
+        for f, w, shift, r_min in _PASSES:
+            if radii.max() < r_min:
+                continue
+            color = tuple(int(c) for c in tone[np.clip(skin * f * near, 0, 255).astype(np.intp)])
+            off = (L * shift) * radii[:, None]  # (3, 2)
+            a, b = _fixed(pts[:3] + off), _fixed(pts[1:] + off)
             for s in range(3):
-                off = L * shift * radii[s]
-                cv2.line(img, _pt(pts[s] + off), _pt(pts[s + 1] + off), color, max(1, int(round(w * radii[s]))), cv2.LINE_AA, _SHIFT)
+                cv2.line(img, a[s], b[s], color, max(1, int(w * radii[s] + 0.5)), aa, _SHIFT)
         if mask is not None:
+            a, b = _fixed(pts[:3]), _fixed(pts[1:])
             for s in range(3):
-                cv2.line(mask, _pt(pts[s]), _pt(pts[s + 1]), 255, max(1, int(round(2.0 * radii[s]))), cv2.LINE_AA, _SHIFT)
+                cv2.line(mask, a[s], b[s], 255, max(1, int(2.0 * radii[s] + 0.5)), cv2.LINE_8, _SHIFT)
 
 
 def motion_kernel(v: np.ndarray) -> np.ndarray | None:
@@ -267,6 +301,25 @@ def motion_kernel(v: np.ndarray) -> np.ndarray | None:
     d = v / n * (n - 1) / 2
     cv2.line(k, _pt((c - d[0], c - d[1])), _pt((c + d[0], c + d[1])), 1.0, 1, cv2.LINE_AA, _SHIFT)
     return k / k.sum()
+
+
+def _motion_blur(layer: np.ndarray, mask: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Blur a hand layer (h, w, 3) and its mask (h, w) along ``v`` (2,) px.
+
+    A long blur is filtered at a lower resolution: the cost of a direct filter grows with
+    the kernel's area, and a smear of tens of pixels has no sharp detail to lose.
+    """
+    n = float(np.hypot(*v))
+    s = max(1, int(np.ceil(n / 12.0)))
+    if s == 1:
+        k = motion_kernel(v)
+        return cv2.filter2D(layer, -1, k), cv2.filter2D(mask, -1, k)
+    h, w = mask.shape
+    size = (max(1, w // s), max(1, h // s))
+    k = motion_kernel(v / s)
+    small_l = cv2.filter2D(cv2.resize(layer, size, interpolation=cv2.INTER_AREA), -1, k)
+    small_m = cv2.filter2D(cv2.resize(mask, size, interpolation=cv2.INTER_AREA), -1, k)
+    return cv2.resize(small_l, (w, h), interpolation=cv2.INTER_LINEAR), cv2.resize(small_m, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def render_frame(
@@ -289,16 +342,18 @@ def render_frame(
     Returns:
         (H, W, 3) uint8 BGR.
     """
-    img = scene.background.copy()
+    room, tone = scene.light(t_s, rng)
+    img = room.copy()
     for person in scene.people:
-        person.draw(img, t_s)
+        person.draw(img, t_s, tone)
     if joints_cam is not None and np.all(joints_cam[:, 2] > 10.0):
         if joints_cam.shape != (NUM_JOINTS, 3):
             raise ValueError(f"joints_cam: expected (21, 3), got {joints_cam.shape}")
         uv = camera.project(joints_cam)
         z = joints_cam[:, 2]
         h, w = img.shape[:2]
-        pad = camera.K[0, 0] * 2.2 * float(shape.radii.max()) / float(z.min()) + 4
+        fx = camera.K[0, 0]
+        pad = fx * 2.2 * float(shape.radii.max()) / float(z.min()) + 4
         kernel = motion_kernel(blur_px) if blur_px is not None else None
         if kernel is not None:
             pad += kernel.shape[0]
@@ -309,16 +364,14 @@ def render_frame(
             roi = img[y0:y1, x0:x1]
             offset = np.array([x0, y0], dtype=np.float64)
             if kernel is None:
-                draw_hand(roi, None, uv, z, shape, look, camera.K[0, 0], offset)
+                draw_hand(roi, None, uv, z, shape, look, fx, offset, tone)
             else:
                 layer = np.zeros_like(roi)
                 mask = np.zeros(roi.shape[:2], np.uint8)
-                draw_hand(layer, mask, uv, z, shape, look, camera.K[0, 0], offset)
-                layer = cv2.filter2D(layer, -1, kernel)
-                alpha = cv2.filter2D(mask, cv2.CV_32F, kernel) * (1.0 / 255.0)
-                # the layer is premultiplied (drawn on black): out = roi * (1 - a) + layer
-                base = roi.astype(np.float32) * (1.0 - alpha)[..., None]
-                roi[:] = np.clip(base + layer, 0, 255).astype(np.uint8)
-    img = cv2.LUT(img, scene.light_lut(t_s, rng))
+                draw_hand(layer, mask, uv, z, shape, look, fx, offset, tone)
+                layer, alpha = _motion_blur(layer, mask, blur_px)
+                # The layer is premultiplied (drawn on black): out = roi * (1 - a) + layer.
+                covered = cv2.multiply(roi, cv2.merge([alpha, alpha, alpha]), scale=1.0 / 255.0)
+                cv2.add(cv2.subtract(roi, covered), layer, dst=roi)
     scene.add_noise(img, rng)
     return img

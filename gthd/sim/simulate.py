@@ -168,42 +168,18 @@ def _simulate_into(path, seed, config, n_boards, n_clicks, click_joint, click_no
         )
 
     # ---- the camera frames
-    scene = Scene.generate(rngs["scene"], cam.width, cam.height, config.level, rig.skin_bgr)
-    light = rngs["scene"].normal(0, 1, 2)
-    look = HandLook(rig.skin_bgr, light / np.linalg.norm(light))
-    exposure_s = (0.008, 0.015, 0.025)[config.level]
-    t_exp = (cam_tl.t_exposure_ns - s0) / 1e9
-    j_exp, seg_exp = motion.joints(t_exp)
-    j_end, _ = motion.joints(t_exp + exposure_s)
-    present = seg_exp >= 0
-    jc = rig.T_cam_leap.apply(j_exp)  # (N, 21, 3)
-    uv = cam.project(jc)
-    uv_end = cam.project(rig.T_cam_leap.apply(j_end))
-    in_image = cam.in_image(uv, jc[..., 2])
+    scene, look = make_scene(rngs["scene"], rig)
     params = [cv2.IMWRITE_JPEG_QUALITY, rig.jpeg_quality]
     truth_frames, sizes = [], []
     n = len(cam_tl.seq)
-    for i in range(n):
-        seq = int(cam_tl.seq[i])
-        frng = _frame_rng(seed, seq)
-        has_hand = bool(present[i] and in_image[i].any())
-        blur = np.median(uv_end[i] - uv[i], axis=0) if has_hand else None
-        img = render_frame(scene, float(t_exp[i]), frng, cam, jc[i] if has_hand else None, rig.shape, look, blur)
+    for i, seq, img, hand in camera_frames(rig, motion, cam_tl, scene, look, seed):
         ok, enc = cv2.imencode(".jpg", img, params)
         if not ok:
             raise RuntimeError("JPEG encoding failed")
         writer.add_frame(enc.tobytes(), int(cam_tl.t_host_ns[i]), seq=seq)
-        hand = None
-        if has_hand:
-            box = box_from_points(uv[i], in_image[i], cam.width, cam.height)
+        if hand is not None:
+            box = hand["box"]
             sizes.append(max(box[2] - box[0], box[3] - box[1]))
-            hand = {
-                "handedness": motion.segments[seg_exp[i]].handedness,
-                "keypoints": np.round(uv[i], 3).tolist(),
-                "in_image": in_image[i].tolist(),
-                "box": np.round(box, 3).tolist(),
-                "joints_leap": np.round(j_exp[i], 3).tolist(),
-            }
         truth_frames.append({"index": i, "seq": seq, "t_exposure_ns": int(cam_tl.t_exposure_ns[i]), "hand": hand})
         if progress is not None:
             progress(i + 1, n)
@@ -250,6 +226,48 @@ def _simulate_into(path, seed, config, n_boards, n_clicks, click_joint, click_no
         },
     )
     return result
+
+
+def make_scene(rng: np.random.Generator, rig: Rig) -> tuple[Scene, HandLook]:
+    """The session's room and the subject's hand colour and light direction."""
+    scene = Scene.generate(rng, rig.camera.width, rig.camera.height, rig.config.level, rig.skin_bgr)
+    light = rng.normal(0, 1, 2)
+    return scene, HandLook(rig.skin_bgr, light / np.linalg.norm(light))
+
+
+def camera_frames(rig: Rig, motion, cam_tl, scene: Scene, look: HandLook, seed: int):
+    """Render the camera frames in order.
+
+    Yields:
+        (index, seq, image (H, W, 3) uint8 BGR, hand truth dict or None), where the truth
+        holds the true keypoints (21, 2) px, in_image (21,), box xyxy, joints_leap (21, 3)
+        mm and handedness, at the frame's exposure time.
+    """
+    cam = rig.camera
+    s0 = rig.host_start_ns
+    exposure_s = (0.008, 0.015, 0.025)[rig.config.level]
+    t_exp = (cam_tl.t_exposure_ns - s0) / 1e9
+    j_exp, seg_exp = motion.joints(t_exp)
+    j_end, _ = motion.joints(t_exp + exposure_s)
+    jc = rig.T_cam_leap.apply(j_exp)  # (N, 21, 3)
+    uv = cam.project(jc)
+    uv_end = cam.project(rig.T_cam_leap.apply(j_end))
+    in_image = cam.in_image(uv, jc[..., 2])
+    for i in range(len(cam_tl.seq)):
+        seq = int(cam_tl.seq[i])
+        has_hand = bool(seg_exp[i] >= 0 and in_image[i].any())
+        blur = np.median(uv_end[i] - uv[i], axis=0) if has_hand else None
+        img = render_frame(scene, float(t_exp[i]), _frame_rng(seed, seq), cam, jc[i] if has_hand else None, rig.shape, look, blur)
+        hand = None
+        if has_hand:
+            hand = {
+                "handedness": motion.segments[seg_exp[i]].handedness,
+                "keypoints": np.round(uv[i], 3).tolist(),
+                "in_image": in_image[i].tolist(),
+                "box": np.round(box_from_points(uv[i], in_image[i], cam.width, cam.height), 3).tolist(),
+                "joints_leap": np.round(j_exp[i], 3).tolist(),
+            }
+        yield i, seq, img, hand
 
 
 def _write_clicks(path, writer, rig: Rig, truth_frames, cam_tl, n_clicks, joint, noise_px, outlier_share, rng, seed) -> dict:

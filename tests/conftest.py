@@ -1,0 +1,24 @@
+import numpy as np
+import pytest
+
+from gthd.geometry import Camera
+
+REALHANDS = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "realhands"
+
+
+@pytest.fixture
+def camera():
+    """A webcam-like camera with real distortion (k1, k2, p1, p2, k3)."""
+    K = np.array([[600.0, 0, 322.5], [0, 603.0, 236.0], [0, 0, 1]])
+    return Camera(K, [-0.28, 0.11, 0.001, -0.0008, -0.02], 640, 480)
+
+
+@pytest.fixture(scope="session")
+def sim_session(tmp_path_factory):
+    """A short simulated session shared by the read-only tests."""
+    from gthd.sim.rig import RigConfig
+    from gthd.sim.simulate import simulate
+
+    out = tmp_path_factory.mktemp("sim") / "s"
+    simulate(out, seed=7, config=RigConfig(duration_s=3.0), boards=2, clicks=20)
+    return out

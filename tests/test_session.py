@@ -1,0 +1,105 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gthd.fileio import FormatError
+from gthd.session import Session, SessionWriter
+
+
+def _writer(path, **kw):
+    return SessionWriter(
+        path, source="capture", camera={"source": "0", "width": 64, "height": 48}, tracker={"kind": "ultraleap"},
+        session_id="t", created_utc="2026-01-01T00:00:00Z", **kw,
+    )
+
+
+def _hand(hid, z, kind="right"):
+    return {"id": hid, "type": kind, "confidence": 0.9, "joints": np.full((21, 3), float(z)), "palm": [0, 0, z]}
+
+
+def test_round_trip(tmp_path):
+    w = _writer(tmp_path / "s")
+    for i in range(5):
+        w.add_frame(b"\xff\xd8fake", 1000 + 33 * i, seq=i)
+    for k in range(10):
+        w.add_tracker_frame(frame_id=k, t_device_us=50 + k, t_host_ns=1000 + 10 * k, t_arrival_ns=1005 + 10 * k, framerate=110, hands=[_hand(3, k)] if k != 4 else [])
+    w.add_clock_sample(990, 40, 1000)
+    w.finish("complete")
+    s = Session.open(tmp_path / "s")
+    assert s.manifest["status"] == "complete" and s.manifest["counts"] == {"frames": 5, "tracker_frames": 10, "clock_samples": 1}
+    np.testing.assert_array_equal(s.frames.t_host_ns, 1000 + 33 * np.arange(5))
+    np.testing.assert_array_equal(s.frames.seq, np.arange(5))
+    assert (tmp_path / "s" / s.frames.files[3]).read_bytes() == b"\xff\xd8fake"
+    assert len(s.tracker) == 10 and s.tracker.hands[4] == []
+    np.testing.assert_array_equal(s.tracker.hands[2][0]["joints"], np.full((21, 3), 2.0))
+    np.testing.assert_array_equal(s.clock, [[990, 40, 1000]])
+
+
+def test_joints_at_interpolates_and_refuses(tmp_path):
+    w = _writer(tmp_path / "s")
+    for k, (t, hid) in enumerate([(0, 1), (10, 1), (20, 1), (200, 1), (210, 2), (220, 2)]):
+        w.add_tracker_frame(frame_id=k, t_device_us=t, t_host_ns=t, t_arrival_ns=t, framerate=110, hands=[_hand(hid, t)])
+    w.finish()
+    tr = Session.open(tmp_path / "s").tracker
+    out = tr.joints_at(np.array([5, 10, 15, 100, 205, 215, -1, 221]), max_gap_ns=50)
+    assert out[0, 0, 2] == pytest.approx(5) and out[1, 0, 2] == pytest.approx(10) and out[2, 0, 2] == pytest.approx(15)
+    assert np.isnan(out[3]).all()  # bracket 20..200 is wider than the limit
+    assert np.isnan(out[4]).all()  # the hand changed (id 1 -> 2): no interpolation across
+    assert out[5, 0, 2] == pytest.approx(215)
+    assert np.isnan(out[6]).all() and np.isnan(out[7]).all()  # never extrapolate
+    assert tr.joints_at(10).shape == (21, 3)
+
+
+def test_existing_folder_is_refused(tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        _writer(tmp_path / "s")
+    assert (tmp_path / "s" / "keep.txt").read_text() == "mine"
+
+
+def test_killed_capture_is_readable_up_to_the_last_flush(tmp_path):
+    """A process killed with SIGKILL mid-session leaves a readable session."""
+    path = tmp_path / "s"
+    code = f"""
+import os, signal, numpy as np
+from gthd.session import SessionWriter
+w = SessionWriter({str(path)!r}, source="capture", camera={{"width": 64, "height": 48}}, tracker={{}}, session_id="k", created_utc=None, flush_every_s=0)
+for i in range(50):
+    w.add_frame(b"x" * 100, 1000 + i, seq=i)
+    w.add_tracker_frame(frame_id=i, t_device_us=i, t_host_ns=i, t_arrival_ns=i, framerate=110, hands=[])
+w.flush()
+w._logs["tracker.jsonl"]._f.write('{{"frame_id": 50, "t_dev')  # a torn line
+w._logs["tracker.jsonl"]._f.flush()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    r = subprocess.run([sys.executable, "-c", code])
+    assert r.returncode == -9
+    s = Session.open(path)
+    assert s.manifest["status"] == "recording"  # never finalised
+    assert len(s.frames) == 50 and len(s.tracker) == 50
+    assert s.torn["tracker.jsonl"] == 1
+
+
+def test_unknown_versions_are_refused(tmp_path):
+    w = _writer(tmp_path / "s")
+    w.finish()
+    m = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    m["format_version"] = 99
+    (tmp_path / "s" / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(FormatError, match="version 99"):
+        Session.open(tmp_path / "s")
+    with pytest.raises(FormatError, match="not a session folder"):
+        Session.open(tmp_path / "nope")
+
+
+def test_bad_hand_records_are_refused(tmp_path):
+    w = _writer(tmp_path / "s")
+    with pytest.raises(ValueError, match=r"\(21, 3\)"):
+        w.add_tracker_frame(frame_id=0, t_device_us=0, t_host_ns=0, t_arrival_ns=0, framerate=1, hands=[{**_hand(1, 0), "joints": np.zeros((20, 3))}])
+    with pytest.raises(ValueError, match="hand type"):
+        w.add_tracker_frame(frame_id=0, t_device_us=0, t_host_ns=0, t_arrival_ns=0, framerate=1, hands=[_hand(1, 0, "both")])
