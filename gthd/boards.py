@@ -151,7 +151,9 @@ class BoardSpec:
         - checkerboard: as ``cv2.findChessboardCornersSB(gray, (cols-1, rows-1))`` returns
           them. SB starts at the corner whose neighbouring square is white; with the top-left
           square black and cols + rows odd (enforced) that is the BOTTOM-RIGHT inner corner,
-          whatever the view: the row-major order reversed (x decreasing fastest).
+          whatever the view: the row-major order reversed (x decreasing fastest). Beware:
+          the classic ``cv2.findChessboardCorners`` numbers the same board the other way
+          round (from the top-left); reverse its output before pairing it with these.
         """
         i, j = np.meshgrid(np.arange(1, self.cols), np.arange(1, self.rows))  # (rows-1, cols-1)
         pts = np.zeros((self.n_corners, 3))
@@ -177,8 +179,9 @@ class BoardSpec:
             margin_mm: white margin around the squares' area, mm (>= 0).
 
         Returns:
-            image: (H, W) uint8 grayscale, anti-aliased (each pixel holds the exact area
-                coverage of its square footprint, so edges are unbiased at any resolution).
+            image: (H, W) uint8 grayscale, anti-aliased: each pixel holds the area coverage
+                of its square footprint (exact for the squares, so their edges are unbiased
+                at any resolution; ArUco markers come from ``generateImage`` at >= 6 px a bit).
             origin_px: (2,) float64, the texture pixel of board point (0, 0): pixel (u, v)
                 is board point ((u - origin_px[0]) / px_per_mm, (v - origin_px[1]) / px_per_mm).
         """
@@ -215,7 +218,10 @@ def _texture(spec: BoardSpec, px_per_mm: float, margin_mm: float) -> tuple[np.nd
     else:
         # Enough pixels that each marker bit (markerSize + 2 border bits) is >= 6 px wide.
         bits = _aruco_dictionary(spec.dictionary).markerSize + 2
-        S = max(int(math.ceil(px_per_mm * spec.square_mm)), int(math.ceil(6 * bits * spec.square_mm / spec.marker_mm)))
+        S = max(
+            int(math.ceil(px_per_mm * spec.square_mm)),
+            int(math.ceil(6 * bits * spec.square_mm / spec.marker_mm)),
+        )
         board = spec.cv_board()
         for S in range(S, S + 16):
             # generateImage trips over its own rounding for a few sizes (OpenCV 5.0 asserts

@@ -33,6 +33,8 @@ class Transform:
     def __post_init__(self):
         R = np.asarray(self.R, dtype=np.float64).reshape(3, 3)
         t = np.asarray(self.t, dtype=np.float64).reshape(3)
+        if not (np.allclose(R @ R.T, np.eye(3), atol=1e-6) and np.linalg.det(R) > 0):
+            raise ValueError(f"{self.name}: R is not a rotation (orthonormal, det +1)")
         object.__setattr__(self, "R", R)
         object.__setattr__(self, "t", t)
 

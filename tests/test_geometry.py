@@ -59,3 +59,10 @@ def test_box_from_points_clips_and_ignores_invisible():
 def test_project_points_rejects_bad_shapes(camera):
     with pytest.raises(ValueError, match=r"\(\.\.\., 3\)"):
         project_points(np.zeros((4, 2)), camera.K, camera.dist)
+
+
+def test_transform_refuses_a_reflection():
+    with pytest.raises(ValueError, match="not a rotation"):
+        Transform(np.diag([-1.0, -1.0, -1.0]), np.zeros(3), "cam", "leap")
+    with pytest.raises(ValueError, match="not a rotation"):
+        Transform(np.eye(3) * 2, np.zeros(3), "cam", "leap")

@@ -28,8 +28,11 @@ from ..geometry import Camera, Transform, distortion_is_monotonic
 # OpenCV's default (5 plain iterations) leaves errors of 0.03 px in the corners of a
 # strongly distorted image.
 _UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-6)
-_MAX_TEXTURE_PX = 6000  # longest texture side; closer boards are rendered slightly soft
-_PAPER_BACK = 200  # grey level of the unprinted back of a board
+_MAX_TEXTURE_PX = 4096  # longest texture side; closer boards are rendered slightly soft
+# Grey levels of ink and paper: a print is neither pure black nor pure white, and keeping
+# clear of 0 and 255 keeps the sensor noise from being clipped (which would bias edges).
+_INK, _PAPER = 20.0, 235.0
+_PAPER_BACK = 200  # texture grey of the unprinted back of a board
 
 
 def undistort_pixels(camera: Camera, uv: np.ndarray) -> np.ndarray:
@@ -264,7 +267,8 @@ def render_board_view(
         # coverage in channel 1, so averaging sub-pixels blends the board edge correctly.
         sub = cv2.remap(tex, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         premult = cv2.resize(sub.astype(np.float32), (W, H), interpolation=cv2.INTER_AREA)  # (H, W, 2)
-    grey, alpha = premult[..., 0:1], premult[..., 1:2] / 255.0
+    alpha = premult[..., 1:2] / 255.0  # (H, W, 1) board coverage
+    grey = _INK * alpha + premult[..., 0:1] * ((_PAPER - _INK) / 255.0)  # texture 0..255 -> ink..paper
     img = grey + (1.0 - alpha) * bg  # (H, W, 3) float32
     if blur_sigma > 0:
         img = cv2.GaussianBlur(img, (0, 0), sigmaX=float(blur_sigma))
@@ -312,8 +316,8 @@ def sample_board_poses(
     Raises:
         ValueError: if the board cannot be placed in the image that way.
     """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+    if isinstance(n, bool) or int(n) != n or n < 0:
+        raise ValueError(f"n must be an integer >= 0, got {n!r}")
     W, H = camera.width, camera.height
     r_max = _image_radius(camera)
     w_mm, h_mm = spec.size_mm
