@@ -63,3 +63,15 @@ def test_lsmv_mapping():
     np.testing.assert_array_equal(ours[hand.JOINT_INDEX["INDEX_MCP"]], pts[1])
     with pytest.raises(ValueError, match="expected"):
         hand.from_lsmv(np.zeros((20, 2)))
+
+
+def test_the_documented_lsmv_table_is_the_code():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "hand-model.md").read_text()
+    pairs = re.findall(r"\| (\d+) ([A-Z0-9_]+) \| (\d+|none)", text)
+    assert len(pairs) == 21
+    for i, name, ours in pairs:
+        assert hand.LSMV_NAMES[int(i)] == name
+        assert hand.LSMV_TO_OURS[int(i)] == (-1 if ours == "none" else int(ours))
