@@ -271,3 +271,56 @@ def _box_resample(img: np.ndarray, lo: np.ndarray, hi: np.ndarray, axis: int) ->
         overlap[(idx < 0) | (idx >= n)] = 0.0
         out += (overlap / length).astype(np.float32)[:, None] * img[np.clip(idx, 0, n - 1)]
     return np.moveaxis(out, 0, axis)
+
+
+# ---------------------------------------------------------------------- printing
+def board_name(spec: BoardSpec) -> str:
+    """A file name stem that says what the board is, e.g. ``checkerboard-10x7-25mm``."""
+    base = f"{spec.kind}-{spec.cols}x{spec.rows}-{spec.square_mm:g}mm"
+    if spec.kind == "charuco":
+        base += f"-{spec.marker_mm:g}mm-{spec.dictionary}"
+    return base
+
+
+def printable_png(spec: BoardSpec, dpi: float = 300.0, margin_mm: float = 12.0) -> bytes:
+    """The board as PNG bytes at ``dpi``, with the physical resolution recorded in the
+    file (a pHYs chunk) so it prints at true size, and a caption with a 100 mm scale bar
+    in the bottom margin to check the print with a ruler.
+
+    Print at 100 % ("actual size"), glue it flat, and measure the scale bar.
+    """
+    if not 72 <= dpi <= 1200:
+        raise ValueError(f"dpi must be in [72, 1200], got {dpi}")
+    if margin_mm < 8:
+        raise ValueError(f"margin_mm must be >= 8 (room for the caption), got {margin_mm}")
+    px_per_mm = dpi / 25.4
+    img, origin = spec.texture(px_per_mm, margin_mm)
+    img = np.ascontiguousarray(img)
+    h = img.shape[0]
+    # caption and scale bar in the bottom margin
+    y = int(round(h - margin_mm * px_per_mm * 0.45))
+    x0 = int(round(origin[0]))
+    bar = int(round(100 * px_per_mm))
+    thick = max(1, int(round(0.4 * px_per_mm)))
+    cv2.line(img, (x0, y), (x0 + bar, y), 0, thick)
+    for x in (x0, x0 + bar):
+        cv2.line(img, (x, y - int(2 * px_per_mm)), (x, y + int(2 * px_per_mm)), 0, thick)
+    scale = 2.5 * px_per_mm / 22.0  # Hershey simplex capitals are ~22 px at scale 1: 2.5 mm text
+    text = f"100 mm   |   {board_name(spec)}   |   print at 100 %, {dpi:g} dpi   |   gthd"
+    cv2.putText(img, text, (x0 + bar + int(4 * px_per_mm), y + int(1.2 * px_per_mm)), cv2.FONT_HERSHEY_SIMPLEX, scale, 0, max(1, thick // 2), cv2.LINE_AA)
+    ok, enc = cv2.imencode(".png", img)
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return _with_phys(enc.tobytes(), dpi)
+
+
+def _with_phys(png: bytes, dpi: float) -> bytes:
+    """Insert a pHYs chunk (pixels per metre) after the PNG's IHDR chunk."""
+    import struct
+    import zlib
+
+    ppm = int(round(dpi / 0.0254))
+    body = b"pHYs" + struct.pack(">IIB", ppm, ppm, 1)
+    chunk = struct.pack(">I", 9) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+    ihdr_end = 8 + 4 + 4 + 13 + 4  # signature, length, type, data, crc
+    return png[:ihdr_end] + chunk + png[ihdr_end:]

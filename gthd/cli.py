@@ -138,6 +138,44 @@ def simulate(out, seed, duration, fps, tracker_hz, image_size, hand_size, diffic
                f"true clock offset d = {r.clock_offset_ms:.2f} ms")
 
 
+# ------------------------------------------------------------------------------- board
+@main.command()
+@click.argument("kind", type=click.Choice(["checkerboard", "charuco"]))
+@click.option("--cols", type=int, default=None, help="Squares across. Default: 10 (checkerboard), 8 (charuco).")
+@click.option("--rows", type=int, default=None, help="Squares down. Default: 7 (checkerboard), 6 (charuco).")
+@click.option("--square-mm", type=float, default=None, help="Square side in mm. Default: 25 (checkerboard), 30 (charuco).")
+@click.option("--marker-mm", type=float, default=22.0, show_default=True, help="ArUco marker side in mm (charuco).")
+@click.option("--dictionary", default="DICT_5X5_100", show_default=True, help="ArUco dictionary (charuco).")
+@click.option("--dpi", type=float, default=300.0, show_default=True, help="Print resolution.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("calibration/boards"), show_default=True, help="Folder for the PNG and its board.json twin.")
+def board(kind, cols, rows, square_mm, marker_mm, dictionary, dpi, out_dir):
+    """Make a printable calibration board: a PNG at true size and its description.
+
+    The PNG records its resolution so it prints at the right size; print at 100 % and
+    check the 100 mm scale bar with a ruler. The JSON twin is what `gthd calibrate`
+    reads to know the board. The defaults are the boards the simulator renders.
+
+    \b
+    Example:
+        gthd board checkerboard
+        gthd board charuco --cols 8 --rows 6 --square-mm 30 --marker-mm 22 -o calibration/boards
+    """
+    from .boards import BoardSpec, board_name, printable_png
+    from .fileio import atomic_write_bytes, dumps_json
+
+    default = {"checkerboard": (10, 7, 25.0), "charuco": (8, 6, 30.0)}[kind]
+    cols, rows, square_mm = cols or default[0], rows or default[1], square_mm or default[2]
+    with user_errors():
+        spec = BoardSpec(kind, cols, rows, square_mm, *((marker_mm, dictionary) if kind == "charuco" else (None, None)))
+        png = printable_png(spec, dpi)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stem = out_dir / board_name(spec)
+        atomic_write_bytes(stem.with_suffix(".png"), png)
+        atomic_write_bytes(stem.with_suffix(".json"), dumps_json({"format": "gthd-board", "format_version": 1, **spec.to_dict()}).encode())
+    w, h = spec.size_mm
+    click.echo(f"wrote {stem}.png and {stem.name}.json: {kind} {cols}x{rows} squares of {square_mm:g} mm ({w:g} x {h:g} mm)")
+
+
 # ----------------------------------------------------------------------------- session
 @main.group()
 def session():

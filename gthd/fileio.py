@@ -13,10 +13,17 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Any, Iterator
 
 from . import __version__
+
+
+# The process umask, read once at import (reading it means setting it, which is not
+# thread-safe later): files written via a temporary file get the usual permissions.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 class FormatError(ValueError):
@@ -32,6 +39,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -109,8 +117,6 @@ class JsonlAppender:
 
 
 def _now_ns() -> int:
-    import time
-
     return time.monotonic_ns()
 
 

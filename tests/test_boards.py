@@ -263,3 +263,31 @@ def test_render_edge_cases_and_errors():
         render_board_view(CHECKER, CAMERA, T, rng=rng, background=np.zeros((480, 640, 4), np.uint8))
     with pytest.raises(ValueError, match="supersample"):
         render_board_view(CHECKER, CAMERA, T, rng=rng, supersample=0)
+
+
+def test_printable_board_prints_at_true_size_and_is_detectable(tmp_path):
+    """`gthd board` writes a PNG whose recorded DPI gives the board's size in mm, and that
+    OpenCV detects, corners where the spec says."""
+    import struct
+
+    from click.testing import CliRunner
+
+    from gthd.cli import main
+
+    r = CliRunner().invoke(main, ["board", "checkerboard", "--dpi", "150", "-o", str(tmp_path)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    png = (tmp_path / "checkerboard-10x7-25mm.png").read_bytes()
+    i = png.find(b"pHYs")
+    ppm_x, ppm_y, unit = struct.unpack(">IIB", png[i + 4 : i + 13])
+    assert unit == 1 and ppm_x == ppm_y == round(150 / 0.0254)
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    spec = BoardSpec.from_dict(json.loads((tmp_path / "checkerboard-10x7-25mm.json").read_text()))
+    found, corners = cv2.findChessboardCornersSB(img, spec.pattern_size)
+    assert found
+    corners = np.asarray(corners).reshape(-1, 2)
+    px_per_mm = 150 / 25.4
+    # the spacing of the detected corners is the square size at the recorded resolution
+    d = np.linalg.norm(np.diff(corners[: spec.cols - 1], axis=0), axis=1) / px_per_mm
+    np.testing.assert_allclose(d, spec.square_mm, rtol=0.01)
+    r = CliRunner().invoke(main, ["board", "checkerboard", "--cols", "8", "--rows", "6", "-o", str(tmp_path / "x")], catch_exceptions=False)
+    assert r.exit_code == 1 and "180 degrees" in r.output and not (tmp_path / "x").exists()

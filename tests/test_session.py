@@ -103,3 +103,14 @@ def test_bad_hand_records_are_refused(tmp_path):
         w.add_tracker_frame(frame_id=0, t_device_us=0, t_host_ns=0, t_arrival_ns=0, framerate=1, hands=[{**_hand(1, 0), "joints": np.zeros((20, 3))}])
     with pytest.raises(ValueError, match="hand type"):
         w.add_tracker_frame(frame_id=0, t_device_us=0, t_host_ns=0, t_arrival_ns=0, framerate=1, hands=[_hand(1, 0, "both")])
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    from gthd.fileio import atomic_write_bytes
+
+    atomic_write_bytes(tmp_path / "f", b"x")
+    mode = (tmp_path / "f").stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
+    assert not [p for p in tmp_path.iterdir() if p.name != "f"]  # no temporary left behind
