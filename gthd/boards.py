@@ -218,12 +218,12 @@ def _texture(spec: BoardSpec, px_per_mm: float, margin_mm: float) -> tuple[np.nd
     else:
         # Enough pixels that each marker bit (markerSize + 2 border bits) is >= 6 px wide.
         bits = _aruco_dictionary(spec.dictionary).markerSize + 2
-        S = max(
+        s0 = max(
             int(math.ceil(px_per_mm * spec.square_mm)),
             int(math.ceil(6 * bits * spec.square_mm / spec.marker_mm)),
         )
         board = spec.cv_board()
-        for S in range(S, S + 16):
+        for S in range(s0, s0 + 16):
             # generateImage trips over its own rounding for a few sizes (OpenCV 5.0 asserts
             # for a 4x3 board at 50 px per square, say); any S is as good, so try the next.
             try:

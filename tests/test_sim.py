@@ -3,12 +3,10 @@ import json
 
 import cv2
 import numpy as np
-import pytest
 
 from gthd.geometry import Camera, Transform
-from gthd.hand import EDGES, FINGER_EDGES, JOINT_INDEX
+from gthd.hand import EDGES, FINGER_EDGES
 from gthd.session import Session
-from gthd.sim.kinematics import HandShape
 from gthd.sim.motion import generate_motion, in_leap_volume
 from gthd.sim.render import HandLook, Scene, render_frame
 from gthd.sim.rig import RigConfig, sample_rig

@@ -110,10 +110,10 @@ class Motion:
 
 
 def _rot_base() -> Rotation:
-    # Hand frame -> leap: fingers up (+y), palm (+z of the hand) toward the camera (-z),
-    # so the thumb (+x of a right hand) points to -x... mirrored for the user: fine.
-    M = np.stack([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]], axis=1)
-    return Rotation.from_matrix(M)
+    """The rest orientation, hand frame -> leap: fingers up (hand +y -> leap +y), palm
+    toward the camera, which stands at leap -z (hand +z -> leap -z), so the thumb side of
+    a right hand (hand +x) is leap -x. A rotation of half a turn about y."""
+    return Rotation.from_matrix(np.diag([-1.0, 1.0, -1.0]))
 
 
 def random_orientation(rng: np.random.Generator) -> Rotation:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..fileio import JsonlAppender, atomic_write_bytes, dumps_json
 from ..geometry import box_from_points
-from ..hand import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
+from ..hand import EDGES, JOINT_INDEX, JOINT_NAMES
 from ..session import SessionWriter
 from .motion import generate_motion, in_leap_volume
 from .render import HandLook, Scene, render_frame
@@ -289,8 +289,9 @@ def _write_clicks(path, writer, rig: Rig, truth_frames, cam_tl, n_clicks, joint,
             true_uv = np.asarray(truth_frames[i]["hand"]["keypoints"][j])
             outlier = bool(rng.random() < outlier_share)
             if outlier:
-                if rng.random() < 0.5:  # the neighbouring joint
-                    other = j - 1 if j % 4 != 1 else j + 1
+                if rng.random() < 0.5:  # a joint next to it on the skeleton
+                    neighbours = sorted({a for a, b in EDGES if b == j} | {b for a, b in EDGES if a == j})
+                    other = neighbours[rng.integers(len(neighbours))]
                     uv = np.asarray(truth_frames[i]["hand"]["keypoints"][other]) + rng.normal(0, noise_px, 2)
                 else:  # a slip
                     a = rng.uniform(0, 2 * np.pi)
