@@ -138,6 +138,140 @@ def simulate(out, seed, duration, fps, tracker_hz, image_size, hand_size, diffic
                f"true clock offset d = {r.clock_offset_ms:.2f} ms")
 
 
+# ----------------------------------------------------------------------------- capture
+@main.command()
+@click.argument("out", type=click.Path(path_type=Path), required=False)
+@click.option("--camera", "camera_spec", default="0", show_default=True,
+              help="Camera: a device index, a video file, a stream URL, or 'sim' (the simulated rig).")
+@click.option("--tracker", "tracker_spec", default="ultraleap", show_default=True,
+              help="Tracker: 'ultraleap', a recording FILE.lmt to replay, 'sim', or 'none'.")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds (camera time). Default: until Ctrl-C (10 s with --camera sim).")
+@click.option("--frames", "max_frames", type=int, default=None, help="Stop after this many camera frames.")
+@click.option("--size", "image_size", type=_Size(), default="640x480", show_default=True, help="Requested camera image size.")
+@click.option("--fps", type=float, default=30.0, show_default=True, help="Requested camera frame rate.")
+@click.option("--fourcc", default="MJPG", show_default=True, help="Requested camera pixel format (webcams: MJPG).")
+@click.option("--format", "image_format", type=click.Choice(["jpg", "png"]), default="jpg", show_default=True, help="How frames are stored.")
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=90, show_default=True, help="JPEG quality of stored frames.")
+@click.option("--tracking-mode", type=click.Choice(["desktop", "hmd", "screentop"]), default="desktop", show_default=True, help="Ultraleap tracking mode.")
+@click.option("--preview", is_flag=True, help="Show a live window with the tracked skeleton; q stops.")
+@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A calibration.json (or a simulated ground_truth.json): the preview projects the skeleton into the image.")
+@click.option("--subject", default=None, help="Subject id recorded in the manifest.")
+@click.option("--queue", "camera_queue", type=click.IntRange(1, 10000), default=64, show_default=True, help="Camera frames buffered between acquisition and disk.")
+@click.option("--seed", type=int, default=0, show_default=True, help="With --camera/--tracker sim: the simulation's seed.")
+@click.option("--speed", type=float, default=1.0, show_default=True, help="With sim sources: times real time (0: as fast as possible).")
+@click.option("--difficulty", type=click.Choice(["easy", "medium", "hard"]), default="medium", show_default=True, help="With sim sources: the rig's difficulty.")
+def capture(out, camera_spec, tracker_spec, duration, max_frames, image_size, fps, fourcc, image_format, jpeg_quality, tracking_mode,
+            preview, calibration, subject, camera_queue, seed, speed, difficulty):
+    """Record time-stamped camera frames and Ultraleap hand tracking into a session.
+
+    OUT is a new folder (default: capture/YYYYmmdd-HHMMSS). Stop with --duration,
+    --frames, Ctrl-C, or q in the --preview window; nothing captured is lost, even when
+    the process is killed (see docs/capture.md). With --camera sim and --tracker sim the
+    simulated rig is captured through the same engine, and its ground truth is written.
+
+    \b
+    Example:
+        gthd capture capture/alice-1 --camera 0 --tracker ultraleap --subject alice
+        gthd capture capture/demo --camera sim --tracker sim --duration 8 --speed 0
+    """
+    import datetime
+
+    from .capture.engine import Capture, CaptureConfig, summary_lines
+    from .capture.sources import SourceError
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    out = out or Path("capture") / now.astimezone().strftime("%Y%m%d-%H%M%S")
+    sim = camera_spec == "sim" or tracker_spec == "sim"
+    with user_errors():
+        if sim and (camera_spec, tracker_spec) != ("sim", "sim"):
+            raise ValueError("the simulated rig gives both streams: use --camera sim --tracker sim together")
+        config = CaptureConfig(
+            duration_s=duration if duration is not None or not sim else 10.0, max_frames=max_frames, image_format=image_format,
+            jpeg_quality=jpeg_quality, camera_queue=camera_queue, created_utc=now.isoformat(timespec="seconds"), subject=subject,
+        )
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise FileExistsError(f"{out} exists and is not empty: capture never overwrites, choose a new folder")
+        cam, trk = _capture_sources(camera_spec, tracker_spec, image_size, fps, fourcc, tracking_mode, seed, speed, difficulty, config, preview)
+        view = None
+        if preview:
+            from .capture.preview import Preview
+
+            view = Preview(calibration)
+        elif calibration is not None:
+            raise ValueError("--calibration is for the --preview window")
+    live, show = _live_progress()
+    try:
+        with live:
+            result = Capture(out, cam, trk, config).run(on_progress=show, preview=view)
+    except SourceError as e:
+        raise click.ClickException(str(e)) from None
+    except FileExistsError as e:
+        raise click.ClickException(str(e)) from None
+    if sim:
+        from .capture.simulated import write_truth_for
+
+        write_truth_for(cam, out)
+    for line in summary_lines(result.summary):
+        click.echo(line)
+    click.echo(f"wrote {out} ({result.status})")
+    if result.status != "complete":
+        raise click.ClickException(f"capture stopped early: {result.stop_reason}; everything captured until then is in {out}")
+
+
+def _capture_sources(camera_spec, tracker_spec, size, fps, fourcc, tracking_mode, seed, speed, difficulty, config, preview):
+    """Build the camera and tracker sources the options name."""
+    if camera_spec == "sim":
+        from .capture.simulated import simulated_sources
+        from .sim.rig import RigConfig
+
+        duration = config.duration_s + 1.0 if config.duration_s is not None else 10.0
+        if config.max_frames is not None:
+            duration = max(duration, config.max_frames / 30.0 + 1.0)
+        cam, trk, _ = simulated_sources(seed, RigConfig(duration_s=duration, width=size[0], height=size[1], difficulty=difficulty), speed=speed)
+        return cam, trk
+    from .capture.opencv_camera import OpenCVCamera, parse_source
+
+    cam = OpenCVCamera(parse_source(camera_spec), width=size[0], height=size[1], fps=fps, fourcc=fourcc, realtime_file=True)
+    if tracker_spec == "none":
+        trk = None
+    elif tracker_spec == "ultraleap":
+        from .capture.ultraleap import UltraleapTracker
+
+        trk = UltraleapTracker(tracking_mode=tracking_mode)
+    elif tracker_spec.endswith(".lmt"):
+        from .capture.ultraleap import LeapRecordingTracker
+
+        trk = LeapRecordingTracker(tracker_spec, realtime=True)
+    else:
+        raise ValueError(f"unknown tracker {tracker_spec!r}: use ultraleap, a FILE.lmt recording, sim or none")
+    return cam, trk
+
+
+def _live_progress():
+    """A live status line on stderr (when it is a terminal): returns (context, update)."""
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    console = Console(stderr=True)
+    live = Live(Text(""), console=console, refresh_per_second=4, transient=True)
+    if not console.is_terminal:
+        return contextlib.nullcontext(), None
+
+    def show(p) -> None:
+        c, t = p.camera, p.tracker
+        fps = c.rate() or 0.0
+        hz = t.rate() or 0.0
+        lost = "  TRACKER LOST" if p.tracker_lost else ""
+        live.update(Text(
+            f"{p.wall_s:6.1f} s  camera {c.written} frames {fps:5.1f} fps (drops {c.dropped}, queue {p.camera_queue}, max {c.high_water})  "
+            f"tracker {t.written} frames {hz:5.1f} Hz (drops {t.dropped}, queue {p.tracker_queue})  {p.bytes_written / 1e6:.1f} MB{lost}"
+        ))
+
+    return live, show
+
+
 # ------------------------------------------------------------------------------- board
 @main.command()
 @click.argument("kind", type=click.Choice(["checkerboard", "charuco"]))
@@ -233,6 +367,37 @@ def _describe(s) -> list[str]:
     if s.has_ground_truth:
         lines.append("ground truth: yes (simulated)")
     return lines
+
+
+@session.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--decode", is_flag=True, help="Decode every frame (slow), not only the first and last.")
+@click.option("--max-gap-ms", type=float, default=50.0, show_default=True, help="Widest tracker gap to interpolate across.")
+def session_check(path, decode, max_gap_ms):
+    """Validate a session and report what is usable.
+
+    Reads what a killed capture left too: everything flushed before the kill is used,
+    a torn last line is skipped. Exits non-zero if the session has problems that make
+    it unusable.
+
+    \b
+    Example:
+        gthd session check capture/alice-1
+        gthd session check capture/alice-1 --decode
+    """
+    from .capture.check import check_session
+
+    with user_errors():
+        r = check_session(path, decode=decode, max_gap_ms=max_gap_ms)
+    for line in r.facts:
+        click.echo(line)
+    for line in r.warnings:
+        click.echo(f"warning: {line}")
+    for line in r.problems:
+        click.echo(f"problem: {line}")
+    if not r.ok:
+        raise click.ClickException(f"{path}: {len(r.problems)} problem{'s' * (len(r.problems) > 1)}: not usable as it is")
+    click.echo(f"ok: {r.usable_frames} usable frames")
 
 
 @session.command("sheet")

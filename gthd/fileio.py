@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -82,32 +83,42 @@ class JsonlAppender:
     """An append-only JSON-lines log, flushed at most every ``flush_every_s`` seconds.
 
     Each record is one line. ``flush()`` pushes buffered lines to the OS (survives a
-    killed process); ``close()`` also fsyncs (survives a power cut).
+    killed process); ``close()`` also fsyncs (survives a power cut). Safe to use from
+    several threads (a writer thread appends while the main thread flushes).
     """
 
     def __init__(self, path: str | os.PathLike, flush_every_s: float = 0.25):
         self.path = Path(path)
+        self._lock = threading.Lock()
         self._f: IO[str] = open(self.path, "a", encoding="utf-8")
         self._flush_every_ns = int(flush_every_s * 1e9)
         self._last_flush = _now_ns()
         self.count = 0
 
     def write(self, record: dict) -> None:
-        self._f.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
-        self.count += 1
-        now = _now_ns()
-        if now - self._last_flush >= self._flush_every_ns:
-            self.flush()
+        line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
+        with self._lock:
+            self._f.write(line)
+            self.count += 1
+            now = _now_ns()
+            if now - self._last_flush >= self._flush_every_ns:
+                self._f.flush()
+                self._last_flush = now
 
     def flush(self) -> None:
-        self._f.flush()
-        self._last_flush = _now_ns()
+        with self._lock:
+            if not self._f.closed:
+                self._f.flush()
+                self._last_flush = _now_ns()
 
     def close(self) -> None:
-        if not self._f.closed:
-            self._f.flush()
-            os.fsync(self._f.fileno())
-            self._f.close()
+        with self._lock:
+            if not self._f.closed:
+                try:
+                    self._f.flush()
+                    os.fsync(self._f.fileno())
+                finally:
+                    self._f.close()
 
     def __enter__(self):
         return self

@@ -36,6 +36,7 @@ LOG_FORMATS = {
     "tracker.jsonl": "gthd-tracker",
     "clock.jsonl": "gthd-clock",
 }
+OPTIONAL_LOGS = {"events.jsonl": "gthd-events"}  # absent in sessions that never had one
 LOG_VERSION = 1
 STATUSES = ("recording", "complete", "interrupted")
 HAND_TYPES = ("left", "right")
@@ -94,7 +95,7 @@ class SessionWriter:
         }
         self._write_manifest()
         self._logs = {}
-        for name, fmt in LOG_FORMATS.items():
+        for name, fmt in {**LOG_FORMATS, **OPTIONAL_LOGS}.items():
             log = JsonlAppender(self.path / name, flush_every_s)
             log.write({"format": fmt, "format_version": LOG_VERSION, "gthd_version": __version__})
             self._logs[name] = log
@@ -167,7 +168,13 @@ class SessionWriter:
         self._logs["clock.jsonl"].write({"h0_ns": int(h0_ns), "leap_us": int(device_us), "h1_ns": int(h1_ns)})
         self.n_clock += 1
 
+    def add_event(self, source: str, kind: str, detail: str, t_host_ns: int) -> None:
+        """Append to the event log: what happened to a source and when (host clock):
+        e.g. ("tracker", "lost", "service disconnected"), ("camera", "back", ...)."""
+        self._logs["events.jsonl"].write({"t_host_ns": int(t_host_ns), "source": source, "kind": kind, "detail": detail})
+
     def flush(self) -> None:
+        """Push every log's buffered lines to the OS (thread-safe)."""
         for log in self._logs.values():
             log.flush()
 
@@ -275,10 +282,12 @@ class Session:
         frames: the frame index. tracker: the tracker stream.
         clock: (n, 3) int64 clock brackets (h0_ns, leap_us, h1_ns).
         torn: how many torn/broken log lines were skipped, per log.
+        events: the event log's records (source lost/back, errors), oldest first.
     """
 
-    def __init__(self, path: Path, manifest: dict, frames: Frames, tracker: TrackerStream, clock: np.ndarray, torn: dict):
+    def __init__(self, path: Path, manifest: dict, frames: Frames, tracker: TrackerStream, clock: np.ndarray, torn: dict, events: list[dict] | None = None):
         self.path = path
+        self.events = events or []
         self.manifest = manifest
         self.frames = frames
         self.tracker = tracker
@@ -302,8 +311,11 @@ class Session:
             raise FormatError(f"{path}: not a session folder (no such directory)")
         manifest = read_json(path / "manifest.json", fmt=SESSION_FORMAT, versions=(SESSION_VERSION,))
         torn, logs = {}, {}
-        for name, fmt in LOG_FORMATS.items():
+        for name, fmt in {**LOG_FORMATS, **OPTIONAL_LOGS}.items():
             if not (path / name).exists():
+                if name in OPTIONAL_LOGS:
+                    logs[name] = []
+                    continue
                 raise FormatError(f"{path / name}: missing")
             records, torn[name] = read_jsonl(path / name)
             if not records or records[0].get("format") != fmt:
@@ -334,7 +346,7 @@ class Session:
             hands=[r["hands"] for r in tr],
         )
         clock = np.array([[r["h0_ns"], r["leap_us"], r["h1_ns"]] for r in logs["clock.jsonl"]], dtype=np.int64)
-        return cls(path, manifest, frames, tracker, clock.reshape(-1, 3), torn)
+        return cls(path, manifest, frames, tracker, clock.reshape(-1, 3), torn, logs["events.jsonl"])
 
     def image(self, i: int) -> np.ndarray:
         """Frame ``i`` of the index as (H, W, 3) uint8 BGR."""

@@ -104,108 +104,82 @@ def simulate(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _simulate_into(path, seed, config, n_boards, n_clicks, click_joint, click_noise_px, click_outliers, progress) -> SimResult:
-    rngs = _rngs(seed)
-    rig = sample_rig(rngs["rig"], config)
-    cam = rig.camera
-    motion = generate_motion(rngs["motion"], rig.shape, cam, rig.T_cam_leap, config.duration_s, config.hand_size_px)
-    cam_tl = camera_timeline(rig, rngs["camera"])
-    trk_tl = tracker_timeline(rig, rngs["tracker"])
+class SimRun:
+    """One simulated session with all its randomness drawn from ``seed``: the rig, the
+    hand's motion, both streams' timing, the room. Both ``gthd simulate`` and the capture
+    engine's simulated sources (``gthd.capture.simulated``) take what they write from here.
 
-    writer = SessionWriter(
-        path,
-        source="simulated",
-        camera={
-            "source": f"gthd.sim (seed {seed})",
-            "width": cam.width,
-            "height": cam.height,
-            "fps_requested": config.fps,
-            "fps_actual": config.fps,
-            "fourcc": "MJPG",
-            "jpeg_quality": rig.jpeg_quality,
-        },
-        tracker={"kind": "simulated", "serial": f"SIM{seed:08d}", "tracking_mode": "Desktop", "clock": "leapc_us"},
-        session_id=f"sim-{seed}",
-        created_utc=None,
-        subject=rig.subject_id,
-        image_format="jpg",
-        flush_every_s=3600,
-    )
+    Attributes:
+        rig, motion, cam_tl (camera timeline), trk_tl (tracker timeline), scene, look.
+    """
 
-    # ---- the tracker stream
-    s0 = rig.host_start_ns
-    t_trk = (trk_tl.t_true_ns - s0) / 1e9
-    j_true, seg = motion.joints(t_trk)
-    palm = j_true[:, [0, 5, 9, 13, 17]].mean(axis=1)
-    seen = (seg >= 0) & in_leap_volume(palm) & ~trk_tl.lost
-    noise = rngs["tracker"].normal(0, rig.tracker_noise_mm, j_true.shape)
-    # A new hand id whenever tracking is (re)acquired, as LeapC does.
-    hand_id = np.cumsum(seen & ~np.r_[False, seen[:-1]]) + 100 * (seed % 7 + 1)
-    edge = np.maximum(np.abs(np.arctan2(palm[:, 0], palm[:, 1])) / np.deg2rad(70), np.abs(np.arctan2(palm[:, 2], palm[:, 1])) / np.deg2rad(60))
-    confidence = np.clip(1.05 - 0.5 * edge**4, 0.1, 1.0)
-    for h0, d, h1 in trk_tl.clock_samples:
-        writer.add_clock_sample(h0, d, h1)
-    for i in range(len(trk_tl.frame_id)):
-        hands = []
-        if seen[i]:
-            joints = j_true[i] + noise[i]
-            hands.append(
-                {
-                    "id": int(hand_id[i]),
-                    "type": motion.segments[seg[i]].handedness,
-                    "confidence": float(confidence[i]),
-                    "joints": joints,
-                    "palm": joints[[0, 5, 9, 13, 17]].mean(axis=0),
-                }
-            )
-        writer.add_tracker_frame(
-            frame_id=int(trk_tl.frame_id[i]),
-            t_device_us=int(trk_tl.t_device_us[i]),
-            t_host_ns=int(trk_tl.t_host_ns[i]),
-            t_arrival_ns=int(trk_tl.t_arrival_ns[i]),
-            framerate=float(trk_tl.framerate[i]),
-            hands=hands,
-        )
+    def __init__(self, seed: int, config: RigConfig = RigConfig()):
+        self.seed = seed
+        self.config = config
+        self._rngs = rngs = _rngs(seed)
+        self.rig = rig = sample_rig(rngs["rig"], config)
+        self.motion = generate_motion(rngs["motion"], rig.shape, rig.camera, rig.T_cam_leap, config.duration_s, config.hand_size_px)
+        self.cam_tl = camera_timeline(rig, rngs["camera"])
+        self.trk_tl = tracker_timeline(rig, rngs["tracker"])
+        self.scene, self.look = make_scene(rngs["scene"], rig)
+        self._tracker_seen = None
 
-    # ---- the camera frames
-    scene, look = make_scene(rngs["scene"], rig)
-    params = [cv2.IMWRITE_JPEG_QUALITY, rig.jpeg_quality]
-    truth_frames, sizes = [], []
-    n = len(cam_tl.seq)
-    for i, seq, img, hand in camera_frames(rig, motion, cam_tl, scene, look, seed):
-        ok, enc = cv2.imencode(".jpg", img, params)
-        if not ok:
-            raise RuntimeError("JPEG encoding failed")
-        writer.add_frame(enc.tobytes(), int(cam_tl.t_host_ns[i]), seq=seq)
-        if hand is not None:
-            box = hand["box"]
-            sizes.append(max(box[2] - box[0], box[3] - box[1]))
-        truth_frames.append({"index": i, "seq": seq, "t_exposure_ns": int(cam_tl.t_exposure_ns[i]), "hand": hand})
-        if progress is not None:
-            progress(i + 1, n)
+    # -- descriptions for the manifest
+    def camera_info(self) -> dict:
+        cam, cfg = self.rig.camera, self.config
+        return {
+            "source": f"gthd.sim (seed {self.seed})", "width": cam.width, "height": cam.height,
+            "fps_requested": cfg.fps, "fps_actual": cfg.fps, "fourcc": "MJPG", "jpeg_quality": self.rig.jpeg_quality,
+        }
 
-    clicks_truth = _write_clicks(path, writer, rig, truth_frames, cam_tl, n_clicks, click_joint, click_noise_px, click_outliers, rngs["clicks"], seed)
-    boards_truth = _write_boards(path, rig, scene, n_boards, rngs["boards"]) if n_boards else {}
+    def tracker_info(self) -> dict:
+        return {"kind": "simulated", "serial": f"SIM{self.seed:08d}", "tracking_mode": "Desktop", "clock": "leapc_us"}
 
-    writer.finish("complete")
-    sizes_arr = np.array(sizes) if sizes else np.zeros(1)
-    result = SimResult(
-        path=path,
-        frames=n,
-        hand_frames=int(sum(f["hand"] is not None for f in truth_frames)),
-        tracker_frames=len(trk_tl.frame_id),
-        tracker_hand_frames=int(seen.sum()),
-        board_views=sum(len(b["views"]) for b in boards_truth.values()),
-        clicks=len(clicks_truth.get("clicks", [])),
-        clock_offset_ms=rig.clock_offset_ns / 1e6,
-        hand_size_px=tuple(float(v) for v in np.percentile(sizes_arr, [5, 50, 95])),
-    )
-    write_truth(
-        path / "ground_truth.json",
-        {
-            "seed": seed,
+    # -- the streams
+    def camera_frames(self):
+        """Rendered camera frames in order: see :func:`camera_frames`."""
+        return camera_frames(self.rig, self.motion, self.cam_tl, self.scene, self.look, self.seed)
+
+    def tracker_frames(self) -> list[dict]:
+        """Every tracking frame as :meth:`SessionWriter.add_tracker_frame` takes it
+        (``t_host_ns`` mapped from the clock brackets, causally, as capture does)."""
+        rig, motion, tl = self.rig, self.motion, self.trk_tl
+        t = (tl.t_true_ns - rig.host_start_ns) / 1e9
+        j_true, seg = motion.joints(t)
+        palm = j_true[:, [0, 5, 9, 13, 17]].mean(axis=1)
+        seen = (seg >= 0) & in_leap_volume(palm) & ~tl.lost
+        noise = np.random.default_rng([self.seed, 0x7EAC]).normal(0, rig.tracker_noise_mm, j_true.shape)
+        # A new hand id whenever tracking is (re)acquired, as LeapC does.
+        hand_id = np.cumsum(seen & ~np.r_[False, seen[:-1]]) + 100 * (self.seed % 7 + 1)
+        edge = np.maximum(np.abs(np.arctan2(palm[:, 0], palm[:, 1])) / np.deg2rad(70), np.abs(np.arctan2(palm[:, 2], palm[:, 1])) / np.deg2rad(60))
+        confidence = np.clip(1.05 - 0.5 * edge**4, 0.1, 1.0)
+        self._tracker_seen = seen
+        out = []
+        for i in range(len(tl.frame_id)):
+            hands = []
+            if seen[i]:
+                joints = j_true[i] + noise[i]
+                hands.append({
+                    "id": int(hand_id[i]), "type": motion.segments[seg[i]].handedness, "confidence": float(confidence[i]),
+                    "joints": joints, "palm": joints[[0, 5, 9, 13, 17]].mean(axis=0),
+                })
+            out.append({
+                "frame_id": int(tl.frame_id[i]), "t_device_us": int(tl.t_device_us[i]), "t_host_ns": int(tl.t_host_ns[i]),
+                "t_arrival_ns": int(tl.t_arrival_ns[i]), "framerate": float(tl.framerate[i]), "hands": hands,
+            })
+        return out
+
+    # -- the truth
+    def truth(self, frames: list[dict], clicks: dict | None = None, boards: dict | None = None, summary: dict | None = None) -> dict:
+        """The ground-truth document (docs/simulate.md) for the given per-frame truth
+        (aligned with the session's frame index)."""
+        rig, config = self.rig, self.config
+        s0 = rig.host_start_ns
+        seen = self._tracker_seen if self._tracker_seen is not None else np.zeros(0, bool)
+        return {
+            "seed": self.seed,
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
-            "camera": cam.to_dict(),
+            "camera": rig.camera.to_dict(),
             "T_cam_leap": rig.T_cam_leap.to_dict(),
             "clock": {
                 "offset_ns": rig.clock_offset_ns,
@@ -214,17 +188,62 @@ def _simulate_into(path, seed, config, n_boards, n_clicks, click_joint, click_no
                 "camera_jitter_mean_ns": rig.jitter_ns,
                 "leap_offset_us": rig.leap_offset_us,
                 "leap_drift_ppm": rig.leap_drift_ppm,
-                "host_start_ns": rig.host_start_ns,
+                "host_start_ns": s0,
             },
             "subject": {"id": rig.subject_id, "scale": rig.subject_scale, "skin_bgr": list(rig.skin_bgr), "hand": rig.shape.to_dict()},
-            "tracker": {"noise_mm": rig.tracker_noise_mm, "lost_frames": int(trk_tl.lost.sum()), "frames_with_hand": int(seen.sum())},
-            "segments": [{"start_ns": s0 + int(s.start_s * 1e9), "end_ns": s0 + int(s.end_s * 1e9), "handedness": s.handedness} for s in motion.segments],
-            "summary": {k: v for k, v in asdict(result).items() if k != "path"},
-            "clicks": clicks_truth,
-            "boards": boards_truth,
-            "frames": truth_frames,
-        },
+            "tracker": {"noise_mm": rig.tracker_noise_mm, "lost_frames": int(self.trk_tl.lost.sum()), "frames_with_hand": int(seen.sum())},
+            "segments": [{"start_ns": s0 + int(s.start_s * 1e9), "end_ns": s0 + int(s.end_s * 1e9), "handedness": s.handedness} for s in self.motion.segments],
+            "summary": summary or {},
+            "clicks": clicks or {},
+            "boards": boards or {},
+            "frames": frames,
+        }
+
+
+def _simulate_into(path, seed, config, n_boards, n_clicks, click_joint, click_noise_px, click_outliers, progress) -> SimResult:
+    run = SimRun(seed, config)
+    writer = SessionWriter(
+        path, source="simulated", camera=run.camera_info(), tracker=run.tracker_info(), session_id=f"sim-{seed}",
+        created_utc=None, subject=run.rig.subject_id, image_format="jpg", flush_every_s=3600,
     )
+    for h0, d, h1 in run.trk_tl.clock_samples:
+        writer.add_clock_sample(h0, d, h1)
+    tracker = run.tracker_frames()
+    for rec in tracker:
+        writer.add_tracker_frame(**rec)
+
+    params = [cv2.IMWRITE_JPEG_QUALITY, run.rig.jpeg_quality]
+    truth_frames, sizes = [], []
+    n = len(run.cam_tl.seq)
+    for i, seq, img, hand in run.camera_frames():
+        ok, enc = cv2.imencode(".jpg", img, params)
+        if not ok:
+            raise RuntimeError("JPEG encoding failed")
+        writer.add_frame(enc.tobytes(), int(run.cam_tl.t_host_ns[i]), seq=seq)
+        if hand is not None:
+            box = hand["box"]
+            sizes.append(max(box[2] - box[0], box[3] - box[1]))
+        truth_frames.append({"index": i, "seq": seq, "t_exposure_ns": int(run.cam_tl.t_exposure_ns[i]), "hand": hand})
+        if progress is not None:
+            progress(i + 1, n)
+
+    clicks_truth = _write_clicks(path, writer, run.rig, truth_frames, run.cam_tl, n_clicks, click_joint, click_noise_px, click_outliers, run._rngs["clicks"], seed)
+    boards_truth = _write_boards(path, run.rig, run.scene, n_boards, run._rngs["boards"]) if n_boards else {}
+    writer.finish("complete")
+    sizes_arr = np.array(sizes) if sizes else np.zeros(1)
+    result = SimResult(
+        path=path,
+        frames=n,
+        hand_frames=int(sum(f["hand"] is not None for f in truth_frames)),
+        tracker_frames=len(tracker),
+        tracker_hand_frames=int(sum(bool(r["hands"]) for r in tracker)),
+        board_views=sum(len(b["views"]) for b in boards_truth.values()),
+        clicks=len(clicks_truth.get("clicks", [])),
+        clock_offset_ms=run.rig.clock_offset_ns / 1e6,
+        hand_size_px=tuple(float(v) for v in np.percentile(sizes_arr, [5, 50, 95])),
+    )
+    summary = {k: v for k, v in asdict(result).items() if k != "path"}
+    write_truth(path / "ground_truth.json", run.truth(truth_frames, clicks_truth, boards_truth, summary))
     return result
 
 

@@ -1,0 +1,84 @@
+"""The optional live preview of ``gthd capture --preview``: an OpenCV highgui window
+with the latest camera frame and the latest tracked hand, projected into the image when
+a calibration is given, else drawn in a front view in the corner. ``q`` or Esc stops the
+capture."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..draw import draw_skeleton, label
+from ..geometry import Camera, Transform
+
+WINDOW = "gthd capture (q to stop)"
+
+
+def load_projection(path: str | Path) -> tuple[Camera, Transform]:
+    """Camera and ``T_cam_leap`` from a JSON file that has ``camera`` (camera_matrix,
+    distortion_coefficients, image_width, image_height) and ``T_cam_leap`` (R, t, from,
+    to): a ``calibration.json`` of ``gthd calibrate``, or a simulated session's
+    ``ground_truth.json``."""
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+        cam = Camera.from_dict(d["camera"])
+        T = Transform.from_dict(d["T_cam_leap"])
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such calibration file") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a calibration with 'camera' and 'T_cam_leap' ({type(e).__name__}: {e})") from None
+    if (T.src, T.dst) != ("leap", "cam"):
+        raise ValueError(f"{path}: T_cam_leap maps {T.src} to {T.dst}, expected leap to cam")
+    return cam, T
+
+
+class Preview:
+    """Call with the running capture from the main thread; returns False to stop."""
+
+    def __init__(self, calibration: str | Path | None = None):
+        self.projection = load_projection(calibration) if calibration else None
+        cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
+
+    def __call__(self, capture) -> bool:
+        frame = capture.latest_frame
+        if frame is not None:
+            img = frame.image.copy()
+            for hand in capture.latest_hands:
+                joints = np.asarray(hand["joints"])
+                if self.projection is not None:
+                    cam, T = self.projection
+                    pc = T.apply(joints)
+                    if np.all(pc[:, 2] > 0):
+                        draw_skeleton(img, cam.project(pc), cam.in_image(cam.project(pc)))
+                else:
+                    self._inset(img, joints)
+            st = capture.cam_stats
+            label(img, f"{st.written} frames  {capture.trk_stats.written} tracker  drops {st.dropped}", org=(8, 22), scale=0.55)
+            cv2.imshow(WINDOW, img)
+        key = cv2.waitKey(15) & 0xFF
+        if key in (ord("q"), 27):
+            self.close()
+            return False
+        return True
+
+    @staticmethod
+    def _inset(img: np.ndarray, joints: np.ndarray) -> None:
+        """Front view of the hand (leap x right, y up) in a box in the top-right corner."""
+        size = min(img.shape[0], img.shape[1]) // 3
+        x0, y0 = img.shape[1] - size - 8, 8
+        cv2.rectangle(img, (x0, y0), (x0 + size, y0 + size), (40, 40, 40), -1)
+        c = joints[:, :2].mean(axis=0)
+        scale = size / 260.0  # a 260 mm wide view around the hand
+        uv = np.stack([x0 + size / 2 + (joints[:, 0] - c[0]) * scale, y0 + size / 2 - (joints[:, 1] - c[1]) * scale], axis=1)
+        draw_skeleton(img, uv, thickness=1, radius=2)
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(WINDOW)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass

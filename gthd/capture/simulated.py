@@ -1,0 +1,151 @@
+"""Simulated camera and tracker for the capture engine, from :class:`gthd.sim.SimRun`.
+
+They deliver what the simulated rig produces, stamped on the simulator's host clock, and
+paced against the wall clock at ``speed`` x real time (``speed=0``: as fast as they can).
+A session captured from them carries the simulator's timeline, so its ground truth
+(:func:`write_truth`) applies to it exactly as to one written by ``gthd simulate``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..session import Session
+from ..sim.rig import RigConfig
+from ..sim.simulate import SimRun
+from ..sim.truth import write_truth
+from .sources import CameraFrame, ClockBracket, Emit, SourceError, TrackerFrame
+
+
+class Pacer:
+    """Maps the simulator's host clock onto the wall clock, shared by both sources so
+    they stay in step. ``speed`` x real time; 0 means unpaced."""
+
+    def __init__(self, t0_ns: int, speed: float):
+        if speed < 0:
+            raise ValueError(f"speed must be >= 0 (0: unpaced), got {speed}")
+        self.t0_ns = t0_ns
+        self.speed = speed
+        self._wall0: int | None = None
+        self._lock = threading.Lock()
+
+    def wait_until(self, t_ns: int, stop: threading.Event | None = None) -> None:
+        """Sleep until simulated time ``t_ns`` is due (at once when unpaced)."""
+        if self.speed == 0:
+            return
+        with self._lock:
+            if self._wall0 is None:
+                self._wall0 = time.monotonic_ns()
+        due = self._wall0 + (t_ns - self.t0_ns) / self.speed
+        while True:
+            left = (due - time.monotonic_ns()) / 1e9
+            if left <= 0:
+                return
+            if stop is not None:
+                if stop.wait(min(left, 0.1)):
+                    return
+            else:
+                time.sleep(min(left, 0.1))
+
+
+class SimCamera:
+    """The simulated rig's camera as a :class:`CameraSource`."""
+
+    def __init__(self, run: SimRun, pacer: Pacer):
+        self.run = run
+        self.pacer = pacer
+        self._frames = None
+        self.truth_by_seq: dict[int, dict] = {}
+
+    def open(self) -> dict:
+        self._frames = self.run.camera_frames()
+        return self.run.camera_info()
+
+    def read(self) -> CameraFrame | None:
+        if self._frames is None:
+            raise SourceError("the simulated camera is not open")
+        item = next(self._frames, None)
+        if item is None:
+            return None
+        i, seq, img, hand = item
+        t_host = int(self.run.cam_tl.t_host_ns[i])
+        self.pacer.wait_until(t_host)
+        self.truth_by_seq[seq] = {"seq": seq, "t_exposure_ns": int(self.run.cam_tl.t_exposure_ns[i]), "hand": hand}
+        return CameraFrame(img, t_host, seq=seq)
+
+    def reconnect(self) -> None:
+        raise SourceError("the simulated camera cannot reconnect")
+
+    def close(self) -> None:
+        self._frames = None
+
+
+class SimTracker:
+    """The simulated rig's tracker as a :class:`TrackerSource`: tracking frames and clock
+    brackets in the order capture would receive them (by arrival time)."""
+
+    def __init__(self, run: SimRun, pacer: Pacer):
+        self.run = run
+        self.pacer = pacer
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._done = threading.Event()
+
+    def open(self) -> dict:
+        return self.run.tracker_info()
+
+    def _items(self) -> list[tuple[int, object]]:
+        """(arrival time ns, item), sorted by arrival."""
+        items: list[tuple[int, object]] = [(int(h1), ClockBracket(int(h0), int(d), int(h1))) for h0, d, h1 in self.run.trk_tl.clock_samples]
+        for r in self.run.tracker_frames():
+            items.append((r["t_arrival_ns"], TrackerFrame(r["frame_id"], r["t_device_us"], r["t_arrival_ns"], r["framerate"], r["hands"])))
+        items.sort(key=lambda it: it[0])
+        return items
+
+    def start(self, emit: Emit) -> None:
+        items = self._items()
+
+        def run():
+            try:
+                for t_arrival, item in items:
+                    self.pacer.wait_until(t_arrival, self._stop)
+                    if self._stop.is_set():
+                        return
+                    emit(item)
+            finally:
+                self._done.set()
+
+        self._thread = threading.Thread(target=run, name="gthd-sim-tracker", daemon=True)
+        self._thread.start()
+
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def simulated_sources(seed: int, config: RigConfig = RigConfig(), speed: float = 1.0) -> tuple[SimCamera, SimTracker, SimRun]:
+    """A simulated camera and tracker sharing one rig and one pacer."""
+    run = SimRun(seed, config)
+    pacer = Pacer(run.rig.host_start_ns, speed)
+    return SimCamera(run, pacer), SimTracker(run, pacer), run
+
+
+def write_truth_for(camera: SimCamera, session_path: str | Path) -> None:
+    """Write ``ground_truth.json`` into a session captured from ``camera``: the truth of
+    every frame the session indexes, aligned with its frame index by sequence number."""
+    session = Session.open(session_path)
+    frames = []
+    for i, seq in enumerate(session.frames.seq.tolist()):
+        t = camera.truth_by_seq.get(int(seq))
+        frames.append({"index": i, "seq": int(seq), "t_exposure_ns": None if t is None else t["t_exposure_ns"], "hand": None if t is None else t["hand"]})
+    sizes = [max(f["hand"]["box"][2] - f["hand"]["box"][0], f["hand"]["box"][3] - f["hand"]["box"][1]) for f in frames if f["hand"] is not None]
+    summary = {"frames": len(frames), "hand_frames": len(sizes), "hand_size_px": np.percentile(sizes, [5, 50, 95]).tolist() if sizes else None}
+    write_truth(Path(session_path) / "ground_truth.json", camera.run.truth(frames, summary=summary))
