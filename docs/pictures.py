@@ -19,7 +19,7 @@ import numpy as np
 
 from gthd.boards import BoardSpec
 from gthd.draw import contact_sheet, draw_skeleton, label
-from gthd.geometry import Camera, Transform, look_at
+from gthd.geometry import Camera, Transform
 from gthd.hand import JOINT_NAMES
 from gthd.session import Session
 from gthd.sim.kinematics import POSES, HandShape, forward_kinematics
