@@ -182,8 +182,14 @@ class SessionWriter:
         """Close the logs and finalise the manifest with counts and ``status``."""
         if status not in STATUSES[1:]:
             raise ValueError(f"status must be 'complete' or 'interrupted', got {status!r}")
-        for log in self._logs.values():
-            log.close()
+        errors = {}
+        for name, log in self._logs.items():
+            try:
+                log.close()
+            except OSError as e:  # a full disk: the lines flushed before are kept; say so
+                errors[name] = str(e)
+        if errors:
+            self._manifest["log_errors"] = errors
         self._manifest["status"] = status
         self._manifest["counts"] = {
             "frames": self.n_frames,

@@ -265,6 +265,9 @@ class Capture:
             if frame is None:
                 self._stop.set("end of stream")
                 return
+            if cfg.duration_s is not None and st.first_t_ns is not None and frame.t_host_ns - st.first_t_ns >= cfg.duration_s * 1e9:
+                self._stop.set("duration")  # the session holds frames within [0, duration)
+                return
             if frame.seq is not None and last_seq is not None:
                 if frame.seq == last_seq:
                     self._duplicates += 1
@@ -285,8 +288,6 @@ class Capture:
                 st.dropped += 1
             if cfg.max_frames is not None and st.acquired >= cfg.max_frames:
                 self._stop.set("frames")
-            elif cfg.duration_s is not None and frame.t_host_ns - st.first_t_ns >= cfg.duration_s * 1e9:
-                self._stop.set("duration")
 
     def _reconnect_camera(self, why: str) -> bool:
         """Keep reconnecting for ``reconnect_s``; False (and a stop) if it never comes back."""
