@@ -267,4 +267,4 @@ def test_a_full_disk_stops_cleanly_and_says_why(tmp_path):
     s = Session.open(tmp_path / "s")
     assert s.manifest["status"] == "interrupted" and s.manifest["stop_reason"].startswith("disk:")
     assert len(s.frames) > 10 and all((tmp_path / "s" / f).stat().st_size > 0 for f in s.frames.files)
-    assert "tracker.jsonl" in s.manifest["log_errors"]  # what could not be flushed is said
+    assert "too large" in s.manifest["stop_reason"]  # the OS's own words for EFBIG

@@ -20,12 +20,11 @@ import queue
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import cv2
-import numpy as np
 
 from ..clock import ClockMap
 from ..fileio import atomic_write_bytes, dumps_json
@@ -348,7 +347,7 @@ class Capture:
                 self.trk_stats.dropped += 1
 
     def _write_tracker(self) -> None:
-        cfg, st, w = self.config, self.trk_stats, self._writer
+        cfg, w = self.config, self._writer
         failed = False
         while True:
             try:

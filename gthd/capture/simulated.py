@@ -23,7 +23,10 @@ from .sources import CameraFrame, ClockBracket, Emit, SourceError, TrackerFrame
 
 class Pacer:
     """Maps the simulator's host clock onto the wall clock, shared by both sources so
-    they stay in step. ``speed`` x real time; 0 means unpaced."""
+    they stay in step: ``speed`` x real time. Unpaced (``speed=0``) the camera, the slow
+    source, leads as fast as it can and the tracker follows it, never running ahead of
+    the camera's simulated time: the streams interleave as a live rig's do, and the
+    tracker queue holds moments, not the whole session."""
 
     def __init__(self, t0_ns: int, speed: float):
         if speed < 0:
@@ -31,13 +34,32 @@ class Pacer:
         self.t0_ns = t0_ns
         self.speed = speed
         self._wall0: int | None = None
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._lead_ns = t0_ns
+        self._lead_done = False
 
-    def wait_until(self, t_ns: int, stop: threading.Event | None = None) -> None:
-        """Sleep until simulated time ``t_ns`` is due (at once when unpaced)."""
+    def advance(self, t_ns: int) -> None:
+        """The camera has delivered up to simulated time ``t_ns``."""
+        with self._cond:
+            self._lead_ns = max(self._lead_ns, t_ns)
+            self._cond.notify_all()
+
+    def finish(self) -> None:
+        """The camera has delivered everything: followers need not wait any more."""
+        with self._cond:
+            self._lead_done = True
+            self._cond.notify_all()
+
+    def wait_until(self, t_ns: int, stop: threading.Event | None = None, follower: bool = False) -> None:
+        """Sleep until simulated time ``t_ns`` is due. Unpaced, the leader never waits
+        and a follower waits for the leader to reach ``t_ns``."""
         if self.speed == 0:
+            if follower:
+                with self._cond:
+                    while not (self._lead_done or self._lead_ns >= t_ns or (stop is not None and stop.is_set())):
+                        self._cond.wait(0.1)
             return
-        with self._lock:
+        with self._cond:
             if self._wall0 is None:
                 self._wall0 = time.monotonic_ns()
         due = self._wall0 + (t_ns - self.t0_ns) / self.speed
@@ -70,10 +92,12 @@ class SimCamera:
             raise SourceError("the simulated camera is not open")
         item = next(self._frames, None)
         if item is None:
+            self.pacer.finish()
             return None
         i, seq, img, hand = item
         t_host = int(self.run.cam_tl.t_host_ns[i])
         self.pacer.wait_until(t_host)
+        self.pacer.advance(t_host)
         self.truth_by_seq[seq] = {"seq": seq, "t_exposure_ns": int(self.run.cam_tl.t_exposure_ns[i]), "hand": hand}
         return CameraFrame(img, t_host, seq=seq)
 
@@ -82,6 +106,7 @@ class SimCamera:
 
     def close(self) -> None:
         self._frames = None
+        self.pacer.finish()
 
 
 class SimTracker:
@@ -112,7 +137,7 @@ class SimTracker:
         def run():
             try:
                 for t_arrival, item in items:
-                    self.pacer.wait_until(t_arrival, self._stop)
+                    self.pacer.wait_until(t_arrival, self._stop, follower=True)
                     if self._stop.is_set():
                         return
                     emit(item)
