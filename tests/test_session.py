@@ -114,3 +114,24 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     os.umask(umask)
     assert mode == 0o666 & ~umask
     assert not [p for p in tmp_path.iterdir() if p.name != "f"]  # no temporary left behind
+
+
+def test_joints_at_is_exact_on_linear_motion(tmp_path):
+    """Joints moving at constant velocity, tracked at irregular times: interpolation at
+    any time in between gives the motion itself (to float precision)."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 100, (21, 3))
+    v = rng.normal(0, 500, (21, 3))  # mm/s
+    t = np.cumsum(rng.uniform(7e6, 11e6, 60)).astype(np.int64)  # ~110 Hz with jitter, ns
+    w = _writer(tmp_path / "s")
+    for k, tk in enumerate(t):
+        hand = {"id": 1, "type": "left", "confidence": 1.0, "joints": a + v * tk / 1e9, "palm": [0, 0, 0]}
+        w.add_tracker_frame(frame_id=k, t_device_us=int(tk // 1000), t_host_ns=int(tk), t_arrival_ns=int(tk), framerate=110, hands=[hand])
+    w.finish()
+    tr = Session.open(tmp_path / "s").tracker
+    q = rng.integers(t[0], t[-1], 200)
+    got = tr.joints_at(q, max_gap_ns=20_000_000)
+    want = a + v * (q[:, None, None] / 1e9)
+    np.testing.assert_allclose(got, want, atol=2e-3)  # the stream stores 0.001 mm
+    # a gap wider than the limit is refused, not guessed
+    assert np.isnan(tr.joints_at(q, max_gap_ns=5_000_000)).all(axis=(1, 2)).sum() > 150

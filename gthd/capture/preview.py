@@ -14,7 +14,7 @@ import numpy as np
 from ..draw import draw_skeleton, label
 from ..geometry import Camera, Transform
 
-WINDOW = "gthd capture (q to stop)"
+WINDOW = "gthd capture - press q to stop"  # no regex characters: window tools search titles by regex
 
 
 def load_projection(path: str | Path) -> tuple[Camera, Transform]:
@@ -39,25 +39,35 @@ def load_projection(path: str | Path) -> tuple[Camera, Transform]:
 class Preview:
     """Call with the running capture from the main thread; returns False to stop."""
 
-    def __init__(self, calibration: str | Path | None = None):
+    def __init__(self, calibration: str | Path | None = None, window: bool = True):
         self.projection = load_projection(calibration) if calibration else None
-        cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
+        if window:
+            cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
+
+    def render(self, capture) -> np.ndarray | None:
+        """The picture the window shows: the latest frame with the latest hands drawn,
+        or None before the first frame."""
+        frame = capture.latest_frame
+        if frame is None:
+            return None
+        img = frame.image.copy()
+        for hand in capture.latest_hands:
+            joints = np.asarray(hand["joints"])
+            if self.projection is not None:
+                cam, T = self.projection
+                pc = T.apply(joints)
+                if np.all(pc[:, 2] > 0):
+                    uv = cam.project(pc)
+                    draw_skeleton(img, uv, cam.in_image(uv))
+            else:
+                self._inset(img, joints)
+        st = capture.cam_stats
+        label(img, f"{st.written} frames  {capture.trk_stats.written} tracker  drops {st.dropped}", org=(8, 22), scale=0.55)
+        return img
 
     def __call__(self, capture) -> bool:
-        frame = capture.latest_frame
-        if frame is not None:
-            img = frame.image.copy()
-            for hand in capture.latest_hands:
-                joints = np.asarray(hand["joints"])
-                if self.projection is not None:
-                    cam, T = self.projection
-                    pc = T.apply(joints)
-                    if np.all(pc[:, 2] > 0):
-                        draw_skeleton(img, cam.project(pc), cam.in_image(cam.project(pc)))
-                else:
-                    self._inset(img, joints)
-            st = capture.cam_stats
-            label(img, f"{st.written} frames  {capture.trk_stats.written} tracker  drops {st.dropped}", org=(8, 22), scale=0.55)
+        img = self.render(capture)
+        if img is not None:
             cv2.imshow(WINDOW, img)
         key = cv2.waitKey(15) & 0xFF
         if key in (ord("q"), 27):
