@@ -204,10 +204,8 @@ def capture(out, camera_spec, tracker_spec, duration, max_frames, image_size, fp
     try:
         with live:
             result = Capture(out, cam, trk, config).run(on_progress=show, preview=view)
-    except SourceError as e:
-        raise click.ClickException(str(e)) from None
-    except FileExistsError as e:
-        raise click.ClickException(str(e)) from None
+    except (SourceError, OSError) as e:  # no device, wrong package, folder taken or unwritable
+        raise click.ClickException(e.strerror if isinstance(e, OSError) and e.strerror else str(e)) from None
     if sim:
         from .capture.simulated import write_truth_for
 

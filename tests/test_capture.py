@@ -268,3 +268,20 @@ def test_a_full_disk_stops_cleanly_and_says_why(tmp_path):
     assert s.manifest["status"] == "interrupted" and s.manifest["stop_reason"].startswith("disk:")
     assert len(s.frames) > 10 and all((tmp_path / "s" / f).stat().st_size > 0 for f in s.frames.files)
     assert "too large" in s.manifest["stop_reason"]  # the OS's own words for EFBIG
+
+
+def test_a_camera_that_hangs_does_not_hang_the_stop(tmp_path):
+    class Hangs(FakeCamera):
+        def read(self):
+            if self.i >= 5:
+                time.sleep(3600)  # a stalled driver
+            return super().read()
+
+    cam = Hangs(n=100)
+    cap = Capture(tmp_path / "s", cam, None, CaptureConfig(reconnect_s=0.2))
+    threading.Timer(0.5, cap.stop, args=("user (Ctrl-C)",)).start()
+    t = time.monotonic()
+    r = cap.run(handle_signals=False)
+    assert time.monotonic() - t < 6
+    assert r.status == "complete" and len(Session.open(tmp_path / "s").frames) == 5
+    assert any(e["kind"] == "error" and "did not return" in e["detail"] for e in Session.open(tmp_path / "s").events)

@@ -85,3 +85,10 @@ def test_check_says_what_is_wrong(tmp_path):
     assert r.exit_code == 1
     assert "problem: 1 indexed frame files are missing or empty (first: frames/000003.jpg)" in r.output
     assert "warning: 1 frame file written but never indexed" in r.output
+
+
+def test_an_unwritable_output_folder_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    r = CliRunner().invoke(main, ["capture", str(tmp_path / "file" / "s"), "--camera", "sim", "--tracker", "sim", "--duration", "1"], catch_exceptions=False)
+    assert r.exit_code == 1 and r.output.count("\n") == 1
+    assert r.output.startswith("Error: cannot write the session to") and "Not a directory" in r.output

@@ -167,23 +167,29 @@ class Capture:
             handle_signals: install SIGINT/SIGTERM handlers (main thread only).
 
         Raises:
-            SourceError: a source cannot open (nothing is written then), FileExistsError.
+            SourceError: a source cannot open (nothing is written then), FileExistsError,
+            OSError: the session folder cannot be written (the sources are closed again).
         """
         if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
             raise FileExistsError(f"{self.out} exists and is not empty: capture never overwrites, choose a new folder")
+        cfg = self.config
         cam_info = self.camera.open()
         try:
             trk_info = self.tracker.open() if self.tracker is not None else {"kind": "none"}
+            try:
+                self._writer = SessionWriter(
+                    self.out, source="simulated" if cam_info.get("source", "").startswith("gthd.sim") else "capture",
+                    camera={**cam_info, "image_format": cfg.image_format, **({"jpeg_quality": cfg.jpeg_quality} if cfg.image_format == "jpg" else {})},
+                    tracker=trk_info, session_id=cfg.session_id or self.out.name, created_utc=cfg.created_utc,
+                    subject=cfg.subject, image_format=cfg.image_format, flush_every_s=cfg.flush_every_s,
+                )
+            except OSError as e:
+                if self.tracker is not None:
+                    self.tracker.stop()
+                raise OSError(e.errno, f"cannot write the session to {self.out}: {e.strerror or e}") from None
         except BaseException:
             self.camera.close()
             raise
-        cfg = self.config
-        self._writer = SessionWriter(
-            self.out, source="simulated" if cam_info.get("source", "").startswith("gthd.sim") else "capture",
-            camera={**cam_info, "image_format": cfg.image_format, **({"jpeg_quality": cfg.jpeg_quality} if cfg.image_format == "jpg" else {})},
-            tracker=trk_info, session_id=cfg.session_id or self.out.name, created_utc=cfg.created_utc,
-            subject=cfg.subject, image_format=cfg.image_format, flush_every_s=cfg.flush_every_s,
-        )
         old_handlers = self._install_signals() if handle_signals else {}
         t_start = time.monotonic()
         threads = [
@@ -212,9 +218,16 @@ class Capture:
         finally:
             if self.tracker is not None:
                 self.tracker.stop()
+            # A camera read can block for a long time (a stalled driver): wait for the
+            # reader a bounded time, then go on; it is a daemon thread and its next frame,
+            # if any, is simply not written.
+            reader, writers = threads[0], threads[1:]
+            reader.join(timeout=self.config.reconnect_s + 2.0)
+            if reader.is_alive():
+                self._writer_event("camera", "error", "the camera read did not return after the stop: left behind")
             self._cam_q.put(None)  # sentinels after everything queued: the writers drain
             self._trk_q.put(None)
-            for t in threads:
+            for t in writers:
                 t.join()
             self.camera.close()
             self._restore_signals(old_handlers)
@@ -267,14 +280,16 @@ class Capture:
             if cfg.duration_s is not None and st.first_t_ns is not None and frame.t_host_ns - st.first_t_ns >= cfg.duration_s * 1e9:
                 self._stop.set("duration")  # the session holds frames within [0, duration)
                 return
+            # Duplicates: the same sequence number again or, for cameras without one, a
+            # timestamp that did not advance. Gaps: sequence numbers skipped by the driver.
             if frame.seq is not None and last_seq is not None:
                 if frame.seq == last_seq:
                     self._duplicates += 1
                 elif frame.seq > last_seq + 1:
                     self._seq_gaps += 1
                     self._seq_missing += frame.seq - last_seq - 1
-            if last_t is not None and frame.t_host_ns <= last_t:
-                self._duplicates += frame.seq is None
+            elif frame.seq is None and last_t is not None and frame.t_host_ns <= last_t:
+                self._duplicates += 1
             last_seq, last_t = frame.seq, frame.t_host_ns
             st.acquired += 1
             st.first_t_ns = frame.t_host_ns if st.first_t_ns is None else st.first_t_ns
