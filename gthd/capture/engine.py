@@ -322,35 +322,47 @@ class Capture:
             self._stop.set(f"camera lost: {why}")
         return False
 
-    def _write_frames(self) -> None:
-        cfg, st, w = self.config, self.cam_stats, self._writer
-        ext = ".jpg" if cfg.image_format == "jpg" else ".png"
-        params = [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality] if cfg.image_format == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    def _consume(self, q: queue.Queue, handle: Callable, skipped: Callable | None = None) -> None:
+        """A writer thread's loop: ``handle`` each item of ``q`` until its sentinel
+        (None), flushing the logs whenever the queue is idle. Once the disk refuses a
+        write, stop the capture and pass the rest to ``skipped`` (don't retry each one)."""
         failed = False
         while True:
             try:
-                frame = self._cam_q.get(timeout=cfg.flush_every_s)
+                item = q.get(timeout=self.config.flush_every_s)
             except queue.Empty:
-                w.flush()
+                self._writer.flush()
                 continue
-            if frame is None:
+            if item is None:
                 return
-            if failed:  # the disk refused: count, don't retry on every frame
-                st.dropped += 1
-                continue
+            if not failed:
+                try:
+                    handle(item)
+                    continue
+                except OSError as e:
+                    failed = True
+                    self._stop.set(f"disk: {e.strerror or e} ({self.out})")
+            if skipped is not None:
+                skipped(item)
+
+    def _write_frames(self) -> None:
+        cfg, st = self.config, self.cam_stats
+        ext = ".jpg" if cfg.image_format == "jpg" else ".png"
+        params = [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality] if cfg.image_format == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+
+        def write(frame: CameraFrame) -> None:
             ok, enc = cv2.imencode(ext, frame.image, params)
             if not ok:
                 raise RuntimeError(f"cv2.imencode({ext}) failed for a {frame.image.shape} frame")
             data = enc.tobytes()
-            try:
-                w.add_frame(data, frame.t_host_ns, seq=frame.seq if frame.seq is not None else st.written, t_device_ns=frame.t_device_ns)
-            except OSError as e:
-                failed = True
-                st.dropped += 1
-                self._stop.set(f"disk: {e.strerror or e} ({self.out})")
-                continue
+            self._writer.add_frame(data, frame.t_host_ns, seq=frame.seq if frame.seq is not None else st.written, t_device_ns=frame.t_device_ns)
             st.written += 1
             self._bytes += len(data)
+
+        def drop(_frame) -> None:
+            st.dropped += 1
+
+        self._consume(self._cam_q, write, drop)
 
     def _emit(self, item) -> None:
         """Called by the tracker source on its own thread: queue, never block."""
@@ -362,31 +374,18 @@ class Capture:
                 self.trk_stats.dropped += 1
 
     def _write_tracker(self) -> None:
-        cfg, w = self.config, self._writer
-        failed = False
-        while True:
-            try:
-                item = self._trk_q.get(timeout=cfg.flush_every_s)
-            except queue.Empty:
-                w.flush()
-                continue
-            if item is None:
-                if self._tracker_lost_since is not None:
-                    self._tracker_gaps.append([self._tracker_lost_since, None])
-                return
-            if failed:
-                continue
-            try:
-                if isinstance(item, ClockBracket):
-                    self._clock.add(item.h0_ns, item.device_us, item.h1_ns)
-                    w.add_clock_sample(item.h0_ns, item.device_us, item.h1_ns)
-                elif isinstance(item, TrackerFrame):
-                    self._tracker_frame(item)
-                elif isinstance(item, TrackerEvent):
-                    self._tracker_event(item)
-            except OSError as e:
-                failed = True
-                self._stop.set(f"disk: {e.strerror or e} ({self.out})")
+        def write(item) -> None:
+            if isinstance(item, ClockBracket):
+                self._clock.add(item.h0_ns, item.device_us, item.h1_ns)
+                self._writer.add_clock_sample(item.h0_ns, item.device_us, item.h1_ns)
+            elif isinstance(item, TrackerFrame):
+                self._tracker_frame(item)
+            elif isinstance(item, TrackerEvent):
+                self._tracker_event(item)
+
+        self._consume(self._trk_q, write)
+        if self._tracker_lost_since is not None:  # lost until the end
+            self._tracker_gaps.append([self._tracker_lost_since, None])
 
     def _tracker_frame(self, f: TrackerFrame) -> None:
         st = self.trk_stats
