@@ -248,11 +248,16 @@ class TrackerStream:
                 ids[k] = h["id"]
         return joints, ids
 
-    def joints_at(self, t_host_ns, max_gap_ns: int = 50_000_000, hand_type: str | None = None) -> np.ndarray:
+    def joints_at(self, t_host_ns, max_gap_ns: int = 50_000_000, hand_type: str | None = None, smooth_ns: int = 0) -> np.ndarray:
         """Tracked joints at host time(s), interpolated linearly between the two
         bracketing tracking frames of the same hand; NaN ("unknown") where the bracket is
         wider than ``max_gap_ns``, the hand changes, or the time is outside the stream
         (never extrapolated).
+
+        With ``smooth_ns`` > 0, where the bracket exists, the joints are instead a local
+        linear fit over the same hand's frames within ``t +- smooth_ns`` (at least 3, on
+        both sides of ``t``): the tracker's per-frame noise averages out (about sqrt(n)
+        for n frames) while constant-velocity motion is still reproduced exactly.
 
         Args:
             t_host_ns: scalar or (M,) int64 host times.
@@ -277,7 +282,27 @@ class TrackerStream:
             w = ((t[inside][good] - tt[k0]) / (tt[k1] - tt[k0]))[:, None, None]
             idx = np.flatnonzero(inside)[good]
             out[idx] = (1 - w) * jj[k0] + w * jj[k1]
+            if smooth_ns > 0:
+                hand = np.full(len(t), -1, dtype=np.int64)
+                hand[exact] = ii[k[exact] - 1]
+                hand[idx] = ii[k0]
+                self._smooth(out, t, tt, jj, ii, hand, int(smooth_ns))
         return out[0] if scalar else out
+
+    @staticmethod
+    def _smooth(out, t, tt, jj, ii, hand, smooth_ns) -> None:
+        """Replace known rows of ``out`` by local linear fits (see :meth:`joints_at`)."""
+        lo = np.searchsorted(tt, t - smooth_ns, side="left")
+        hi = np.searchsorted(tt, t + smooth_ns, side="right")
+        for q in np.flatnonzero(hand >= 0):
+            sel = np.arange(lo[q], hi[q])
+            sel = sel[ii[sel] == hand[q]]
+            if len(sel) < 3 or not (tt[sel[0]] < t[q] < tt[sel[-1]]):
+                continue
+            dt = (tt[sel] - t[q]) / 1e9  # (n,) s, centred on the query
+            A = np.column_stack([np.ones_like(dt), dt])
+            coef, *_ = np.linalg.lstsq(A, jj[sel].reshape(len(sel), -1), rcond=None)
+            out[q] = coef[0].reshape(NUM_JOINTS, 3)
 
 
 class Session:

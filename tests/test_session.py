@@ -135,3 +135,25 @@ def test_joints_at_is_exact_on_linear_motion(tmp_path):
     np.testing.assert_allclose(got, want, atol=2e-3)  # the stream stores 0.001 mm
     # a gap wider than the limit is refused, not guessed
     assert np.isnan(tr.joints_at(q, max_gap_ns=5_000_000)).all(axis=(1, 2)).sum() > 150
+
+
+def test_smoothing_averages_tracker_noise_and_keeps_linear_motion(tmp_path):
+    rng = np.random.default_rng(1)
+    a = rng.normal(0, 100, (21, 3))
+    v = rng.normal(0, 300, (21, 3))
+    t = np.cumsum(rng.uniform(8.5e6, 9.5e6, 400)).astype(np.int64)
+    noise = rng.normal(0, 1.5, (len(t), 21, 3))
+    for name, nz in (("clean", 0 * noise), ("noisy", noise)):
+        w = _writer(tmp_path / name)
+        for k, tk in enumerate(t):
+            hand = {"id": 1, "type": "left", "confidence": 1.0, "joints": a + v * tk / 1e9 + nz[k], "palm": [0, 0, 0]}
+            w.add_tracker_frame(frame_id=k, t_device_us=int(tk // 1000), t_host_ns=int(tk), t_arrival_ns=int(tk), framerate=110, hands=[hand])
+        w.finish()
+    q = rng.integers(t[10], t[-10], 300)
+    truth = a + v * (q[:, None, None] / 1e9)
+    clean = Session.open(tmp_path / "clean").tracker
+    np.testing.assert_allclose(clean.joints_at(q, smooth_ns=25_000_000), truth, atol=2e-3)  # exact on linear motion
+    noisy = Session.open(tmp_path / "noisy").tracker
+    raw = np.sqrt(np.mean((noisy.joints_at(q) - truth) ** 2))
+    smooth = np.sqrt(np.mean((noisy.joints_at(q, smooth_ns=25_000_000) - truth) ** 2))
+    assert smooth < raw / 1.8  # ~5 frames in +-25 ms: noise down by about sqrt(5)

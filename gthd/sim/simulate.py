@@ -16,7 +16,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..fileio import JsonlAppender, atomic_write_bytes, dumps_json
+from ..fileio import atomic_write_bytes, dumps_json
 from ..geometry import box_from_points
 from ..hand import EDGES, JOINT_INDEX, JOINT_NAMES
 from ..session import SessionWriter
@@ -24,9 +24,6 @@ from .motion import generate_motion, in_leap_volume
 from .render import HandLook, Scene, render_frame
 from .rig import Rig, RigConfig, camera_timeline, sample_rig, tracker_timeline
 from .truth import write_truth
-
-CLICKS_FORMAT = "gthd-clicks"
-CLICKS_VERSION = 1
 
 # Child streams of the session seed, one per part (never reorder: it changes the bytes).
 _STREAMS = ("rig", "motion", "camera", "tracker", "scene", "noise", "clicks", "boards")
@@ -227,7 +224,9 @@ def _simulate_into(path, seed, config, n_boards, n_clicks, click_joint, click_no
         if progress is not None:
             progress(i + 1, n)
 
-    clicks_truth = _write_clicks(path, writer, run.rig, truth_frames, run.cam_tl, n_clicks, click_joint, click_noise_px, click_outliers, run._rngs["clicks"], seed)
+    clicks_truth = _write_clicks(
+        path, writer.session_id, run, truth_frames, run.cam_tl.t_host_ns, n_clicks, click_joint, click_noise_px, click_outliers, run._rngs["clicks"]
+    )
     boards_truth = _write_boards(path, run.rig, run.scene, n_boards, run._rngs["boards"]) if n_boards else {}
     writer.finish("complete")
     sizes_arr = np.array(sizes) if sizes else np.zeros(1)
@@ -289,21 +288,53 @@ def camera_frames(rig: Rig, motion, cam_tl, scene: Scene, look: HandLook, seed: 
         yield i, seq, img, hand
 
 
-def _write_clicks(path, writer, rig: Rig, truth_frames, cam_tl, n_clicks, joint, noise_px, outlier_share, rng, seed) -> dict:
-    """Clicks on ``joint`` in frames spread over time, with pixel noise and a share of
-    outliers (a neighbouring joint clicked, or a slip of the hand), written in the clicks
-    file format that ``gthd calibrate --clicks`` reads."""
+def tracked_frames(run: "SimRun", truth_frames: list[dict]) -> np.ndarray:
+    """(N,) bool: the tracker reports the hand on both sides of each frame's exposure
+    (what the click window and a detector need: a tracked joint to pair with)."""
+    if run._tracker_seen is None:
+        run.tracker_frames()
+    t_trk, seen = run.trk_tl.t_true_ns, run._tracker_seen
+    t = np.array([f["t_exposure_ns"] if f["t_exposure_ns"] is not None else -1 for f in truth_frames], dtype=np.int64)
+    k = np.clip(np.searchsorted(t_trk, t), 1, len(t_trk) - 1)
+    return seen[k - 1] & seen[k] & (t >= 0)
+
+
+def _spread(x: np.ndarray, n: int, cam) -> np.ndarray:
+    """Farthest-point picks of ``n`` rows of (time s, u px, v px), time and image spread
+    weighted alike (a session's length against the image's size): as the click window
+    chooses frames."""
+    span = max(np.ptp(x[:, 0]), 1e-9)
+    z = np.column_stack([x[:, 0] / span, x[:, 1] / cam.width, x[:, 2] / cam.height])
+    picks = [0]
+    d = np.linalg.norm(z - z[0], axis=1)
+    while len(picks) < n:
+        k = int(np.argmax(d))
+        picks.append(k)
+        d = np.minimum(d, np.linalg.norm(z - z[k], axis=1))
+    return np.array(picks)
+
+
+def _write_clicks(path, session_id, run: "SimRun", truth_frames, t_host_ns, n_clicks, joint, noise_px, outlier_share, rng) -> dict:
+    """Clicks on ``joint`` in frames spread over time where the tracker sees the hand (the
+    frames the click window offers), with pixel noise and a share of outliers (a
+    neighbouring joint clicked, or a slip of the hand), kept inside the image as a window
+    keeps them, written with the calibration stage's clicks writer."""
+    from ..calibration.files import Click, ClicksWriter
+
     if n_clicks == 0:
         return {}
     j = JOINT_INDEX[joint]
-    cand = [f["index"] for f in truth_frames if f["hand"] is not None and f["hand"]["in_image"][j]]
+    tracked = tracked_frames(run, truth_frames)
+    cand = [f["index"] for f in truth_frames if f["hand"] is not None and f["hand"]["in_image"][j] and tracked[f["index"]]]
     if not cand:
         return {"file": None, "joint": joint, "clicks": []}
-    picks = np.unique(np.asarray(cand)[np.linspace(0, len(cand) - 1, min(n_clicks, len(cand))).round().astype(int)])
+    cam = run.rig.camera
+    picks = _spread(np.array([[truth_frames[i]["t_exposure_ns"] / 1e9, *truth_frames[i]["hand"]["keypoints"][j]] for i in cand]), min(n_clicks, len(cand)), cam)
+    picks = np.sort(np.asarray(cand)[picks])
     file = path / "clicks_simulated.jsonl"
     clicks = []
-    with JsonlAppender(file) as log:
-        log.write({"format": CLICKS_FORMAT, "format_version": CLICKS_VERSION, "session_id": writer.session_id, "joint": joint})
+    writer = ClicksWriter(file, session_id, joint)
+    try:
         for i in picks:
             true_uv = np.asarray(truth_frames[i]["hand"]["keypoints"][j])
             outlier = bool(rng.random() < outlier_share)
@@ -317,8 +348,11 @@ def _write_clicks(path, writer, rig: Rig, truth_frames, cam_tl, n_clicks, joint,
                     uv = true_uv + rng.uniform(15, 60) * np.array([np.cos(a), np.sin(a)])
             else:
                 uv = true_uv + rng.normal(0, noise_px, 2)
-            log.write({"frame_index": int(i), "t_host_ns": int(cam_tl.t_host_ns[i]), "joint": joint, "u": round(float(uv[0]), 2), "v": round(float(uv[1]), 2)})
+            uv = np.clip(uv, 0, [cam.width - 1, cam.height - 1])
+            writer.add(Click(int(i), int(t_host_ns[i]), joint, float(uv[0]), float(uv[1])))
             clicks.append({"frame_index": int(i), "outlier": outlier, "true_uv": np.round(true_uv, 3).tolist()})
+    finally:
+        writer.close()
     return {"file": file.name, "joint": joint, "noise_px": noise_px, "outlier_share": outlier_share, "clicks": clicks}
 
 

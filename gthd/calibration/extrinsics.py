@@ -1,0 +1,323 @@
+"""Tracker-to-camera extrinsics and the clock offset from 2D-3D correspondences.
+
+Each observation pairs a pixel (a click, or a detector's keypoint) in a camera frame
+stamped ``t`` (host clock) with the tracked 3D joint at host time ``t + d``, where ``d`` is
+the clock offset (docs/conventions.md). For a given ``d`` the pose is a PnP problem:
+initialised with SQPnP inside RANSAC (threshold in pixels), refined with
+``cv2.solvePnPRefineLM`` on the inliers. The offset minimises a robust reprojection cost
+(truncated quadratic: an outlier costs the threshold squared, whatever its error) over a
+coarse grid, then a bounded 1-D refinement. A bootstrap over the observations gives the
+spread of rotation, translation and offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from ..geometry import Camera, Transform
+from ..session import TrackerStream
+
+MIN_POINTS = 6
+
+
+@dataclass
+class Observations:
+    """N correspondences (arrays aligned, shapes in brackets).
+
+    Attributes:
+        t_host_ns: (N,) int64 camera frame times (host clock).
+        joint: (N,) int64 joint indices (gthd order).
+        uv: (N, 2) float64 pixels.
+        frame_index: (N,) int64 frames of the session (for reports).
+    """
+
+    t_host_ns: np.ndarray
+    joint: np.ndarray
+    uv: np.ndarray
+    frame_index: np.ndarray
+
+    def __post_init__(self):
+        self.t_host_ns = np.asarray(self.t_host_ns, dtype=np.int64).reshape(-1)
+        self.joint = np.asarray(self.joint, dtype=np.int64).reshape(-1)
+        self.uv = np.ascontiguousarray(np.asarray(self.uv, dtype=np.float64).reshape(-1, 2))
+        self.frame_index = np.asarray(self.frame_index, dtype=np.int64).reshape(-1)
+        n = len(self.t_host_ns)
+        if not (len(self.joint) == len(self.uv) == len(self.frame_index) == n):
+            raise ValueError(f"observations: arrays of different lengths ({n}, {len(self.joint)}, {len(self.uv)}, {len(self.frame_index)})")
+
+    def __len__(self) -> int:
+        return len(self.t_host_ns)
+
+    def subset(self, idx: np.ndarray) -> "Observations":
+        return Observations(self.t_host_ns[idx], self.joint[idx], self.uv[idx], self.frame_index[idx])
+
+    @classmethod
+    def from_clicks(cls, clicks) -> "Observations":
+        from ..hand import JOINT_INDEX
+
+        return cls(
+            [c.t_host_ns for c in clicks], [JOINT_INDEX[c.joint] for c in clicks], [[c.u, c.v] for c in clicks], [c.frame_index for c in clicks]
+        )
+
+
+@dataclass
+class ExtrinsicsResult:
+    """The solution and its quality.
+
+    Attributes:
+        T_cam_leap: FROM leap TO cam, mm. clock_offset_ns: ``d``.
+        residuals_px: (N,) reprojection error of every observation (NaN: no tracked joint).
+        inliers: (N,) bool.
+        rms_px, worst_px: over the inliers.
+        offset_curve: (K, 2) the coarse search: offset (ms), robust cost (px^2).
+        bootstrap: spreads (std) of rotation (deg), translation (mm), offset (ms).
+    """
+
+    T_cam_leap: Transform
+    clock_offset_ns: int
+    residuals_px: np.ndarray
+    inliers: np.ndarray
+    rms_px: float
+    worst_px: float
+    offset_curve: np.ndarray
+    ransac_px: float
+    bootstrap: dict = field(default_factory=dict)
+
+    def quality(self, obs: Observations) -> dict:
+        """JSON-friendly figures for calibration.json and the report."""
+        outliers = ~self.inliers
+        return {
+            "observations": int(len(self.inliers)),
+            "inliers": int(self.inliers.sum()),
+            "outliers": int(outliers.sum()),
+            "outlier_frames": obs.frame_index[outliers].tolist(),
+            "rms_px": round(self.rms_px, 4),
+            "worst_px": round(self.worst_px, 4),
+            "ransac_px": self.ransac_px,
+            "residuals_px": [None if not np.isfinite(r) else round(float(r), 3) for r in self.residuals_px],
+            "clock_offset_ms": round(self.clock_offset_ns / 1e6, 3),
+            "bootstrap_std": {k: round(float(v), 4) for k, v in self.bootstrap.items()},
+        }
+
+
+def check_geometry(obj: np.ndarray, img: np.ndarray, camera: Camera) -> None:
+    """Raise ValueError unless the points can pin a pose down: at least 6, inside the
+    image, spread out and not collinear (EPnP quietly returns zeros on collinear input).
+
+    Args:
+        obj: (N, 3) mm. img: (N, 2) px.
+    """
+    n = len(obj)
+    if n < MIN_POINTS:
+        raise ValueError(f"only {n} usable points: at least {MIN_POINTS} are needed (click the joint in more frames where the tracker sees the hand)")
+    inside = camera.in_image(img)
+    if not inside.all():
+        k = int(np.flatnonzero(~inside)[0])
+        raise ValueError(f"point {k} at ({img[k, 0]:.1f}, {img[k, 1]:.1f}) is outside the {camera.width}x{camera.height} image: check that the clicks belong to this camera")
+    for pts, what, unit, min_spread in ((obj, "tracked 3D joints", "mm", 20.0), (img, "clicked pixels", "px", 10.0)):
+        c = pts - pts.mean(axis=0)
+        s = np.linalg.svd(c, compute_uv=False) / np.sqrt(n)
+        if s[0] < min_spread:
+            raise ValueError(f"the {what} hardly move (spread {s[0]:.1f} {unit}): click the joint with the hand in different places")
+        if s[1] < 0.03 * s[0]:
+            raise ValueError(f"the {what} are (nearly) collinear: click the joint with the hand in different places, not along one line")
+
+
+def _points(tracker: TrackerStream, obs: Observations, offset_ns: float, max_gap_ns: int, smooth_ns: int = 0) -> np.ndarray:
+    """(N, 3) tracked joints at each observation's time + offset (NaN when unknown),
+    locally smoothed over +-``smooth_ns`` (:meth:`TrackerStream.joints_at`)."""
+    joints = tracker.joints_at(obs.t_host_ns + int(round(offset_ns)), max_gap_ns=max_gap_ns, smooth_ns=smooth_ns)  # (N, 21, 3)
+    return joints[np.arange(len(obs)), obs.joint]
+
+
+def _residuals(camera: Camera, rvec, tvec, obj: np.ndarray, img: np.ndarray) -> np.ndarray:
+    proj, _ = cv2.projectPoints(obj, rvec, tvec, camera.K, camera.dist)
+    return np.linalg.norm(proj.reshape(-1, 2) - img, axis=1)
+
+
+@dataclass
+class _Fit:
+    cost: float
+    rvec: np.ndarray
+    tvec: np.ndarray
+    residuals: np.ndarray  # (N,) NaN where no 3D point
+    inliers: np.ndarray  # (N,) bool
+
+
+def _fit_at(camera: Camera, obj_all: np.ndarray, img: np.ndarray, thr: float, init=None) -> _Fit | None:
+    """Pose for fixed 3D points (NaN rows unusable): RANSAC-SQPnP (or refine ``init``),
+    then LM on the inliers, twice. None if it cannot."""
+    ok = np.all(np.isfinite(obj_all), axis=1)
+    if ok.sum() < MIN_POINTS:
+        return None
+    obj = np.ascontiguousarray(obj_all[ok])
+    im = np.ascontiguousarray(img[ok])
+    if init is None:
+        found, rvec, tvec, inl = cv2.solvePnPRansac(
+            obj, im, camera.K, camera.dist, reprojectionError=thr, iterationsCount=300, confidence=0.999, flags=cv2.SOLVEPNP_SQPNP
+        )
+        if not found or inl is None or len(inl) < MIN_POINTS:
+            found, rvec, tvec = cv2.solvePnP(obj, im, camera.K, camera.dist, flags=cv2.SOLVEPNP_EPNP)
+            if not found:
+                return None
+    else:
+        rvec, tvec = (np.array(v, dtype=np.float64).reshape(3, 1) for v in init)
+    for _ in range(2):
+        r = _residuals(camera, rvec, tvec, obj, im)
+        inl = r < thr
+        if inl.sum() < MIN_POINTS:
+            inl = r <= np.sort(r)[MIN_POINTS - 1]
+        rvec, tvec = cv2.solvePnPRefineLM(obj[inl], im[inl], camera.K, camera.dist, rvec, tvec)
+    r = _residuals(camera, rvec, tvec, obj, im)
+    if not np.all(np.isfinite(r)):
+        return None
+    residuals = np.full(len(img), np.nan)
+    residuals[ok] = r
+    inliers = np.zeros(len(img), bool)
+    inliers[ok] = r < thr
+    # Truncated quadratic over ALL observations, so offsets that lose points are not favoured.
+    cost = float(np.mean(np.minimum(np.nan_to_num(residuals, nan=thr) ** 2, thr**2)))
+    return _Fit(cost, rvec.reshape(3), tvec.reshape(3), residuals, inliers)
+
+
+def solve_extrinsics(
+    camera: Camera,
+    tracker: TrackerStream,
+    obs: Observations,
+    *,
+    ransac_px: float = 8.0,
+    offset_range_ms: float = 200.0,
+    offset_step_ms: float = 5.0,
+    fixed_offset_ns: int | None = None,
+    max_gap_ms: float = 50.0,
+    smooth_ms: float = 25.0,
+    bootstrap: int = 100,
+    seed: int = 0,
+) -> ExtrinsicsResult:
+    """Solve ``T_cam_leap`` and the clock offset from observations.
+
+    Args:
+        camera: intrinsics (the observations' pixels are distorted pixels of this camera).
+        tracker: the session's tracker stream.
+        obs: the correspondences.
+        ransac_px: inlier threshold.
+        smooth_ms: the tracked joint is a local linear fit over +- this (0: plain
+            interpolation between the two bracketing frames); averages tracker noise.
+        offset_range_ms: search ``d`` in [-range, +range]; ``fixed_offset_ns`` skips the search.
+        bootstrap: resamples for the uncertainty (0: none).
+
+    Raises:
+        ValueError: too few usable observations, degenerate geometry, points outside the
+            image, or no pose found.
+    """
+    if len(obs) == 0:
+        raise ValueError("no observations (no clicks)")
+    if not camera.in_image(obs.uv).all():
+        k = int(np.flatnonzero(~camera.in_image(obs.uv))[0])
+        raise ValueError(
+            f"click {k + 1} (frame {obs.frame_index[k]}) at ({obs.uv[k, 0]:.1f}, {obs.uv[k, 1]:.1f}) is outside the "
+            f"{camera.width}x{camera.height} image: are the clicks and the intrinsics from the same camera and resolution?"
+        )
+    gap = int(max_gap_ms * 1e6)
+    smooth = int(smooth_ms * 1e6)
+    thr = float(ransac_px)
+
+    def points(offset_ns, o=obs):
+        return _points(tracker, o, offset_ns, gap, smooth)
+
+    def fit(offset_ns, init=None, o=obs):
+        return _fit_at(camera, points(offset_ns, o), o.uv, thr, init)
+
+    # ---- the offset: coarse grid, then bounded refinement
+    if fixed_offset_ns is not None:
+        grid = np.array([fixed_offset_ns / 1e6])
+    else:
+        grid = np.arange(-offset_range_ms, offset_range_ms + 1e-9, offset_step_ms)
+    curve, best, best_d = [], None, None
+    for d_ms in grid:
+        f = fit(d_ms * 1e6)
+        curve.append((d_ms, np.nan if f is None else f.cost))
+        if f is not None and (best is None or f.cost < best.cost):
+            best, best_d = f, d_ms * 1e6
+    if best is None:
+        n_tracked = int(np.isfinite(points(0)[:, 0]).sum())
+        raise ValueError(
+            f"no pose found: {len(obs)} observations, {n_tracked} with a tracked joint within {max_gap_ms:g} ms "
+            f"(at least {MIN_POINTS} are needed; is the hand tracked in the clicked frames?)"
+        )
+    check_geometry(points(best_d)[best.inliers], obs.uv[best.inliers], camera)
+    if fixed_offset_ns is None:
+        init = (best.rvec, best.tvec)
+
+        def cost(d: float) -> float:
+            f = fit(d, init)
+            return np.inf if f is None else f.cost
+
+        r = minimize_scalar(
+            cost,
+            bounds=(best_d - offset_step_ms * 1e6, best_d + offset_step_ms * 1e6),
+            method="bounded",
+            options={"xatol": 1e4},  # 10 µs
+        )
+        f = fit(r.x, init)
+        if f is not None and f.cost <= best.cost:
+            best, best_d = f, float(r.x)
+    inl = best.inliers
+    res = best.residuals
+    result = ExtrinsicsResult(
+        T_cam_leap=Transform.from_rvec(best.rvec, best.tvec, "cam", "leap"),
+        clock_offset_ns=int(round(best_d)),
+        residuals_px=res,
+        inliers=inl,
+        rms_px=float(np.sqrt(np.mean(res[inl] ** 2))),
+        worst_px=float(res[inl].max()),
+        offset_curve=np.array(curve, dtype=np.float64),
+        ransac_px=thr,
+    )
+    if bootstrap:
+        result.bootstrap = _bootstrap(camera, points, obs, result, thr, offset_step_ms, fixed_offset_ns is not None, bootstrap, seed)
+    return result
+
+
+def _bootstrap(camera, points, obs, result, thr, step_ms, fixed, n, seed) -> dict:
+    """Resample the inliers with replacement, re-solve from the solution (pose by LM,
+    offset by bounded search nearby): std of rotation (deg), translation (mm), offset (ms)."""
+    rng = np.random.default_rng(seed)
+    idx = np.flatnonzero(result.inliers)
+    init = (result.T_cam_leap.rvec, result.T_cam_leap.t)
+    d0 = result.clock_offset_ns
+    rots, trans, offs = [], [], []
+    for _ in range(n):
+        o = obs.subset(rng.choice(idx, len(idx)))
+
+        def cost(d, o=o):
+            f = _fit_at(camera, points(d, o), o.uv, thr, init)
+            return np.inf if f is None else f.cost
+
+        d = d0 if fixed else minimize_scalar(cost, bounds=(d0 - 2 * step_ms * 1e6, d0 + 2 * step_ms * 1e6), method="bounded", options={"xatol": 1e4}).x
+        f = _fit_at(camera, points(d, o), o.uv, thr, init)
+        if f is None:
+            continue
+        R = cv2.Rodrigues(f.rvec)[0]
+        dR = R @ result.T_cam_leap.R.T
+        rots.append(np.degrees(np.arccos(np.clip((np.trace(dR) - 1) / 2, -1, 1))))
+        trans.append(f.tvec - result.T_cam_leap.t)
+        offs.append((d - d0) / 1e6)
+    if not rots:
+        return {}
+    return {
+        "rotation_deg": float(np.sqrt(np.mean(np.square(rots)))),
+        "translation_mm": float(np.sqrt(np.mean(np.sum(np.square(trans), axis=1)))),
+        "offset_ms": float(np.std(offs)),
+        "resamples": len(rots),
+    }
+
+
+def rotation_error_deg(A: Transform, B: Transform) -> float:
+    """Angle of the rotation between two transforms, degrees."""
+    dR = A.R @ B.R.T
+    return float(np.degrees(np.arccos(np.clip((np.trace(dR) - 1) / 2, -1, 1))))
