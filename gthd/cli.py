@@ -270,6 +270,157 @@ def _live_progress():
     return live, show
 
 
+# --------------------------------------------------------------------------- calibrate
+@main.group(invoke_without_command=True)
+@click.option("--click", "click_session", type=click.Path(path_type=Path), default=None, metavar="SESSION",
+              help="Click a joint in the session's frames (an OpenCV window), then solve T_cam_leap and the clock offset.")
+@click.option("--clicks", "clicks_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --click: solve from this clicks file, no window (scripts, CI, re-runs).")
+@click.option("--auto", "auto_session", type=click.Path(path_type=Path), default=None, metavar="SESSION",
+              help="Correspondences from a 2D hand keypoint detector on many frames, all 21 joints.")
+@click.option("--detector", type=click.Choice(["mediapipe", "simulated"]), default="mediapipe", show_default=True,
+              help="With --auto: MediaPipe Hands (extra 'mediapipe'), or the simulator's truth with detector-like errors (simulated sessions).")
+@click.option("--intrinsics", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Camera intrinsics (OpenCV YAML or gthd JSON). Default: calibrated from the session's board views.")
+@click.option("--joint", default="INDEX_TIP", show_default=True, help="The joint to click.")
+@click.option("--frames", "n_frames", type=click.IntRange(6, 1000), default=40, show_default=True, help="Frames offered for clicking (or run through the detector: x4).")
+@click.option("--ransac-px", type=click.FloatRange(0.5, 100), default=8.0, show_default=True, help="RANSAC inlier threshold, pixels.")
+@click.option("--offset-range-ms", type=click.FloatRange(0, 2000), default=200.0, show_default=True, help="Search the clock offset in +-this.")
+@click.option("--offset-ms", type=float, default=None, help="Use this clock offset instead of searching for it.")
+@click.option("--bootstrap", type=click.IntRange(0, 10000), default=100, show_default=True, help="Resamples for the uncertainty.")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for calibration.json and the report. Default: calibration/<session name>/.")
+@click.option("--force", is_flag=True, help="Replace an existing calibration.json in the output folder.")
+@click.pass_context
+def calibrate(ctx, click_session, clicks_file, auto_session, detector, intrinsics, joint, n_frames, ransac_px, offset_range_ms, offset_ms, bootstrap, out, force):
+    """Calibrate the camera and the tracker together.
+
+    `gthd calibrate --click SESSION` finds T_cam_leap (the tracker-to-camera transform)
+    and the clock offset: you click one joint in frames where the tracker sees the hand,
+    and a PnP solver (SQPnP + RANSAC + Levenberg-Marquardt) pairs the clicks with the
+    tracked joints, searching the offset that fits best. Intrinsics come from
+    --intrinsics or the session's board views. Writes calibration.json, a report and
+    pictures (see docs/calibration.md).
+
+    \b
+    Example:
+        gthd calibrate intrinsics capture/boards/ --board checkerboard -o calibration/cam
+        gthd calibrate --click capture/alice-1 --intrinsics calibration/cam/intrinsics.yaml
+        gthd calibrate --click capture/sim-0 --clicks capture/sim-0/clicks_simulated.jsonl
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if (click_session is None) == (auto_session is None):
+        raise click.UsageError("give one of --click SESSION or --auto SESSION (or a subcommand: gthd calibrate intrinsics ...)")
+    if clicks_file is not None and click_session is None:
+        raise click.UsageError("--clicks goes with --click SESSION")
+    import shlex
+
+    from .calibration.extrinsics import Observations, solve_extrinsics
+    from .calibration.files import Calibration, read_clicks, write_calibration
+    from .calibration.report import extrinsics_lines, offset_plot, overlay_sheet, truth_lines
+    from .hand import JOINT_INDEX
+    from .session import Session
+
+    path = click_session or auto_session
+    command = "gthd " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    with user_errors():
+        if joint not in JOINT_INDEX:
+            raise ValueError(f"unknown joint {joint!r}; one of {', '.join(JOINT_INDEX)}")
+        session = Session.open(path)
+        if not any(session.tracker.hands):
+            raise ValueError(f"{path}: the tracker saw no hand in this session: nothing to calibrate against")
+        out = out or Path("calibration") / session.path.resolve().name
+        if (out / "calibration.json").exists() and not force:
+            raise FileExistsError(f"{out / 'calibration.json'} exists (use --force to replace it, or -o another folder)")
+        out.mkdir(parents=True, exist_ok=True)
+        camera = _camera_for(session, intrinsics, out)
+        w, h = session.camera_size
+        if (camera.width, camera.height) != (w, h):
+            raise ValueError(f"the intrinsics are for {camera.width}x{camera.height} images but {path} has {w}x{h}: calibrate at the resolution you capture")
+        if auto_session is not None:
+            from .calibration.click_window import choose_frames
+            from .calibration.detectors import MediaPipeHands, SimulatedDetector, observations_from_detector
+
+            det = SimulatedDetector(path) if detector == "simulated" else MediaPipeHands()
+            if detector == "simulated" and not session.has_ground_truth:
+                raise ValueError("--detector simulated needs a simulated session (with ground_truth.json)")
+            frames = choose_frames(session, joint, n=4 * n_frames)
+            bar, update = _progress("detecting")
+            with bar:
+                obs = observations_from_detector(session, det, frames, progress=update)
+            source = f"--auto ({det.name} on {len(frames)} frames)"
+        else:
+            if clicks_file is not None:
+                header, clicks = read_clicks(clicks_file)
+                if header.get("session_id") not in (None, session.manifest["session_id"]):
+                    raise ValueError(f"{clicks_file} holds clicks of session {header['session_id']!r}, not {session.manifest['session_id']!r}")
+                source = f"clicks file {clicks_file}"
+            else:
+                clicks = _click_window(session, camera, joint, n_frames, out / "clicks.jsonl", ransac_px, offset_range_ms)
+                source = f"clicks in a window, saved to {out / 'clicks.jsonl'}"
+            obs = Observations.from_clicks(clicks)
+        result = solve_extrinsics(
+            camera, session.tracker, obs, ransac_px=ransac_px, offset_range_ms=offset_range_ms,
+            fixed_offset_ns=None if offset_ms is None else int(offset_ms * 1e6), bootstrap=bootstrap,
+        )
+        cal = Calibration(camera, result.T_cam_leap, result.clock_offset_ns, result.quality(obs))
+        write_calibration(out / "calibration.json", cal, {"session": str(path), "correspondences": source, "command": command})
+        overlay_sheet(session, cal, obs, result, out / "overlay.png")
+        offset_plot(result, out / "offset.png")
+        lines = extrinsics_lines(result, obs, command)
+        if session.has_ground_truth:
+            lines += truth_lines(cal, session.ground_truth())
+        from .fileio import atomic_write_bytes
+
+        atomic_write_bytes(out / "report.txt", ("\n".join(lines) + "\n").encode())
+    for line in lines:
+        click.echo(line)
+    click.echo(f"wrote {out / 'calibration.json'}, report.txt, overlay.png, offset.png")
+
+
+def _camera_for(session, intrinsics: Path | None, out: Path):
+    """The camera: from --intrinsics, else calibrated from the session's board views."""
+    from .calibration.files import read_intrinsics
+
+    if intrinsics is not None:
+        return read_intrinsics(intrinsics)
+    if not session.boards():
+        raise ValueError(f"{session.path} has no board views: give --intrinsics FILE (made by gthd calibrate intrinsics)")
+    from .calibration.intrinsics import intrinsics_for_session
+
+    camera, lines = intrinsics_for_session(session.path, out)
+    for line in lines:
+        click.echo(line, err=True)
+    return camera
+
+
+def _click_window(session, camera, joint, n_frames, clicks_path, ransac_px, offset_range_ms):
+    """Open the click window; once 6 clicks exist it shows where the estimate projects the joint."""
+    import numpy as np
+
+    from .calibration.click_window import ClickWindow, choose_frames
+    from .calibration.extrinsics import Observations, solve_extrinsics
+    from .hand import JOINT_INDEX
+
+    j = JOINT_INDEX[joint]
+
+    def estimate(clicks):
+        r = solve_extrinsics(camera, session.tracker, Observations.from_clicks(clicks), ransac_px=ransac_px, offset_range_ms=offset_range_ms, offset_step_ms=10.0, bootstrap=0)
+
+        def project(i):
+            p = session.tracker.joints_at(session.frames.t_host_ns[i] + r.clock_offset_ns)[j]
+            if not np.isfinite(p).all():
+                return None
+            pc = r.T_cam_leap.apply(p)
+            return camera.project(pc) if pc[2] > 0 else None
+
+        return project
+
+    frames = choose_frames(session, joint, n=n_frames)
+    return ClickWindow(session, joint, frames, clicks_path, estimate=estimate).run()
+
+
 # ------------------------------------------------------------------------------- board
 @main.command()
 @click.argument("kind", type=click.Choice(["checkerboard", "charuco"]))

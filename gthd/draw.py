@@ -45,8 +45,15 @@ def draw_box(img: np.ndarray, box: np.ndarray, color=(0, 255, 255), thickness: i
 
 def label(img: np.ndarray, text: str, org=(6, 18), scale: float = 0.5) -> np.ndarray:
     """Write ``text`` with a dark outline so it reads on any background."""
+    # The outline is the same text, same thickness, drawn dark at small offsets: a thicker
+    # stroke would not do, as OpenCV 5's font widens its glyphs with the thickness.
     t = max(1, int(round(2 * scale)))
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), t + 2, cv2.LINE_AA)
+    r = max(1, t // 2 + 1)
+    x, y = org
+    for dx in (-r, 0, r):
+        for dy in (-r, 0, r):
+            if dx or dy:
+                cv2.putText(img, text, (x + dx, y + dy), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), t, cv2.LINE_AA)
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), t, cv2.LINE_AA)
     return img
 
