@@ -226,20 +226,21 @@ def solve_extrinsics(
     smooth = int(smooth_ms * 1e6)
     thr = float(ransac_px)
 
-    def points(offset_ns, o=obs):
+    def points(offset_ns, o=obs, smooth=smooth):
         return _points(tracker, o, offset_ns, gap, smooth)
 
-    def fit(offset_ns, init=None, o=obs):
-        return _fit_at(camera, points(offset_ns, o), o.uv, thr, init)
+    def fit(offset_ns, init=None, o=obs, smooth=smooth):
+        return _fit_at(camera, points(offset_ns, o, smooth), o.uv, thr, init)
 
-    # ---- the offset: coarse grid, then bounded refinement
+    # ---- the offset: a coarse grid (plain interpolation: it only has to find the
+    # basin), then a bounded refinement with the smoothed joints
     if fixed_offset_ns is not None:
         grid = np.array([fixed_offset_ns / 1e6])
     else:
         grid = np.arange(-offset_range_ms, offset_range_ms + 1e-9, offset_step_ms)
     curve, best, best_d = [], None, None
     for d_ms in grid:
-        f = fit(d_ms * 1e6)
+        f = fit(d_ms * 1e6, smooth=0 if len(grid) > 1 else smooth)
         curve.append((d_ms, np.nan if f is None else f.cost))
         if f is not None and (best is None or f.cost < best.cost):
             best, best_d = f, d_ms * 1e6
@@ -249,6 +250,8 @@ def solve_extrinsics(
             f"no pose found: {len(obs)} observations, {n_tracked} with a tracked joint within {max_gap_ms:g} ms "
             f"(at least {MIN_POINTS} are needed; is the hand tracked in the clicked frames?)"
         )
+    if len(grid) > 1 and smooth:
+        best = fit(best_d, (best.rvec, best.tvec)) or best  # the same point, smoothed
     check_geometry(points(best_d)[best.inliers], obs.uv[best.inliers], camera)
     if fixed_offset_ns is None:
         init = (best.rvec, best.tvec)
