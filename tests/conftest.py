@@ -1,3 +1,7 @@
+import os
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -22,3 +26,18 @@ def sim_session(tmp_path_factory):
     out = tmp_path_factory.mktemp("sim") / "s"
     simulate(out, seed=7, config=RigConfig(duration_s=3.0), boards=2, clicks=20)
     return out
+
+
+@pytest.fixture
+def xvfb():
+    if not (shutil.which("Xvfb") and shutil.which("xdotool")):
+        pytest.skip("Xvfb and xdotool are not installed (CI installs them: .ci/run)")
+    # -displayfd: Xvfb picks a free display and writes its number when it is ready
+    proc = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    display = proc.stdout.readline().strip()
+    if not display.isdigit():
+        proc.kill()
+        pytest.fail("Xvfb did not start")
+    yield {**os.environ, "DISPLAY": f":{display}"}
+    proc.terminate()
+    proc.wait(timeout=10)

@@ -3,11 +3,8 @@ the drawing and the clicking state (no screen needed), and the real highgui wind
 Xvfb, clicked by xdotool at the simulator's true pixels (CI installs both: .ci/run)."""
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-import time
 
 import cv2
 import numpy as np
@@ -19,6 +16,7 @@ from gthd.hand import JOINT_INDEX, NUM_JOINTS
 from gthd.session import Session, SessionWriter
 from gthd.sim.rig import RigConfig
 from gthd.sim.simulate import simulate
+from xdriver import XDriver
 
 JOINT = "INDEX_TIP"
 J = JOINT_INDEX[JOINT]
@@ -223,64 +221,6 @@ def test_render_draws_the_estimate_where_it_says_and_a_status_line(sim, tmp_path
 
 
 # ------------------------------------------------------------------- the real window
-@pytest.fixture
-def xvfb():
-    if not (shutil.which("Xvfb") and shutil.which("xdotool")):
-        pytest.skip("Xvfb and xdotool are not installed (CI installs them: .ci/run)")
-    # -displayfd: Xvfb picks a free display and writes its number when it is ready
-    proc = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    display = proc.stdout.readline().strip()
-    if not display.isdigit():
-        proc.kill()
-        pytest.fail("Xvfb did not start")
-    yield {**os.environ, "DISPLAY": f":{display}"}
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-class _Driver:
-    """Reads the window's title and clicks and types in it with xdotool."""
-
-    def __init__(self, env, proc):
-        self.env, self.proc, self.wid = env, proc, None
-
-    def xdo(self, *args) -> subprocess.CompletedProcess:
-        return subprocess.run(["xdotool", *map(str, args)], env=self.env, capture_output=True, text=True, timeout=10)
-
-    def _fail(self, what):
-        self.proc.kill()
-        pytest.fail(f"{what}; the window's output: {self.proc.communicate()[0][-2000:]}")
-
-    def title(self, unlike: dict | None = None, timeout: float = 15.0) -> dict:
-        """The window's title fields, once it shows a frame (and differs from ``unlike``)."""
-        end, last = time.monotonic() + timeout, None
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                self._fail(f"the window exited (title {last!r})")
-            wids = [self.wid] if self.wid else self.xdo("search", "--name", "^gthd calibrate").stdout.split()
-            for wid in wids:  # the one whose title shows a frame
-                last = self.xdo("getwindowname", wid).stdout.strip()
-                t = parse_title(last)
-                if t is not None:
-                    self.wid = wid
-                    if t != unlike:
-                        return t
-            time.sleep(0.05)
-        self._fail(f"timed out waiting for the title to change from {unlike} (last {last!r})")
-
-    def click(self, xy) -> None:
-        self.xdo("mousemove", "--window", self.wid, int(xy[0]), int(xy[1]), "click", 1)
-
-    def move(self, xy) -> None:
-        self.xdo("mousemove", "--window", self.wid, int(xy[0]), int(xy[1]))
-
-    def key(self, name: str) -> None:
-        # no window manager under Xvfb: windowactivate fails (no _NET_ACTIVE_WINDOW), focus works
-        if self.xdo("windowactivate", "--sync", self.wid).returncode != 0:
-            self.xdo("windowfocus", "--sync", self.wid)
-        self.xdo("key", "--window", self.wid, name)
-
-
 def test_clicking_in_the_real_window_saves_the_true_pixels(sim, tmp_path, xvfb):
     s = Session.open(sim)
     gt = s.ground_truth()["frames"]
@@ -295,7 +235,7 @@ def test_clicking_in_the_real_window_saves_the_true_pixels(sim, tmp_path, xvfb):
         "print('clicks', len(clicks))\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(sim), str(path)], env=xvfb, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    d = _Driver(xvfb, proc)
+    d = XDriver(xvfb, proc)
     try:
         expected: dict[int, np.ndarray] = {}  # frame -> the true pixel clicked
         skipped, undone, zoomed, actions = 0, False, False, 0

@@ -1,8 +1,6 @@
 """The capture preview: its drawing (no screen needed) and the real highgui window under
 Xvfb, stopped by pressing q with xdotool (CI installs both: .ci/run)."""
 
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -53,18 +51,6 @@ def test_calibration_file_errors_are_clear(tmp_path):
     (tmp_path / "bad.json").write_text('{"camera": {}}')
     with pytest.raises(ValueError, match="not a calibration"):
         load_projection(tmp_path / "bad.json")
-
-
-@pytest.fixture
-def xvfb():
-    if not (shutil.which("Xvfb") and shutil.which("xdotool")):
-        pytest.skip("Xvfb and xdotool are not installed (CI installs them: .ci/run)")
-    display = f":{90 + os.getpid() % 100}"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"], stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    yield {**os.environ, "DISPLAY": display}
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def test_q_in_the_preview_window_stops_the_capture(tmp_path, xvfb, truth_file):

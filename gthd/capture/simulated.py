@@ -163,14 +163,23 @@ def simulated_sources(seed: int, config: RigConfig = RigConfig(), speed: float =
     return SimCamera(run, pacer), SimTracker(run, pacer), run
 
 
-def write_truth_for(camera: SimCamera, session_path: str | Path) -> None:
-    """Write ``ground_truth.json`` into a session captured from ``camera``: the truth of
-    every frame the session indexes, aligned with its frame index by sequence number."""
+def write_truth_for(camera: SimCamera, session_path: str | Path, boards: int = 12, clicks: int = 40) -> None:
+    """Write what ``gthd simulate`` adds to a session into one captured from ``camera``:
+    ``ground_truth.json`` (the truth of every frame the session indexes, aligned with its
+    frame index by sequence number), calibration board views and simulated clicks."""
+    from ..sim.simulate import _write_boards, _write_clicks
+
+    session_path = Path(session_path)
     session = Session.open(session_path)
+    run = camera.run
     frames = []
     for i, seq in enumerate(session.frames.seq.tolist()):
         t = camera.truth_by_seq.get(int(seq))
         frames.append({"index": i, "seq": int(seq), "t_exposure_ns": None if t is None else t["t_exposure_ns"], "hand": None if t is None else t["hand"]})
     sizes = [max(f["hand"]["box"][2] - f["hand"]["box"][0], f["hand"]["box"][3] - f["hand"]["box"][1]) for f in frames if f["hand"] is not None]
     summary = {"frames": len(frames), "hand_frames": len(sizes), "hand_size_px": np.percentile(sizes, [5, 50, 95]).tolist() if sizes else None}
-    write_truth(Path(session_path) / "ground_truth.json", camera.run.truth(frames, summary=summary))
+    clicks_truth = _write_clicks(
+        session_path, session.manifest["session_id"], run, frames, session.frames.t_host_ns, clicks, "INDEX_TIP", 1.5, 0.08, run._rngs["clicks"]
+    )
+    boards_truth = _write_boards(session_path, run.rig, run.scene, boards, run._rngs["boards"]) if boards else {}
+    write_truth(session_path / "ground_truth.json", run.truth(frames, clicks_truth, boards_truth, summary))
