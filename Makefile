@@ -15,13 +15,16 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 # The demo captures the simulated rig through the capture engine (unpaced), checks the
-# session, and draws it. capture/demo is the demo's own folder: it is replaced each time.
+# session, draws it, then calibrates it (intrinsics from its board views, extrinsics and
+# clock offset from its simulated clicks) and prints the errors against the truth.
+# capture/demo and calibration/demo are the demo's own folders: replaced each time.
 demo: $(STAMP)
-	rm -rf capture/demo
+	rm -rf capture/demo calibration/demo
 	$(BIN)/gthd capture capture/demo --camera sim --tracker sim --seed 0 --duration 8 --speed 0
 	$(BIN)/gthd session check capture/demo
 	$(BIN)/gthd session sheet capture/demo -o capture/demo/sheet.png
-	@echo "demo: wrote capture/demo (a session captured from the simulated rig) and capture/demo/sheet.png"
+	$(BIN)/gthd calibrate --click capture/demo --clicks capture/demo/clicks_simulated.jsonl -o calibration/demo
+	@echo "demo: wrote capture/demo (a session captured from the simulated rig), capture/demo/sheet.png and calibration/demo/"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -29,6 +32,7 @@ test: $(STAMP)
 perf: $(STAMP)
 	$(BIN)/python perf/simulate.py
 	$(BIN)/python perf/capture.py
+	$(BIN)/python perf/calibration.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -103,7 +103,7 @@ def main():
 @click.option("--offset-ms", type=float, default=None, help="True clock offset d in ms (negative: camera latency). Default: random in [-80, -20].")
 @click.option("--jpeg-quality", type=int, default=None, help="JPEG quality of the frames. Default: random in [80, 95].")
 @click.option("--subject-scale", type=float, default=None, help="Hand size of the subject relative to an adult (0.5-1.5). Default: random in [0.8, 1.2].")
-@click.option("--boards", type=int, default=12, show_default=True, help="Views per calibration board (checkerboard and ChArUco); 0 for none.")
+@click.option("--boards", type=int, default=20, show_default=True, help="Views per calibration board (checkerboard and ChArUco); 0 for none.")
 @click.option("--clicks", type=int, default=40, show_default=True, help="Simulated clicks for extrinsic calibration; 0 for none.")
 @click.option("--click-joint", default="INDEX_TIP", show_default=True, help="The joint the simulated user clicks.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
@@ -314,8 +314,6 @@ def calibrate(ctx, click_session, clicks_file, auto_session, detector, intrinsic
         raise click.UsageError("give one of --click SESSION or --auto SESSION (or a subcommand: gthd calibrate intrinsics ...)")
     if clicks_file is not None and click_session is None:
         raise click.UsageError("--clicks goes with --click SESSION")
-    import shlex
-
     from .calibration.extrinsics import Observations, solve_extrinsics
     from .calibration.files import Calibration, read_clicks, write_calibration
     from .calibration.report import extrinsics_lines, offset_plot, overlay_sheet, truth_lines
@@ -323,7 +321,7 @@ def calibrate(ctx, click_session, clicks_file, auto_session, detector, intrinsic
     from .session import Session
 
     path = click_session or auto_session
-    command = "gthd " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = _command()
     with user_errors():
         if joint not in JOINT_INDEX:
             raise ValueError(f"unknown joint {joint!r}; one of {', '.join(JOINT_INDEX)}")
@@ -387,12 +385,106 @@ def _camera_for(session, intrinsics: Path | None, out: Path):
         return read_intrinsics(intrinsics)
     if not session.boards():
         raise ValueError(f"{session.path} has no board views: give --intrinsics FILE (made by gthd calibrate intrinsics)")
-    from .calibration.intrinsics import intrinsics_for_session
+    result = _intrinsics(session.path, None, out)
+    for line in result.report_lines(_command()):
+        click.echo(line)
+    return result.camera
 
-    camera, lines = intrinsics_for_session(session.path, out)
-    for line in lines:
-        click.echo(line, err=True)
-    return camera
+
+def _command() -> str:
+    """The exact command line, for reports."""
+    import shlex
+
+    return "gthd " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _board_spec(board: str):
+    """A board from a board.json (as `gthd board` writes) or a kind with gthd's defaults."""
+    from .boards import BoardSpec
+
+    if board in ("checkerboard", "charuco"):
+        return BoardSpec("checkerboard", 10, 7, 25.0) if board == "checkerboard" else BoardSpec("charuco", 8, 6, 30.0, 22.0, "DICT_5X5_100")
+    import json
+
+    path = Path(board)
+    try:
+        d = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such board file (make one with gthd board, or say checkerboard or charuco)") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a board description ({e})") from None
+    return BoardSpec.from_dict({k: v for k, v in d.items() if k not in ("format", "format_version", "gthd_version")})
+
+
+def _intrinsics(source: Path, board: str | None, out: Path):
+    """Calibrate intrinsics from a session's boards, a folder of images or a video; write
+    intrinsics.yaml/.json and intrinsics.png into ``out``. Returns the IntrinsicsResult."""
+    from .calibration.files import write_intrinsics
+    from .calibration.intrinsics import calibrate as calibrate_views
+    from .calibration.intrinsics import report_png, views_from_folder, views_from_session, views_from_video
+
+    if source.is_dir() and (source / "manifest.json").exists():
+        found = views_from_session(source)
+        if board is not None:
+            spec = _board_spec(board)
+            found = {k: v for k, v in found.items() if v.spec == spec} or found
+        # the board with the most detected corners (a checkerboard's are all found, and
+        # more precisely: it wins a tie with ChArUco)
+        views = max(found.values(), key=lambda v: sum(len(x.detection.ids) for x in v))
+    elif board is None:
+        raise ValueError("--board is needed for a folder or a video: a board.json (gthd board writes one), checkerboard or charuco")
+    elif source.is_dir():
+        views = views_from_folder(source, _board_spec(board))
+    elif source.is_file():
+        views = views_from_video(source, _board_spec(board))
+    else:
+        raise ValueError(f"{source}: no such folder, video or session")
+    result = calibrate_views(views, views.spec)
+    out.mkdir(parents=True, exist_ok=True)
+    write_intrinsics(out / "intrinsics", result.camera, {**result.quality(), "source": str(source), "command": _command()})
+    report_png(result, views, out / "intrinsics.png")
+    return result
+
+
+@calibrate.command("intrinsics")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--board", default=None, help="The board: a board.json (gthd board writes one), checkerboard or charuco (gthd's defaults). A session's own boards are used if not given.")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("calibration/camera"), show_default=True,
+              help="Folder for intrinsics.yaml, intrinsics.json and intrinsics.png.")
+@click.option("--force", is_flag=True, help="Replace existing intrinsics in the folder.")
+def calibrate_intrinsics(source, board, out, force):
+    """Calibrate the camera's intrinsics from views of a printed board.
+
+    SOURCE is a folder of images, a video, or a session (its boards/ views). Corners
+    from cv2.findChessboardCornersSB + cornerSubPix (checkerboard) or the ChArUco
+    detector; cv2.calibrateCameraExtended; outlier views dropped; split-half check.
+    Writes an OpenCV FileStorage YAML (camera_matrix, distortion_coefficients,
+    image_width, image_height), a JSON twin with the quality, and a report PNG.
+
+    \b
+    Example:
+        gthd calibrate intrinsics capture/boards/ --board calibration/boards/checkerboard-10x7-25mm.json
+        gthd calibrate intrinsics capture/sim-0 -o calibration/sim-0
+    """
+    with user_errors():
+        if (out / "intrinsics.yaml").exists() and not force:
+            raise FileExistsError(f"{out / 'intrinsics.yaml'} exists (use --force to replace it, or -o another folder)")
+        result = _intrinsics(source, board, out)
+        if source.is_dir() and (source / "manifest.json").exists():
+            from .session import Session
+
+            s = Session.open(source)
+            if s.has_ground_truth:
+                from .calibration.report import intrinsics_truth_line
+
+                extra = [intrinsics_truth_line(result.camera, s.ground_truth())]
+            else:
+                extra = []
+        else:
+            extra = []
+    for line in result.report_lines(_command()) + extra:
+        click.echo(line)
+    click.echo(f"wrote {out / 'intrinsics.yaml'}, intrinsics.json, intrinsics.png")
 
 
 def _click_window(session, camera, joint, n_frames, clicks_path, ransac_px, offset_range_ms):

@@ -41,17 +41,25 @@ def extrinsics_lines(result: ExtrinsicsResult, obs: Observations, command: str) 
     return lines
 
 
+def intrinsics_truth_line(camera, truth: dict) -> str:
+    """The intrinsics' errors against a simulated session's ground truth."""
+    from ..geometry import Camera
+
+    K, Kt = camera.K, Camera.from_dict(truth["camera"]).K
+    return (
+        f"  intrinsics: fx {100 * (K[0, 0] / Kt[0, 0] - 1):+.3f} %, fy {100 * (K[1, 1] / Kt[1, 1] - 1):+.3f} %, "
+        f"cx {K[0, 2] - Kt[0, 2]:+.2f} px, cy {K[1, 2] - Kt[1, 2]:+.2f} px (against the simulator's ground truth)"
+    )
+
+
 def truth_lines(cal: Calibration, truth: dict) -> list[str]:
     """Errors against a simulated session's ground truth."""
-    from ..geometry import Camera, Transform
+    from ..geometry import Transform
 
-    cam_t = Camera.from_dict(truth["camera"])
     T_t = Transform.from_dict(truth["T_cam_leap"])
-    K, Kt = cal.camera.K, cam_t.K
     return [
         "against the simulator's ground truth:",
-        f"  intrinsics: fx {100 * (K[0, 0] / Kt[0, 0] - 1):+.3f} %, fy {100 * (K[1, 1] / Kt[1, 1] - 1):+.3f} %, "
-        f"cx {K[0, 2] - Kt[0, 2]:+.2f} px, cy {K[1, 2] - Kt[1, 2]:+.2f} px",
+        intrinsics_truth_line(cal.camera, truth),
         f"  rotation {rotation_error_deg(cal.T_cam_leap, T_t):.3f} deg, translation {np.linalg.norm(cal.T_cam_leap.t - T_t.t):.2f} mm, "
         f"clock offset {(cal.clock_offset_ns - truth['clock']['offset_ns']) / 1e6:+.2f} ms",
     ]

@@ -163,7 +163,7 @@ def simulated_sources(seed: int, config: RigConfig = RigConfig(), speed: float =
     return SimCamera(run, pacer), SimTracker(run, pacer), run
 
 
-def write_truth_for(camera: SimCamera, session_path: str | Path, boards: int = 12, clicks: int = 40) -> None:
+def write_truth_for(camera: SimCamera, session_path: str | Path, boards: int = 20, clicks: int = 40) -> None:
     """Write what ``gthd simulate`` adds to a session into one captured from ``camera``:
     ``ground_truth.json`` (the truth of every frame the session indexes, aligned with its
     frame index by sequence number), calibration board views and simulated clicks."""

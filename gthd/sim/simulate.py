@@ -58,7 +58,7 @@ def simulate(
     seed: int,
     config: RigConfig = RigConfig(),
     *,
-    boards: int = 12,
+    boards: int = 20,
     clicks: int = 40,
     click_joint: str = "INDEX_TIP",
     click_noise_px: float = 1.5,
