@@ -37,7 +37,7 @@ def _png(path: Path, img: np.ndarray) -> None:
 
 def demo_sheet(tmp: Path) -> None:
     """The picture `make demo` writes: a simulated session with the true keypoints."""
-    subprocess.run([sys.executable, "-m", "gthd", "simulate", str(tmp / "demo"), "--seed", "0", "--duration", "8", "--boards", "6"], check=True)
+    subprocess.run([sys.executable, "-m", "gthd", "simulate", str(tmp / "demo"), "--seed", "0", "--duration", "8"], check=True)
     subprocess.run([sys.executable, "-m", "gthd", "session", "sheet", str(tmp / "demo"), "-o", str(IMAGES / "demo_sheet.png"), "-n", "12"], check=True)
 
 
@@ -103,12 +103,24 @@ def boards(tmp: Path) -> None:
     _png(IMAGES / "boards.png", contact_sheet(tiles, cols=4, tile_width=300))
 
 
+def calibration(tmp: Path) -> None:
+    """The pictures `gthd calibrate` writes, on the demo session: the intrinsics report,
+    the projected skeleton over sample frames, the offset search."""
+    out = tmp / "cal"
+    subprocess.run([sys.executable, "-m", "gthd", "calibrate", "--click", str(tmp / "demo"), "--clicks", str(tmp / "demo" / "clicks_simulated.jsonl"),
+                    "-o", str(out), "--bootstrap", "20"], check=True, stdout=subprocess.DEVNULL)
+    for src, dst in (("intrinsics.png", "intrinsics_report.png"), ("overlay.png", "calibration_overlay.png"), ("offset.png", "calibration_offset.png")):
+        shutil.copyfile(out / src, IMAGES / dst)
+        print(f"wrote {IMAGES / dst} ({(IMAGES / dst).stat().st_size // 1024} KiB)")
+
+
 def main() -> None:
     IMAGES.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp())
     try:
         demo_sheet(tmp)
         boards(tmp)
+        calibration(tmp)
         hand_model()
         difficulty()
     finally:

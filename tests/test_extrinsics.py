@@ -183,3 +183,19 @@ def test_cli_bad_input_one_line_each(sessions, tmp_path):
     r = CliRunner().invoke(main, ["calibrate", "--click", str(s), "--clicks", str(path / "clicks_simulated.jsonl"), "--intrinsics", str(gt), "-o", str(tmp_path / "o4")], catch_exceptions=False)
     assert r.exit_code == 1 and "saw no hand" in r.output
     assert not (tmp_path / "o" / "calibration.json").exists()
+
+
+def test_cli_auto_with_the_simulated_detector_and_session_intrinsics(tmp_path):
+    """--auto end to end, with the intrinsics calibrated from the session's own boards."""
+    simulate(tmp_path / "s", 4, RigConfig(duration_s=10.0), boards=12, clicks=0)
+    r = CliRunner().invoke(main, ["calibrate", "--auto", str(tmp_path / "s"), "--detector", "simulated", "--frames", "20", "-o", str(tmp_path / "cal"), "--bootstrap", "0"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "split-half stability" in r.output  # the intrinsics were calibrated here
+    assert (tmp_path / "cal" / "intrinsics.yaml").exists() and (tmp_path / "cal" / "intrinsics.png").exists()
+    cal = read_calibration(tmp_path / "cal" / "calibration.json")
+    _, T, d, _ = _truth(tmp_path / "s")
+    assert rotation_error_deg(cal.T_cam_leap, T) < 0.5 and np.linalg.norm(cal.T_cam_leap.t - T.t) < 3 and abs(cal.clock_offset_ns - d) < 3e6
+    assert json.loads((tmp_path / "cal" / "calibration.json").read_text())["correspondences"].startswith("--auto (simulated")
+    # the default detector, MediaPipe, is an optional extra not installed here: one clear line
+    r = CliRunner().invoke(main, ["calibrate", "--auto", str(tmp_path / "s"), "-o", str(tmp_path / "cal2"), "--intrinsics", str(tmp_path / "s" / "ground_truth.json")], catch_exceptions=False)
+    assert r.exit_code == 1 and r.output.count("\n") == 1 and "mediapipe" in r.output.lower()
