@@ -330,7 +330,8 @@ def calibrate(ctx, click_session, clicks_file, auto_session, detector, intrinsic
             raise ValueError(f"{path}: the tracker saw no hand in this session: nothing to calibrate against")
         out = out or Path("calibration") / session.path.resolve().name
         if (out / "calibration.json").exists() and not force:
-            raise FileExistsError(f"{out / 'calibration.json'} exists (use --force to replace it, or -o another folder)")
+            hint = "; clicking resumes from its clicks.jsonl" if (out / "clicks.jsonl").exists() and clicks_file is None and click_session else ""
+            raise FileExistsError(f"{out / 'calibration.json'} exists (use --force to replace it{hint}, or -o another folder)")
         out.mkdir(parents=True, exist_ok=True)
         camera = _camera_for(session, intrinsics, out)
         w, h = session.camera_size
