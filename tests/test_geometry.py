@@ -66,3 +66,10 @@ def test_transform_refuses_a_reflection():
         Transform(np.diag([-1.0, -1.0, -1.0]), np.zeros(3), "cam", "leap")
     with pytest.raises(ValueError, match="not a rotation"):
         Transform(np.eye(3) * 2, np.zeros(3), "cam", "leap")
+
+
+def test_undistort_inverts_opencv_projection(camera):
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(-0.45, 0.45, (200, 2))  # normalised coordinates across the image
+    uv, _ = cv2.projectPoints(np.column_stack([xy, np.ones(200)]), np.zeros(3), np.zeros(3), camera.K, camera.dist)
+    np.testing.assert_allclose(camera.undistort(uv.reshape(-1, 2)), xy, atol=1e-8)

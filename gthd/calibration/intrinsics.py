@@ -69,7 +69,6 @@ MIN_CHARUCO_CORNERS = 6
 _SUBPIX_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
 _SUBPIX_MAX_HALF_WINDOW = 10  # px; cornerSubPix's winSize is the half side of its window
 # Undistortion for the split-half comparison: iterate to 1e-6 px, not OpenCV's 5 steps.
-_UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-6)
 # ChArUco corners are refined by OpenCV in a window that must stay clear of the markers;
 # on small boards (corners closer than this, px) that window is a pixel or two and the
 # corners are off by up to ~1 px. Detecting on a 2x upscaled image brings them within 0.4 px.
@@ -600,14 +599,8 @@ def _rms(r: np.ndarray) -> float:
 
 
 def undistort_to_rays(camera: Camera, uv: np.ndarray) -> np.ndarray:
-    """(..., 2) pixels -> (..., 2) normalized undistorted (x, y) (rays (x, y, 1)), to 1e-6 px."""
-    uv = np.asarray(uv, dtype=np.float64)
-    pts = np.ascontiguousarray(uv.reshape(-1, 1, 2))
-    if hasattr(cv2, "undistortPointsIter"):  # OpenCV 4.x
-        out = cv2.undistortPointsIter(pts, camera.K, camera.dist, None, None, _UNDISTORT_CRITERIA)
-    else:  # OpenCV 5 folded the criteria into undistortPoints
-        out = cv2.undistortPoints(pts, camera.K, camera.dist, criteria=_UNDISTORT_CRITERIA)
-    return np.asarray(out, dtype=np.float64).reshape(uv.shape)
+    """(..., 2) pixels -> (..., 2) normalized undistorted (x, y): :meth:`gthd.geometry.Camera.undistort`."""
+    return camera.undistort(uv)
 
 
 def image_grid(width: int, height: int, grid: tuple[int, int] = (16, 12)) -> np.ndarray:

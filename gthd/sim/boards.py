@@ -25,9 +25,6 @@ from ..boards import BoardSpec
 from ..geometry import Camera, Transform, distortion_is_monotonic
 
 # Undistortion: iterate until the re-projection error is below 1e-6 px (at most 100 steps);
-# OpenCV's default (5 plain iterations) leaves errors of 0.03 px in the corners of a
-# strongly distorted image.
-_UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-6)
 _MAX_TEXTURE_PX = 4096  # longest texture side; closer boards are rendered slightly soft
 # Grey levels of ink and paper: a print is neither pure black nor pure white, and keeping
 # clear of 0 and 255 keeps the sensor noise from being clipped (which would bias edges).
@@ -36,24 +33,8 @@ _PAPER_BACK = 200  # texture grey of the unprinted back of a board
 
 
 def undistort_pixels(camera: Camera, uv: np.ndarray) -> np.ndarray:
-    """Normalized, undistorted image coordinates of distorted pixels (to 1e-6 px).
-
-    Args:
-        camera: the lens model.
-        uv: (..., 2) pixels.
-
-    Returns:
-        (..., 2) float64 (x, y): the ray (x, y, 1) in the camera frame projects to ``uv``.
-    """
-    uv = np.asarray(uv, dtype=np.float64)
-    if uv.shape[-1] != 2:
-        raise ValueError(f"expected (..., 2) pixels, got {uv.shape}")
-    pts = np.ascontiguousarray(uv.reshape(-1, 1, 2))
-    if hasattr(cv2, "undistortPointsIter"):  # OpenCV 4.x
-        out = cv2.undistortPointsIter(pts, camera.K, camera.dist, None, None, _UNDISTORT_CRITERIA)
-    else:  # OpenCV 5 folded the criteria into undistortPoints
-        out = cv2.undistortPoints(pts, camera.K, camera.dist, criteria=_UNDISTORT_CRITERIA)
-    return np.asarray(out, dtype=np.float64).reshape(uv.shape)
+    """(..., 2) pixels -> (..., 2) normalised (x, y): :meth:`gthd.geometry.Camera.undistort`."""
+    return camera.undistort(uv)
 
 
 @functools.lru_cache(maxsize=16)
