@@ -514,6 +514,78 @@ def _click_window(session, camera, joint, n_frames, clicks_path, ransac_px, offs
     return ClickWindow(session, joint, frames, clicks_path, estimate=estimate).run()
 
 
+# ----------------------------------------------------------------------- build-dataset
+@main.command("build-dataset")
+@click.argument("sessions", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--calibration", "calibrations", multiple=True, required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="calibration.json: one for all sessions, or one per session in order (repeat the option).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The HDF5 file to write.")
+@click.option("--split-by", type=click.Choice(["random", "subject", "session"]), default="random", show_default=True,
+              help="Random 75/10/15 (the paper), or whole subjects/sessions per split.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and of the NoHand cap.")
+@click.option("--thickness", type=click.Choice(["thin", "medium", "thick"]), default="thick", show_default=True, help="Skeleton line width (the paper found thick most robust).")
+@click.option("--box-margin", type=click.FloatRange(0, 1), default=0.05, show_default=True, help="Hand box margin, times its larger side.")
+@click.option("--crop-margin", type=click.FloatRange(0, 2), default=0.25, show_default=True, help="Square crop margin around the box.")
+@click.option("--nohand-share", type=click.FloatRange(0, 0.95), default=0.2, show_default=True, help="Most NoHand samples as a share of all.")
+@click.option("--nohand-guard-ms", type=click.FloatRange(0, 10000), default=500.0, show_default=True,
+              help="A frame is NoHand only if the tracker saw no hand within +-this.")
+@click.option("--max-gap-ms", type=click.FloatRange(1, 1000), default=50.0, show_default=True, help="Widest tracker gap to interpolate across.")
+@click.option("--smooth-ms", type=click.FloatRange(0, 200), default=0.0, show_default=True, help="Fit the tracked joints linearly over +-this (averages tracker noise; 0: plain interpolation).")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Threads.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+def build_dataset_cmd(sessions, calibrations, out, split_by, seed, thickness, box_margin, crop_margin, nohand_share, nohand_guard_ms, max_gap_ms, smooth_ms, workers, force):
+    """Build an HDF5 dataset from sessions and their calibration.
+
+    Projects the tracked 3D joints (at each frame's time plus the calibrated clock
+    offset) into 2D keypoints, draws the skeleton masks, computes the hand boxes and
+    caches 128x128 hand crops; frames where the tracker saw no hand become NoHand
+    samples. Schema: docs/dataset-format.md.
+
+    \b
+    Example:
+        gthd build-dataset capture/alice-1 capture/bob-1 --calibration calibration/rig/calibration.json -o gthd.h5
+        gthd build-dataset capture/demo --calibration calibration/demo/calibration.json -o demo.h5 --split-by session
+    """
+    from .dataset.build import build_dataset
+
+    with user_errors():
+        bar, update = _progress("building")
+        with bar:
+            report = build_dataset(
+                list(sessions), list(calibrations), out, split_by=split_by, seed=seed, thickness=thickness, box_margin=box_margin,
+                crop_margin=crop_margin, nohand_share=nohand_share, nohand_guard_ms=nohand_guard_ms, max_gap_ms=max_gap_ms, smooth_ms=smooth_ms, workers=workers,
+                force=force, attrs={"command": _command()}, progress=update,
+            )
+    for line in report.lines():
+        click.echo(line)
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write a contact sheet PNG here.")
+@click.option("-n", "--count", type=click.IntRange(1, 100), default=16, show_default=True, help="Samples on the sheet.")
+def inspect(dataset, sheet, count):
+    """Show what a dataset holds: counts, splits, hand sizes, joints out of view.
+
+    With --sheet, a contact sheet PNG of random samples with their keypoints,
+    skeleton mask and hand box drawn.
+
+    \b
+    Example:
+        gthd inspect gthd.h5 --sheet gthd-sheet.png
+    """
+    from .dataset.inspect import contact_sheet_png, summary_lines
+
+    with user_errors():
+        lines = summary_lines(dataset)
+        if sheet is not None:
+            n = contact_sheet_png(dataset, sheet, count=count)
+            lines.append(f"wrote {sheet} ({n} samples)")
+    for line in lines:
+        click.echo(line)
+
+
 # ------------------------------------------------------------------------------- board
 @main.command()
 @click.argument("kind", type=click.Choice(["checkerboard", "charuco"]))

@@ -2,10 +2,11 @@
 the square hand crop and the keypoints in it. Every producer of samples (the builder,
 the COCO and LSMV importers) goes through :func:`make_sample`, so they agree.
 
-Pixels follow OpenCV's convention (the centre of the top-left pixel is (0, 0)). The crop
-is the square ``crop_box`` (xyxy, edges of pixels) resampled to ``size`` x ``size``: a
-point ``p`` of the frame sits at ``(p - crop_box[:2] - 0.5) * size / side - 0.5 + ...``,
-see :func:`to_crop` (tested to invert exactly with :func:`from_crop`).
+Pixels follow OpenCV's convention (the centre of the top-left pixel is (0, 0); an image
+spans [-0.5, W-0.5]). The crop is the square ``crop_box`` (xyxy in those coordinates: the
+crop covers exactly [x0, x1] x [y0, y1]) resampled to ``size`` x ``size``, so a frame
+point ``p`` sits at ``(p - x0) * size / side - 0.5`` in the crop (:func:`to_crop`, inverted
+exactly by :func:`from_crop`).
 """
 
 from __future__ import annotations
@@ -72,10 +73,10 @@ def square_crop_box(box: np.ndarray, margin: float = 0.25) -> np.ndarray:
 
 
 def _affine(crop_box: np.ndarray, size: int) -> np.ndarray:
-    """2x3 matrix: frame px -> crop px, pixel-centre aware (edges map to edges)."""
+    """2x3 matrix: frame px -> crop px. The box's edge x0 goes to the crop's edge -0.5 and
+    x1 to size - 0.5: p' = (p - x0) * s - 0.5."""
     s = size / (crop_box[2] - crop_box[0])
-    # frame edge coordinate e = p + 0.5 -> crop edge coordinate (e - x0) * s -> crop p' = that - 0.5
-    return np.array([[s, 0, (0.5 - crop_box[0]) * s - 0.5], [0, s, (0.5 - crop_box[1]) * s - 0.5]])
+    return np.array([[s, 0, -crop_box[0] * s - 0.5], [0, s, -crop_box[1] * s - 0.5]])
 
 
 def to_crop(points: np.ndarray, crop_box: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
@@ -109,6 +110,7 @@ def make_sample(
     keypoints: np.ndarray | None,
     visible: np.ndarray | None,
     *,
+    scale: int = 1,
     thickness: str = "thick",
     box_margin: float = 0.05,
     crop_margin: float = 0.25,
@@ -119,14 +121,16 @@ def make_sample(
     """A sample from a frame and (for a hand) its keypoints.
 
     Args:
-        image: (H, W, 3) uint8 BGR, the decoded frame.
+        image: (H, W, 3) uint8 BGR, the decoded frame, possibly decoded at 1/``scale``
+            of its size (``cv2.IMREAD_REDUCED_COLOR_2``/``_4``): the crop is taken from it,
+            while every label and the mask stay in the frame's pixels.
         frame_jpeg: the frame's JPEG bytes, stored as they are.
-        keypoints: (21, 2) px or None (NoHand). visible: (21,) bool.
+        keypoints: (21, 2) frame px, or None (NoHand). visible: (21,) bool.
         box_margin: the hand box grows by this x its larger side (then clipped).
         crop_margin: the square crop's margin around the box.
         meta: the other :class:`Sample` fields (session, subject, name, joints_cam, ...).
     """
-    h, w = image.shape[:2]
+    h, w = image.shape[0] * scale, image.shape[1] * scale
     if keypoints is None:
         return Sample(frame_jpeg=frame_jpeg, image_size=(w, h), has_hand=False, **meta)
     kp = np.asarray(keypoints, dtype=np.float64)
@@ -138,7 +142,8 @@ def make_sample(
         return Sample(frame_jpeg=frame_jpeg, image_size=(w, h), has_hand=False, **meta)
     mask = skeleton_mask(kp, vis, (w, h), thickness)
     cb = square_crop_box(box, crop_margin)
-    ok, crop_enc = cv2.imencode(".jpg", crop(image, cb, crop_size), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    cb_image = (cb + 0.5) / scale - 0.5  # the same region in the decoded image's pixels
+    ok, crop_enc = cv2.imencode(".jpg", crop(image, cb_image, crop_size), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
     ok2, mask_enc = cv2.imencode(".png", mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not (ok and ok2):
         raise RuntimeError("encoding a crop or a mask failed")

@@ -37,6 +37,8 @@ class RigConfig:
     clock_offset_ms: float | None = None  # None: drawn at random
     jpeg_quality: int | None = None  # None: drawn at random
     subject_scale: float | None = None  # None: drawn in 0.8-1.2
+    tracker_noise_mm: float | None = None  # None: by difficulty (0.8, 1.3, 2.0)
+    jitter_ms: float | None = None  # camera arrival jitter (mean); None: drawn in 0.5-2
 
     def __post_init__(self):
         if self.difficulty not in DIFFICULTIES:
@@ -58,6 +60,10 @@ class RigConfig:
             raise ValueError(f"JPEG quality must be in [10, 100], got {self.jpeg_quality}")
         if self.subject_scale is not None and not 0.5 <= self.subject_scale <= 1.5:
             raise ValueError(f"subject scale must be in [0.5, 1.5], got {self.subject_scale}")
+        if self.tracker_noise_mm is not None and not 0 <= self.tracker_noise_mm <= 20:
+            raise ValueError(f"tracker noise must be in [0, 20] mm, got {self.tracker_noise_mm}")
+        if self.jitter_ms is not None and not 0 <= self.jitter_ms <= 50:
+            raise ValueError(f"camera jitter must be in [0, 50] ms, got {self.jitter_ms}")
 
     @property
     def level(self) -> int:
@@ -136,6 +142,8 @@ def sample_rig(rng: np.random.Generator, config: RigConfig, subject_id: str = "S
     T_cam_leap = look_at(eye, target, up, world="leap")
     latency_ms = -config.clock_offset_ms if config.clock_offset_ms is not None else rng.uniform(20, 80)
     jitter_ns = int(rng.uniform(0.5, 2.0) * 1e6)
+    if config.jitter_ms is not None:
+        jitter_ns = int(config.jitter_ms * 1e6)
     latency_ns = int(round(latency_ms * 1e6)) - jitter_ns
     scale = config.subject_scale if config.subject_scale is not None else rng.uniform(0.8, 1.2)
     tone = SKIN_TONES_BGR[rng.integers(len(SKIN_TONES_BGR))] * rng.uniform(0.92, 1.05, 3)
@@ -156,7 +164,7 @@ def sample_rig(rng: np.random.Generator, config: RigConfig, subject_id: str = "S
         skin_bgr=tuple(int(c) for c in np.clip(tone, 0, 255)),
         jpeg_quality=config.jpeg_quality if config.jpeg_quality is not None else int(rng.integers(80, 96)),
         camera_drop_rate=(0.0, 0.005, 0.02)[level],
-        tracker_noise_mm=(0.8, 1.3, 2.0)[level],
+        tracker_noise_mm=(0.8, 1.3, 2.0)[level] if config.tracker_noise_mm is None else config.tracker_noise_mm,
         tracker_loss_rate_hz=(0.0, 0.15, 0.5)[level],
     )
 
@@ -178,7 +186,7 @@ def camera_timeline(rig: Rig, rng: np.random.Generator) -> CameraTimeline:
     n = int(cfg.duration_s * cfg.fps)
     seq = np.arange(n, dtype=np.int64)
     t_exp = rig.host_start_ns + int(rng.uniform(0, period)) + np.rint(seq * period + rng.normal(0, 5e4, n)).astype(np.int64)
-    jitter = rng.exponential(rig.jitter_ns, n)
+    jitter = rng.exponential(rig.jitter_ns, n) if rig.jitter_ns > 0 else np.zeros(n)
     t_host = t_exp + rig.latency_ns + np.rint(jitter).astype(np.int64)
     t_host = np.maximum.accumulate(t_host)  # arrival stamps never go back
     keep = rng.random(n) >= rig.camera_drop_rate

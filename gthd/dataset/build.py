@@ -1,0 +1,284 @@
+"""``gthd build-dataset``: sessions + their calibration -> one HDF5 dataset.
+
+For every camera frame: the tracked 3D joints at the frame's time plus the calibrated
+clock offset (a local linear fit over the tracker frames nearby; frames whose tracker data
+is missing or too far apart are left out and counted), transformed by ``T_cam_leap`` and
+projected with the lens distortion (``cv2.projectPoints``' model). Frames where the
+tracker was looking and saw no hand become NoHand samples (capped to a share). Then the
+skeleton mask, the hand box and the cached 128x128 crop (``samples.make_sample``).
+
+Frames are decoded at the smallest JPEG scale that still gives the crop its full
+resolution (a big hand needs no full-size decode), processed on a thread pool (OpenCV
+releases the GIL) in order, and streamed to the file: memory stays flat and the output is
+the same for the same inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from ..calibration.files import Calibration, read_calibration
+from ..geometry import box_from_points
+from ..session import Session
+from .samples import CROP_SIZE, make_sample, square_crop_box
+from .schema import DatasetWriter, Sample, assign_splits
+
+SPLIT_BY = ("random", "subject", "session")
+
+
+@dataclass
+class BuildReport:
+    """What a build did, per reason a frame was left out."""
+
+    path: Path
+    samples: int = 0
+    hand: int = 0
+    nohand: int = 0
+    nohand_dropped: int = 0  # over the NoHand cap
+    no_tracking: int = 0  # tracker data missing or too far apart
+    nan_joints: int = 0
+    corrupt: int = 0
+    out_of_view: int = 0  # tracked hand entirely outside the image: made NoHand
+    nohand_near_hand: int = 0  # tracker saw no hand, but did within the guard: left out
+    splits: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"{self.samples} samples: {self.hand} with a hand, {self.nohand} NoHand ({self.nohand_dropped} more NoHand frames left out by the cap)",
+            f"left out: {self.no_tracking} frames without tracking within reach, {self.nohand_near_hand} without a hand but next to one "
+            f"(NoHand guard), {self.corrupt} corrupt frames, {self.nan_joints} with NaN joints",
+            "splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()),
+        ]
+        return out + [f"warning: {w}" for w in self.warnings]
+
+
+def _sha256(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        if p.exists():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _decode(data: bytes, crop_side: float | None) -> tuple[np.ndarray | None, int]:
+    """Decode a JPEG at 1/1, 1/2 or 1/4 scale: the smallest that keeps ``crop_side``
+    frame pixels at >= 128 crop pixels. Returns (image, scale)."""
+    buf = np.frombuffer(data, np.uint8)
+    scale = 1
+    if crop_side is not None:
+        scale = 4 if crop_side >= 4 * CROP_SIZE else 2 if crop_side >= 2 * CROP_SIZE else 1
+    flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4}[scale]
+    return cv2.imdecode(buf, flag), scale
+
+
+@dataclass
+class _Job:
+    session: int
+    subject: int
+    frame: int
+    t_host_ns: int
+    file: Path
+    name: str
+    uv: np.ndarray | None  # (21, 2) px, None for NoHand
+    visible: np.ndarray | None
+    joints_cam: np.ndarray | None
+    joints_tracker: np.ndarray | None
+    size: tuple[int, int]
+
+
+def _process(job: _Job, opts: dict) -> Sample | None:
+    """Read, decode (at the scale the crop allows) and make the sample; None if corrupt."""
+    try:
+        data = job.file.read_bytes()
+    except OSError:
+        return None
+    side = None
+    if job.uv is not None:
+        box = box_from_points(job.uv, job.visible, *job.size, margin=opts["box_margin"])
+        if box is not None:
+            cb = square_crop_box(box, opts["crop_margin"])
+            side = float(cb[2] - cb[0])
+    img, scale = _decode(data, side)
+    if img is None or img.shape[1] * scale != job.size[0] or img.shape[0] * scale != job.size[1]:
+        return None  # not a JPEG, or not of the session's size
+    meta = dict(session=job.session, subject=job.subject, frame_index=job.frame, t_host_ns=job.t_host_ns, name=job.name)
+    if job.uv is None:
+        return make_sample(img, data, None, None, scale=scale, **meta)
+    return make_sample(
+        img, data, job.uv, job.visible, scale=scale, thickness=opts["thickness"], box_margin=opts["box_margin"],
+        crop_margin=opts["crop_margin"], joints_cam=job.joints_cam, joints_tracker=job.joints_tracker, **meta,
+    )
+
+
+def build_dataset(
+    sessions: list[str | Path],
+    calibrations: list[str | Path | Calibration],
+    out: str | Path,
+    *,
+    split_by: str = "random",
+    fractions=(0.75, 0.10, 0.15),
+    seed: int = 0,
+    thickness: str = "thick",
+    box_margin: float = 0.05,
+    crop_margin: float = 0.25,
+    nohand_share: float = 0.2,
+    nohand_guard_ms: float = 500.0,
+    max_gap_ms: float = 50.0,
+    smooth_ms: float = 0.0,
+    workers: int = 2,
+    force: bool = False,
+    attrs: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BuildReport:
+    """Build a dataset from sessions and their calibrations (one per session, or one for all).
+
+    Raises:
+        ValueError: a calibration for another resolution, an unknown split or thickness.
+        FormatError: an unreadable session or calibration.
+        FileExistsError: ``out`` exists (unless ``force``).
+    """
+    if split_by not in SPLIT_BY:
+        raise ValueError(f"split-by must be one of {', '.join(SPLIT_BY)}, got {split_by!r}")
+    if not 0 <= nohand_share < 1:
+        raise ValueError(f"the NoHand share must be in [0, 1), got {nohand_share}")
+    if len(calibrations) not in (1, len(sessions)):
+        raise ValueError(f"give one calibration for all sessions or one per session ({len(sessions)}), got {len(calibrations)}")
+    cals = [c if isinstance(c, Calibration) else read_calibration(c) for c in calibrations]
+    cals = cals * len(sessions) if len(cals) == 1 else cals
+    opened = [Session.open(p) for p in sessions]
+    report = BuildReport(Path(out))
+    subjects: list[str] = []
+    jobs: list[_Job] = []
+    for k, (s, cal) in enumerate(zip(opened, cals)):
+        w, h = s.camera_size
+        cal.check_image_size(w, h, what=f"session {s.path}")
+        if s.manifest["status"] == "recording":
+            report.warnings.append(f"{s.path}: the capture was not finalised (killed?): building what is readable ({len(s.frames)} frames)")
+        if any(s.torn.values()):
+            report.warnings.append(f"{s.path}: {sum(s.torn.values())} torn log lines skipped")
+        subj = s.manifest.get("subject") or "unknown"
+        if subj not in subjects:
+            subjects.append(subj)
+        jobs.extend(_session_jobs(s, k, subjects.index(subj), cal, max_gap_ms, smooth_ms, nohand_guard_ms, report))
+    # the NoHand cap, deterministic
+    rng = np.random.default_rng(seed)
+    hand = [j for j in jobs if j.uv is not None]
+    nohand = [j for j in jobs if j.uv is None]
+    cap = int(nohand_share / (1 - nohand_share) * len(hand)) if nohand_share else 0
+    if len(nohand) > cap:
+        keep = set(rng.choice(len(nohand), cap, replace=False).tolist()) if cap else set()
+        report.nohand_dropped = len(nohand) - len(keep)
+        nohand = [j for i, j in enumerate(nohand) if i in keep]
+    jobs = sorted(hand + nohand, key=lambda j: (j.session, j.frame))
+    opts = {"thickness": thickness, "box_margin": box_margin, "crop_margin": crop_margin}
+    meta = {
+        "sessions": [{"id": s.manifest["session_id"], "path": str(s.path), "subject": s.manifest.get("subject"), "checksum": _sha256([s.path / n for n in ("manifest.json", "frames.jsonl", "tracker.jsonl")])} for s in opened],
+        "subjects": subjects,
+        "calibrations": [{"camera": c.camera.to_dict(), "T_cam_leap": c.T_cam_leap.to_dict(), "clock_offset_ns": c.clock_offset_ns} for c in cals],
+        "split_by": split_by, "split_seed": seed, "split_fractions": list(fractions),
+        "skeleton_thickness": thickness, "box_margin": box_margin, "crop_margin": crop_margin,
+        "nohand_share": nohand_share, "nohand_guard_ms": nohand_guard_ms, "max_gap_ms": max_gap_ms, "smooth_ms": smooth_ms,
+        **(attrs or {}),
+    }
+    with DatasetWriter(Path(out), attrs=meta, force=force) as writer:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            # a bounded window of jobs in flight keeps memory flat and the order fixed
+            window = max(8, 8 * workers)
+            for start in range(0, len(jobs), window):
+                batch = jobs[start : start + window]
+                for j, s in zip(batch, pool.map(lambda jb: _process(jb, opts), batch)):
+                    if s is None:
+                        report.corrupt += 1
+                        continue
+                    writer.add(s)
+                    report.hand += s.has_hand
+                    report.nohand += not s.has_hand
+                if progress is not None:
+                    progress(min(start + window, len(jobs)), len(jobs))
+        n = len(writer)
+        if n == 0:
+            raise ValueError("no usable frame: nothing to build (no tracking within reach of any frame?)")
+        groups = None if split_by == "random" else writer.column("subject" if split_by == "subject" else "session")
+        split = assign_splits(n, groups, fractions, seed)
+        writer.write_column("split", split)
+        report.samples = n
+        report.splits = {name: int((split == i).sum()) for i, name in enumerate(("train", "val", "test"))}
+        writer.set_attr("build_report", {k: v for k, v in report.__dict__.items() if k != "path"})
+    return report
+
+
+def _session_jobs(
+    s: Session, k: int, subject: int, cal: Calibration, max_gap_ms: float, smooth_ms: float, nohand_guard_ms: float, report: BuildReport
+) -> list[_Job]:
+    """One job per usable frame of a session: a hand (with its projected joints) or NoHand."""
+    t = s.frames.t_host_ns + cal.clock_offset_ns
+    gap = int(max_gap_ms * 1e6)
+    joints = s.tracker.joints_at(t, max_gap_ns=gap, smooth_ns=int(smooth_ms * 1e6))  # (N, 21, 3) leap, mm
+    # NoHand: the tracker was looking (frames on both sides within reach) and saw nothing
+    tt = s.tracker.t_host_ns
+    seen = np.array([bool(h) for h in s.tracker.hands], dtype=bool)
+    kk = np.searchsorted(tt, t, side="right")
+    inside = (kk >= 1) & (kk < len(tt))
+    k0, k1 = np.clip(kk - 1, 0, max(len(tt) - 1, 0)), np.clip(kk, 0, max(len(tt) - 1, 0))
+    looking = inside & ((tt[k1] - tt[k0]) <= gap) if len(tt) else np.zeros(len(t), bool)
+    # ... and saw none within +-guard either: right after a loss or before a re-acquisition
+    # the hand is often still (or already) in the camera's view
+    guard = int(nohand_guard_ms * 1e6)
+    cum = np.concatenate([[0], np.cumsum(seen)])
+    seen_near = cum[np.searchsorted(tt, t + guard, side="right")] - cum[np.searchsorted(tt, t - guard, side="left")] if len(tt) else np.zeros(len(t))
+    no_hand = looking & (seen_near == 0) if len(tt) else np.zeros(len(t), bool)
+    w, h = s.camera_size
+    jobs = []
+    sid = s.manifest["session_id"]
+    for i in range(len(t)):
+        base = dict(session=k, subject=subject, frame=i, t_host_ns=int(s.frames.t_host_ns[i]), file=s.path / s.frames.files[i], name=f"{sid}/{i:06d}", size=(w, h))
+        j3 = joints[i]
+        if np.isfinite(j3).all():
+            pc = cal.T_cam_leap.apply(j3)
+            uv = cal.camera.project(pc)
+            vis = (pc[:, 2] > 0) & cal.camera.in_image(uv)
+            if not np.all(np.isfinite(uv[vis])):
+                report.nan_joints += 1
+                continue
+            if not vis.any():
+                report.out_of_view += 1
+                jobs.append(_Job(uv=None, visible=None, joints_cam=None, joints_tracker=None, **base))
+                continue
+            jobs.append(_Job(uv=uv, visible=vis, joints_cam=pc.astype(np.float32), joints_tracker=j3.astype(np.float32), **base))
+        elif np.isnan(j3).all() and no_hand[i]:
+            jobs.append(_Job(uv=None, visible=None, joints_cam=None, joints_tracker=None, **base))
+        elif not np.isnan(j3).all():
+            report.nan_joints += 1  # some joints NaN: the tracker stream is damaged
+        elif looking[i]:
+            report.nohand_near_hand += 1  # no hand now, but one within the guard: ambiguous
+        else:
+            report.no_tracking += 1
+    return jobs
+
+
+def sessions_checksum(paths: list[Path]) -> str:
+    return _sha256(paths)
+
+
+def describe_attrs(f) -> dict:
+    """The JSON attributes of a dataset, decoded (for inspect)."""
+    out = {}
+    for k, v in f.attrs.items():
+        if isinstance(v, bytes):
+            v = v.decode()
+        if isinstance(v, str) and v[:1] in "[{":
+            try:
+                v = json.loads(v)
+            except json.JSONDecodeError:
+                pass
+        out[k] = v
+    return out

@@ -1,0 +1,68 @@
+"""``gthd inspect``: what a dataset holds, and a contact sheet of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..draw import contact_sheet, draw_box, draw_skeleton, label
+from ..fileio import atomic_write_bytes
+from .schema import SPLITS, attr_json, open_dataset
+
+
+def summary_lines(path: str | Path) -> list[str]:
+    """Counts, splits, hand sizes and joints out of view, as lines."""
+    with open_dataset(path) as f:
+        n = int(f.attrs["num_samples"])
+        has = f["labels/has_hand"][...]
+        split = f["meta/split"][...]
+        vis = f["labels/visible"][...]
+        box = f["labels/box"][...]
+        sessions = attr_json(f, "sessions", [])
+        subjects = attr_json(f, "subjects", [])
+        lines = [
+            f"{path}: gthd dataset schema {f.attrs['schema_version']} (written by gthd {f.attrs['gthd_version']}), joint set {f.attrs.get('joint_set', 'gthd21')}",
+            f"samples: {n} ({int(has.sum())} with a hand, {int((~has).sum())} NoHand) from {len(sessions)} sources, {len(subjects)} subjects",
+            "splits: " + ", ".join(f"{name} {int((split == i).sum())} ({int((has & (split == i)).sum())} hand)" for i, name in enumerate(SPLITS)) + f" (by {f.attrs.get('split_by', '?')})",
+        ]
+        if has.any():
+            side = np.maximum(box[has, 2] - box[has, 0], box[has, 3] - box[has, 1])
+            edges = [0, 40, 60, 90, 130, 190, 280, 10_000]
+            hist, _ = np.histogram(side, bins=edges)
+            lines.append("hand size (box side, px): " + ", ".join(f"{a}-{b if b < 10_000 else ''}: {c}" for a, b, c in zip(edges[:-1], edges[1:], hist)))
+            lines.append(f"  5/50/95 %: {np.percentile(side, 5):.0f} / {np.median(side):.0f} / {np.percentile(side, 95):.0f} px")
+            out = ~vis[has]
+            lines.append(f"joints out of view: {out.mean() * 100:.1f} % of hand joints; {int(out.any(axis=1).sum())} hands with at least one")
+    return lines
+
+
+def contact_sheet_png(path: str | Path, out: str | Path, count: int = 16, cols: int = 4, seed: int = 0) -> int:
+    """A PNG of ``count`` random samples: frame, skeleton mask tinted, keypoints, box."""
+    with open_dataset(path) as f:
+        n = int(f.attrs["num_samples"])
+        if n == 0:
+            raise ValueError(f"{path}: the dataset is empty")
+        idx = np.sort(np.random.default_rng(seed).choice(n, min(count, n), replace=False))
+        tiles = []
+        for i in idx:
+            img = cv2.imdecode(f["images/frame_jpeg"][i], cv2.IMREAD_COLOR)
+            if f["labels/has_hand"][i]:
+                mask = cv2.imdecode(f["images/skeleton_png"][i], cv2.IMREAD_GRAYSCALE)
+                if mask is not None and mask.shape == img.shape[:2]:
+                    tint = np.zeros_like(img)
+                    tint[..., 1] = mask
+                    img = cv2.addWeighted(img, 1.0, tint, 0.6, 0)
+                draw_box(img, f["labels/box"][i], (0, 255, 255), 2)
+                draw_skeleton(img, f["labels/keypoints"][i], f["labels/visible"][i])
+            split = SPLITS[int(f["meta/split"][i])]
+            name = f["meta/name"][i]
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            label(img, f"{name} {split}" + ("" if f["labels/has_hand"][i] else " NoHand"), org=(8, 28), scale=0.8)
+            tiles.append(img)
+    h0 = tiles[0].shape[:2]
+    tiles = [t if t.shape[:2] == h0 else cv2.resize(t, (h0[1], h0[0])) for t in tiles]
+    ok, enc = cv2.imencode(".png", contact_sheet(tiles, cols=cols))
+    atomic_write_bytes(out, enc.tobytes())
+    return len(tiles)
