@@ -238,10 +238,11 @@ def open_dataset(path: str | Path) -> h5py.File:
     if f.attrs.get("format") != DATASET_FORMAT:
         f.close()
         raise FormatError(f"{path}: not a gthd dataset (format {f.attrs.get('format')!r})")
-    if int(f.attrs.get("schema_version", -1)) != SCHEMA_VERSION:
-        v = f.attrs.get("schema_version")
+    v = f.attrs.get("schema_version")
+    if v is None or int(v) != SCHEMA_VERSION:
         f.close()
-        raise FormatError(f"{path}: dataset schema version {v!r} is not one this gthd ({__version__}) reads (it reads {SCHEMA_VERSION}); upgrade gthd")
+        shown = "missing" if v is None else int(v)
+        raise FormatError(f"{path}: dataset schema version {shown} is not one this gthd ({__version__}) reads (it reads {SCHEMA_VERSION}); upgrade gthd")
     return f
 
 
