@@ -12,7 +12,7 @@ from gthd.calibration.files import Calibration, write_calibration
 from gthd.cli import main
 from gthd.dataset.build import build_dataset
 from gthd.dataset.samples import skeleton_mask, to_crop
-from gthd.dataset.schema import SPLITS, open_dataset
+from gthd.dataset.schema import SPLITS, open_dataset, read_skeleton
 from gthd.fileio import FormatError
 from gthd.geometry import Camera, Transform
 from gthd.session import Session
@@ -60,7 +60,7 @@ def test_masks_and_crops_agree_with_the_truth(ideal):
         has = f["labels/has_hand"][...]
         for k in np.flatnonzero(has)[::15]:
             true = gt[f["meta/frame_index"][k]]["hand"]
-            mask = cv2.imdecode(f["images/skeleton_png"][k], cv2.IMREAD_GRAYSCALE)
+            mask = read_skeleton(f, k)
             assert mask.shape == (480, 640)
             ref = skeleton_mask(true["keypoints"], true["in_image"], (640, 480)) > 64
             got = mask > 64
@@ -165,3 +165,17 @@ def test_inspect_and_sheet(ideal, tmp_path):
     r = CliRunner().invoke(main, ["inspect", str(root / "d.h5"), "--sheet", str(tmp_path / "sheet.png"), "-n", "6"], catch_exceptions=False)
     assert r.exit_code == 0 and "splits: train" in r.output and "hand size" in r.output
     assert cv2.imread(str(tmp_path / "sheet.png")) is not None
+
+
+def test_the_stored_skeleton_patch_is_the_whole_frame_mask():
+    from gthd.dataset.samples import skeleton_patch
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        kp = rng.uniform([-50, -30], [690, 500], (21, 2))
+        vis = rng.random(21) > 0.2
+        full = skeleton_mask(kp, vis, (640, 480))
+        patch, (x, y) = skeleton_patch(kp, vis, (640, 480))
+        pasted = np.zeros_like(full)
+        pasted[y : y + patch.shape[0], x : x + patch.shape[1]] = patch
+        np.testing.assert_array_equal(pasted, full)

@@ -8,16 +8,18 @@ tracker was looking and saw no hand become NoHand samples (capped to a share). T
 skeleton mask, the hand box and the cached 128x128 crop (``samples.make_sample``).
 
 Frames are decoded at the smallest JPEG scale that still gives the crop its full
-resolution (a big hand needs no full-size decode), processed on a thread pool (OpenCV
-releases the GIL) in order, and streamed to the file: memory stays flat and the output is
-the same for the same inputs.
+resolution (a big hand needs no full-size decode), processed by worker processes in
+bounded windows, in order, and streamed to the file: memory stays flat and the output is
+the same for the same inputs (and the same with any number of workers).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
+import contextlib
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -119,6 +121,10 @@ def _process(job: _Job, opts: dict) -> Sample | None:
     )
 
 
+def _process_many(jobs: list[_Job], opts: dict) -> list[Sample | None]:
+    return [_process(j, opts) for j in jobs]
+
+
 def build_dataset(
     sessions: list[str | Path],
     calibrations: list[str | Path | Calibration],
@@ -189,21 +195,48 @@ def build_dataset(
         "nohand_share": nohand_share, "nohand_guard_ms": nohand_guard_ms, "max_gap_ms": max_gap_ms, "smooth_ms": smooth_ms,
         **(attrs or {}),
     }
-    with DatasetWriter(Path(out), attrs=meta, force=force) as writer:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            # a bounded window of jobs in flight keeps memory flat and the order fixed
-            window = max(8, 8 * workers)
-            for start in range(0, len(jobs), window):
-                batch = jobs[start : start + window]
-                for j, s in zip(batch, pool.map(lambda jb: _process(jb, opts), batch)):
-                    if s is None:
-                        report.corrupt += 1
-                        continue
-                    writer.add(s)
-                    report.hand += s.has_hand
-                    report.nohand += not s.has_hand
-                if progress is not None:
-                    progress(min(start + window, len(jobs)), len(jobs))
+    # Worker processes (forked before the output file is opened) decode, draw and encode,
+    # Python parts included, while this process writes. Windows of jobs are pipelined:
+    # the next window is being worked on while this one is written; memory stays bounded.
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) if workers > 1 else None
+    try:
+        writer = DatasetWriter(Path(out), attrs=meta, force=force)
+    except BaseException:
+        if pool is not None:
+            pool.shutdown()
+        raise
+    chunk, window = 8, 64 * max(1, workers)
+
+    def submit(batch):
+        parts = [batch[i : i + chunk] for i in range(0, len(batch), chunk)]
+        if pool is None:
+            return [_process_many(p, opts) for p in parts]
+        return [pool.submit(_process_many, p, opts) for p in parts]
+
+    def write(batch, parts):
+        for part in parts:
+            for s in part if isinstance(part, list) else part.result():
+                if s is None:
+                    report.corrupt += 1
+                    continue
+                writer.add(s)
+                report.hand += s.has_hand
+                report.nohand += not s.has_hand
+
+    with pool or contextlib.nullcontext(), writer:
+        pending = None
+        for start in range(0, len(jobs), window):
+            batch = jobs[start : start + window]
+            parts = submit(batch)
+            if pending is not None:
+                write(*pending)
+            pending = (batch, parts)
+            if progress is not None:
+                progress(start, len(jobs))
+        if pending is not None:
+            write(*pending)
+        if progress is not None:
+            progress(len(jobs), len(jobs))
         n = len(writer)
         if n == 0:
             raise ValueError("no usable frame: nothing to build (no tracking within reach of any frame?)")

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..draw import contact_sheet, draw_box, draw_skeleton, label
 from ..fileio import atomic_write_bytes
-from .schema import SPLITS, attr_json, open_dataset
+from .schema import SPLITS, attr_json, open_dataset, read_skeleton
 
 
 def summary_lines(path: str | Path) -> list[str]:
@@ -49,8 +49,8 @@ def contact_sheet_png(path: str | Path, out: str | Path, count: int = 16, cols: 
         for i in idx:
             img = cv2.imdecode(f["images/frame_jpeg"][i], cv2.IMREAD_COLOR)
             if f["labels/has_hand"][i]:
-                mask = cv2.imdecode(f["images/skeleton_png"][i], cv2.IMREAD_GRAYSCALE)
-                if mask is not None and mask.shape == img.shape[:2]:
+                mask = read_skeleton(f, i)
+                if mask.shape == img.shape[:2]:
                     tint = np.zeros_like(img)
                     tint[..., 1] = mask
                     img = cv2.addWeighted(img, 1.0, tint, 0.6, 0)

@@ -22,13 +22,17 @@ THICKNESS = {"thin": 0.006, "medium": 0.012, "thick": 0.02}
 """Skeleton line width as a fraction of the hand box's diagonal (at least 1 px)."""
 
 
-def skeleton_mask(keypoints: np.ndarray, visible: np.ndarray, size: tuple[int, int], thickness: str = "thick") -> np.ndarray:
+def skeleton_mask(
+    keypoints: np.ndarray, visible: np.ndarray, size: tuple[int, int], thickness: str = "thick", origin: tuple[int, int] = (0, 0)
+) -> np.ndarray:
     """The paper's skeleton image: each finger's joints connected, the palm attached to
     each finger's end, each joint a standardised Gaussian blob (peak 255).
 
     Args:
-        keypoints: (21, 2) px. visible: (21,) bool. size: (width, height).
-        thickness: thin, medium or thick (the paper found thick most robust).
+        keypoints: (21, 2) px. visible: (21,) bool. size: (width, height) of the mask.
+        thickness: thin, medium or thick (the paper found thick most robust), as a share
+            of the hand's diagonal (:data:`THICKNESS`).
+        origin: the frame pixel of the mask's top-left pixel (to draw a patch).
 
     Returns:
         (height, width) uint8.
@@ -37,30 +41,54 @@ def skeleton_mask(keypoints: np.ndarray, visible: np.ndarray, size: tuple[int, i
         raise ValueError(f"thickness must be one of {', '.join(THICKNESS)}, got {thickness!r}")
     w, h = size
     mask = np.zeros((h, w), np.uint8)
-    kp = np.asarray(keypoints, dtype=np.float64)
+    kp = np.asarray(keypoints, dtype=np.float64) - np.asarray(origin, dtype=np.float64)
     vis = np.asarray(visible, dtype=bool) & np.all(np.isfinite(kp), axis=1)
     if vis.sum() < 2:
         return mask
-    diag = float(np.hypot(*np.ptp(kp[vis], axis=0)))
-    t = max(1, int(round(THICKNESS[thickness] * diag)))
+    t, sigma = _widths(kp, vis, thickness)
     pts = np.rint(kp * 16).astype(np.int64)
     for a, b in EDGES:
         if vis[a] and vis[b]:
             cv2.line(mask, tuple(pts[a]), tuple(pts[b]), 255, t, cv2.LINE_AA, 4)
-    # Gaussian blobs at the joints: sigma of about the line width, peak 255
-    sigma = max(1.0, 1.2 * t)
+    # Gaussian blobs at the joints, peak 255
     r = int(np.ceil(3 * sigma))
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     for j in np.flatnonzero(vis):
         cx, cy = kp[j]
         x0, y0 = int(np.floor(cx)) - r, int(np.floor(cy)) - r
-        # the patch's pixel (xx + r, yy + r) is the frame's (x0 + xx + r, y0 + yy + r)
+        # the patch's pixel (xx + r, yy + r) is the mask's (x0 + xx + r, y0 + yy + r)
         g = np.exp(-((x0 + r + xx - cx) ** 2 + (y0 + r + yy - cy) ** 2) / (2 * sigma**2)) * 255
         xa, ya, xb, yb = max(x0, 0), max(y0, 0), min(x0 + 2 * r + 1, w), min(y0 + 2 * r + 1, h)
         if xa < xb and ya < yb:
             sub = g[ya - y0 : yb - y0, xa - x0 : xb - x0].astype(np.uint8)
             np.maximum(mask[ya:yb, xa:xb], sub, out=mask[ya:yb, xa:xb])
     return mask
+
+
+def _widths(kp: np.ndarray, vis: np.ndarray, thickness: str) -> tuple[int, float]:
+    """Line width (px) and blob sigma (px) for a hand: relative to its diagonal."""
+    diag = float(np.hypot(*np.ptp(kp[vis], axis=0)))
+    t = max(1, int(round(THICKNESS[thickness] * diag)))
+    return t, max(1.0, 1.2 * t)
+
+
+def skeleton_patch(keypoints: np.ndarray, visible: np.ndarray, size: tuple[int, int], thickness: str = "thick") -> tuple[np.ndarray, tuple[int, int]]:
+    """The skeleton mask of a frame of ``size``, only where it is not zero: (patch
+    (h, w) uint8, origin (x, y) of its top-left pixel in the frame). Drawing and encoding
+    a patch costs a fraction of a whole frame."""
+    kp = np.asarray(keypoints, dtype=np.float64)
+    vis = np.asarray(visible, dtype=bool) & np.all(np.isfinite(kp), axis=1)
+    W, H = size
+    if vis.sum() < 2:
+        return np.zeros((1, 1), np.uint8), (0, 0)
+    t, sigma = _widths(kp, vis, thickness)
+    pad = t / 2 + 3 * sigma + 2
+    x0, y0 = np.floor(kp[vis].min(axis=0) - pad).astype(int)
+    x1, y1 = np.ceil(kp[vis].max(axis=0) + pad).astype(int) + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((1, 1), np.uint8), (0, 0)
+    return skeleton_mask(kp, vis, (x1 - x0, y1 - y0), thickness, origin=(x0, y0)), (int(x0), int(y0))
 
 
 def square_crop_box(box: np.ndarray, margin: float = 0.25) -> np.ndarray:
@@ -140,15 +168,15 @@ def make_sample(
     box = box_from_points(kp, vis, w, h, margin=box_margin)
     if box is None:
         return Sample(frame_jpeg=frame_jpeg, image_size=(w, h), has_hand=False, **meta)
-    mask = skeleton_mask(kp, vis, (w, h), thickness)
+    patch, origin = skeleton_patch(kp, vis, (w, h), thickness)
     cb = square_crop_box(box, crop_margin)
     cb_image = (cb + 0.5) / scale - 0.5  # the same region in the decoded image's pixels
     ok, crop_enc = cv2.imencode(".jpg", crop(image, cb_image, crop_size), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
-    ok2, mask_enc = cv2.imencode(".png", mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    ok2, mask_enc = cv2.imencode(".png", patch, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not (ok and ok2):
         raise RuntimeError("encoding a crop or a mask failed")
     return Sample(
         frame_jpeg=frame_jpeg, image_size=(w, h), has_hand=True, crop_jpeg=crop_enc.tobytes(), skeleton_png=mask_enc.tobytes(),
         keypoints=kp.astype(np.float32), visible=vis, keypoints_crop=to_crop(kp, cb, crop_size).astype(np.float32),
-        crop_box=cb.astype(np.float32), box=box.astype(np.float32), **meta,
+        crop_box=cb.astype(np.float32), skeleton_origin=origin, box=box.astype(np.float32), **meta,
     )

@@ -8,11 +8,15 @@
     /images/frame_jpeg    (N,) vlen uint8  the whole frame, JPEG bytes
     /images/crop_jpeg     (N,) vlen uint8  the square hand crop, crop_size^2, JPEG bytes
                                            (empty for a NoHand sample)
-    /images/skeleton_png  (N,) vlen uint8  the whole frame's skeleton mask, PNG bytes
+    /images/skeleton_png  (N,) vlen uint8  the skeleton mask where it is not empty, PNG bytes:
+                                           the frame's mask is zero but for this patch, whose
+                                           top-left pixel is /labels/skeleton_origin
+                                           (read_skeleton() pastes it into a whole frame)
     /labels/keypoints     (N, 21, 2) float32  px in the frame (NaN where unknown)
     /labels/visible       (N, 21) bool      in front of the camera and inside the image
     /labels/keypoints_crop (N, 21, 2) float32 px in the crop
     /labels/crop_box      (N, 4) float32    xyxy of the crop in the frame (square)
+    /labels/skeleton_origin (N, 2) int32    (x, y) of the skeleton patch's top-left pixel
     /labels/box           (N, 4) float32    xyxy hand box (NaN for NoHand)
     /labels/has_hand      (N,) bool
     /labels/joints_cam    (N, 21, 3) float32 mm, camera frame (NaN when unknown)
@@ -61,6 +65,7 @@ FIELDS: dict[str, tuple[str, tuple, object, object]] = {
     "visible": ("labels", (NUM_JOINTS,), np.bool_, False),
     "keypoints_crop": ("labels", (NUM_JOINTS, 2), np.float32, np.nan),
     "crop_box": ("labels", (4,), np.float32, np.nan),
+    "skeleton_origin": ("labels", (2,), np.int32, 0),
     "box": ("labels", (4,), np.float32, np.nan),
     "has_hand": ("labels", (), np.bool_, False),
     "joints_cam": ("labels", (NUM_JOINTS, 3), np.float32, np.nan),
@@ -89,6 +94,7 @@ class Sample:
     visible: np.ndarray | None = None
     keypoints_crop: np.ndarray | None = None
     crop_box: np.ndarray | None = None
+    skeleton_origin: tuple[int, int] | None = None
     box: np.ndarray | None = None
     joints_cam: np.ndarray | None = None
     joints_tracker: np.ndarray | None = None
@@ -169,9 +175,14 @@ class DatasetWriter:
             ds.resize((n1,) + shape)
             vals = [getattr(s, name) for s in self._buf]
             if dtype is _VLEN_U8:
-                # one row at a time: h5py turns an object array of equal-length rows into 2-D
-                for k, v in enumerate(vals):
-                    ds[n0 + k] = np.frombuffer(v or b"", dtype=np.uint8)
+                rows = [np.frombuffer(v or b"", dtype=np.uint8) for v in vals]
+                if len({len(r) for r in rows}) > 1:  # one call for the chunk
+                    arr = np.empty(len(rows), dtype=object)
+                    arr[:] = rows
+                    ds[n0:n1] = arr
+                else:  # equal-length rows would be read as a 2-D array: one at a time
+                    for k, r in enumerate(rows):
+                        ds[n0 + k] = r
             elif dtype is _STR:
                 ds[n0:n1] = np.array(vals, dtype=object)
             else:
@@ -244,6 +255,20 @@ def open_dataset(path: str | Path) -> h5py.File:
         shown = "missing" if v is None else int(v)
         raise FormatError(f"{path}: dataset schema version {shown} is not one this gthd ({__version__}) reads (it reads {SCHEMA_VERSION}); upgrade gthd")
     return f
+
+
+def read_skeleton(f: h5py.File, i: int) -> np.ndarray:
+    """Sample ``i``'s whole-frame skeleton mask, (H, W) uint8 (zeros for NoHand)."""
+    import cv2
+
+    w, h = (int(v) for v in f["meta/image_size"][i])
+    mask = np.zeros((h, w), np.uint8)
+    data = f["images/skeleton_png"][i]
+    if len(data):
+        patch = cv2.imdecode(np.asarray(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+        x, y = (int(v) for v in f["labels/skeleton_origin"][i])
+        mask[y : y + patch.shape[0], x : x + patch.shape[1]] = patch
+    return mask
 
 
 def attr_json(f: h5py.File, key: str, default=None):

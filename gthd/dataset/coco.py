@@ -1,0 +1,463 @@
+"""The COCO door: a gthd dataset to and from the COCO keypoint layout of mmpose's hand
+datasets (OneHand10K, FreiHAND, CMU Panoptic, RHD).
+
+Exported layout (``export_coco``)::
+
+    out_dir/images/<name>.jpg            the stored frame JPEG, byte for byte
+    out_dir/annotations/<split>.json     one COCO keypoint file per split
+
+    {"info": {...}, "licenses": [],
+     "images": [{"id", "file_name" (relative to out_dir/images), "width", "height"}],
+     "annotations": [{"id", "image_id", "category_id": 1, "bbox": [x, y, w, h], "area",
+                      "iscrowd": 0, "num_keypoints", "keypoints": [x, y, v] * 21}],
+     "categories": [{"id": 1, "name": "hand", "supercategory": "hand",
+                     "keypoints": MMPOSE_HAND_NAMES, "skeleton": 1-based EDGES}]}
+
+Decisions, made once here:
+
+- **Pixels.** Inside gthd a coordinate is OpenCV's: the centre of the top-left pixel is
+  (0, 0) and an image spans [-0.5, W-0.5]. In COCO the top-left *corner* of the image is
+  (0, 0) and it spans [0, W]. So ``x_coco = x_gthd + 0.5`` going out and
+  ``x_gthd = x_coco - 0.5`` coming in, for keypoints and for the box corner alike (a box's
+  width and height do not change).
+- **Boxes.** ``bbox = [x0 + 0.5, y0 + 0.5, x1 - x0, y1 - y0]`` from our ``xyxy`` hand box;
+  ``area = w * h``. On import the file's ``bbox`` is not used: :func:`make_sample` makes the
+  box from the keypoints, as for every other source, so all sources agree.
+- **Visibility.** Out: ``v = 2`` for a visible joint, ``[0, 0, 0]`` for any other (COCO's
+  "not labelled"). In: ``v > 0`` is visible (these datasets label with ``v = 1``); a joint
+  with ``v = 0`` at (0, 0) is unknown (NaN); one with ``v = 0`` elsewhere keeps its
+  coordinates but is not visible; a ``v > 0`` joint outside the image is kept, not
+  visible (our ``visible`` means inside the image).
+- **Joint names.** The category lists the joints under mmpose's hand names
+  (:data:`MMPOSE_HAND_NAMES`: wrist, thumb1..4, forefinger1..4, ..., pinky_finger1..4),
+  which are our :data:`~gthd.hand.JOINT_NAMES` one for one (thumb1 = THUMB_CMC,
+  forefinger1 = INDEX_MCP, ..., pinky_finger4 = PINKY_TIP), so a file we write reads like
+  the mmpose hand datasets it sits beside.
+- **Joint order.** The COCO-style files of mmpose (OneHand10K, FreiHAND, Panoptic) are in
+  our order (checked by drawing their skeletons on their images). RHD keeps its native
+  order, each finger from the tip down (wrist, thumb tip..thumb base, index tip..index
+  MCP, ...; mmpose's ``Rhd2DDataset``), even where the file's category carries the
+  standard names: it is mapped here (:data:`RHD_TO_OURS`), the only place it exists.
+  ``joint_order="auto"`` takes RHD's when the file's ``info.description`` says RHD or its
+  category names run thumb4..thumb1, ours otherwise.
+- **Images and samples.** One sample per hand annotation; an image with several hands
+  gives several samples that share the frame, named ``<file_name>#<k>``. On export such
+  samples (same base name, same frame bytes) become one image with several annotations;
+  a NoHand sample becomes an image without annotation, and on import an image that has
+  no annotation at all becomes a NoHand sample (an image whose annotations were all
+  skipped is left out instead: it is not known to be empty).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import __version__
+from ..fileio import FormatError, atomic_write_bytes
+from ..hand import EDGES, FINGERS, NUM_JOINTS, finger_joints
+from .samples import make_sample
+from .schema import SPLITS, DatasetWriter, assign_splits, open_dataset
+
+log = logging.getLogger(__name__)
+
+COCO_FORMAT = "gthd-coco-export"
+COCO_FORMAT_VERSION = 1
+
+_MMPOSE_FINGERS = ("thumb", "forefinger", "middle_finger", "ring_finger", "pinky_finger")
+
+MMPOSE_HAND_NAMES: tuple[str, ...] = ("wrist",) + tuple(f"{f}{k}" for f in _MMPOSE_FINGERS for k in range(1, 5))
+"""mmpose's names of the 21 hand joints, in our order: ``MMPOSE_HAND_NAMES[i]`` is
+``JOINT_NAMES[i]`` (thumb1 = THUMB_CMC, ..., thumb4 = THUMB_TIP, forefinger1 = INDEX_MCP)."""
+
+RHD_TO_OURS: tuple[int, ...] = (0,) + tuple(
+    finger_joints(f)[3 - k] for f in FINGERS for k in range(4)
+)
+"""``RHD_TO_OURS[i]`` is our joint index for RHD point ``i``. RHD: 0 wrist, then per finger
+(thumb, index, middle, ring, pinky) tip, DIP, PIP, MCP (thumb: tip, IP, MCP, CMC)."""
+
+RHD_NAMES: tuple[str, ...] = tuple(MMPOSE_HAND_NAMES[j] for j in RHD_TO_OURS)
+"""mmpose's names of RHD's points in RHD's order: wrist, thumb4, thumb3, ..., pinky_finger1."""
+
+JOINT_ORDERS = ("auto", "coco", "rhd")
+
+CATEGORY = {
+    "id": 1,
+    "name": "hand",
+    "supercategory": "hand",
+    "keypoints": list(MMPOSE_HAND_NAMES),
+    "skeleton": [[a + 1, b + 1] for a, b in EDGES],  # COCO's skeleton is 1-based
+}
+
+PIXEL_CONVENTION = "COCO: the top-left corner of the image is (0, 0); gthd (OpenCV): the centre of the top-left pixel is (0, 0); x_coco = x_gthd + 0.5"
+
+_IMAGE_EXT = re.compile(r"\.(jpe?g|png|bmp|tiff?|webp)$", re.IGNORECASE)
+
+
+# ----------------------------------------------------------------------------- export
+def _file_stem(name: str, index: int) -> str:
+    """A safe relative path (no extension) for a sample's image from its readable name:
+    ``"session/000012"`` stays a subfolder path; ``..``, absolute parts and odd characters
+    are neutralised; an image extension is dropped (``.jpg`` is added back)."""
+    base = name.split("#", 1)[0]
+    base = _IMAGE_EXT.sub("", base)
+    parts = [re.sub(r"[^A-Za-z0-9._-]", "_", p) for p in base.replace("\\", "/").split("/")]
+    parts = [p for p in parts if p and p not in (".", "..")]
+    parts = [("_" + p if p.startswith(".") else p) for p in parts]
+    return "/".join(parts) or f"{index:06d}"
+
+
+def _r(x: float) -> float:
+    return round(float(x), 4)
+
+
+def export_coco(
+    dataset_path: str | Path,
+    out_dir: str | Path,
+    splits=SPLITS,
+    *,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Write a gthd dataset as COCO keypoint files plus its frames (layout above).
+
+    Args:
+        dataset_path: the HDF5 dataset.
+        out_dir: the export folder; refused if it exists and is not empty, unless
+            ``force`` (files of the same name are then replaced, others left alone).
+        splits: which splits to write; one ``annotations/<split>.json`` each, even empty.
+        progress: called with (done, total) samples.
+
+    Returns:
+        ``{"out_dir", "images", "annotations", "nohand", "splits": {split: {"images",
+        "annotations"}}}``: images and annotations written, NoHand images among them.
+
+    Raises:
+        FormatError: not a gthd dataset. ValueError: an unknown split.
+        FileExistsError: ``out_dir`` is not empty (without ``force``).
+    """
+    splits = tuple(splits)
+    bad = [s for s in splits if s not in SPLITS]
+    if bad or not splits:
+        raise ValueError(f"splits must be among {', '.join(SPLITS)}, got {', '.join(map(str, splits)) or 'none'}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise FileExistsError(f"{out} is not empty (use --force to write into it)")
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
+
+    with open_dataset(dataset_path) as f:
+        n = int(f["meta/split"].shape[0])
+        split = f["meta/split"][...]
+        has_hand = f["labels/has_hand"][...]
+        keypoints = f["labels/keypoints"][...]  # (N, 21, 2) px
+        visible = f["labels/visible"][...]  # (N, 21)
+        box = f["labels/box"][...]  # (N, 4) xyxy
+        size = f["meta/image_size"][...]  # (N, 2) (width, height)
+        names = [v.decode() if isinstance(v, bytes) else str(v) for v in f["meta/name"][...]]
+        frames = f["images/frame_jpeg"]
+        wanted = [SPLITS.index(s) for s in splits]
+        todo = [i for i in range(n) if int(split[i]) in wanted]
+
+        images: dict[tuple[str, str], dict] = {}  # (base name, frame sha1) -> image entry
+        used: set[str] = set()
+        per_split = {s: {"images": [], "annotations": []} for s in splits}
+        seen_in_split: dict[str, set[int]] = {s: set() for s in splits}
+        next_ann = 1
+        for done, i in enumerate(todo, 1):
+            data = frames[i].tobytes()
+            key = (names[i].split("#", 1)[0], hashlib.sha1(data).hexdigest())
+            img = images.get(key)
+            if img is None:
+                stem = _file_stem(names[i], i)
+                file_name, k = f"{stem}.jpg", 1
+                while file_name in used:
+                    file_name, k = f"{stem}_{k}.jpg", k + 1
+                used.add(file_name)
+                path = out / "images" / file_name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(path, data)
+                img = {"id": len(images) + 1, "file_name": file_name, "width": int(size[i][0]), "height": int(size[i][1])}
+                images[key] = img
+            s = SPLITS[int(split[i])]
+            if img["id"] not in seen_in_split[s]:
+                seen_in_split[s].add(img["id"])
+                per_split[s]["images"].append(img)
+            vis = visible[i] & np.all(np.isfinite(keypoints[i]), axis=1)
+            if has_hand[i] and vis.any() and np.all(np.isfinite(box[i])):
+                kp = []
+                for j in range(NUM_JOINTS):
+                    kp += [_r(keypoints[i, j, 0] + 0.5), _r(keypoints[i, j, 1] + 0.5), 2] if vis[j] else [0, 0, 0]
+                x0, y0, x1, y1 = (float(v) for v in box[i])
+                w, h = x1 - x0, y1 - y0
+                per_split[s]["annotations"].append({
+                    "id": next_ann, "image_id": img["id"], "category_id": 1,
+                    "bbox": [_r(x0 + 0.5), _r(y0 + 0.5), _r(w), _r(h)], "area": _r(w * h),
+                    "iscrowd": 0, "num_keypoints": int(vis.sum()), "keypoints": kp,
+                })  # fmt: skip
+                next_ann += 1
+            if progress is not None:
+                progress(done, len(todo))
+
+    report = {"out_dir": str(out), "images": len(images), "annotations": next_ann - 1, "nohand": 0, "splits": {}}
+    annotated = set()
+    for s in splits:
+        annotated |= {a["image_id"] for a in per_split[s]["annotations"]}
+    report["nohand"] = sum(1 for img in images.values() if img["id"] not in annotated)
+    for s in splits:
+        doc = {
+            "info": {
+                "description": f"gthd dataset {Path(dataset_path).name}, split {s}",
+                "format": COCO_FORMAT, "format_version": COCO_FORMAT_VERSION, "gthd_version": __version__,
+                "pixel_convention": PIXEL_CONVENTION, "joint_order": "mmpose hand (= gthd21, MediaPipe)",
+            },
+            "licenses": [],
+            "images": per_split[s]["images"],
+            "annotations": per_split[s]["annotations"],
+            "categories": [CATEGORY],
+        }  # fmt: skip
+        atomic_write_bytes(out / "annotations" / f"{s}.json", (json.dumps(doc, separators=(",", ":"), allow_nan=False) + "\n").encode())
+        report["splits"][s] = {"images": len(per_split[s]["images"]), "annotations": len(per_split[s]["annotations"])}
+    return report
+
+
+# ----------------------------------------------------------------------------- import
+def _load(path: Path) -> dict:
+    """Read and check the top level of a COCO keypoint file."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FormatError(f"{path}: not readable JSON ({e})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) or not isinstance(doc.get("annotations"), list):
+        raise FormatError(f"{path}: not a COCO keypoint file (expected an object with 'images' and 'annotations' lists)")
+    return doc
+
+
+def _hand_categories(path: Path, doc: dict) -> tuple[set | None, list | None]:
+    """The ids of the 21-keypoint categories (None: no categories, take every annotation)
+    and their keypoint names."""
+    cats = doc.get("categories")
+    if cats is None:
+        return None, None
+    if not isinstance(cats, list):
+        raise FormatError(f"{path}: 'categories' is not a list")
+    hands = [c for c in cats if isinstance(c, dict) and isinstance(c.get("keypoints"), list) and len(c["keypoints"]) == NUM_JOINTS]
+    if not hands:
+        found = ", ".join(f"{c.get('name')!r} ({len(c.get('keypoints') or [])} keypoints)" for c in cats if isinstance(c, dict)) or "none"
+        raise FormatError(f"{path}: not a COCO hand keypoint file: no category with 21 keypoints (found {found})")
+    return {c.get("id") for c in hands}, [str(k) for k in hands[0]["keypoints"]]
+
+
+def _detect_order(doc: dict, names: list | None) -> str:
+    info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
+    desc = str(info.get("description", "")).strip().lower()
+    if desc == "rhd" or desc.startswith(("rhd ", "rendered hand")):
+        return "rhd"
+    if names is not None and tuple(n.lower() for n in names) == RHD_NAMES:
+        return "rhd"
+    return "coco"
+
+
+def _keypoints(path: Path, ann: dict, order: str) -> tuple[np.ndarray, np.ndarray]:
+    """An annotation's keypoints, flat [x, y, v] * 21 or a 21 x 3 list in the file's
+    joint order, as (21, 2) float64 gthd px (NaN where unknown) and (21,) bool labelled
+    (v > 0), in our joint order. Not yet checked against the image's size."""
+    raw = ann.get("keypoints")
+    try:
+        k = np.asarray(raw, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        k = None
+    if k is None or k.size != NUM_JOINTS * 3:
+        got = "nothing readable" if k is None else f"{k.size} numbers"
+        raise FormatError(f"{path}: annotation {ann.get('id')!r}: expected 21 keypoints [x, y, v] (63 numbers), got {got}")
+    k = k.reshape(NUM_JOINTS, 3)  # (21, 3) x, y, v in the file's order
+    if order == "rhd":
+        mapped = np.empty_like(k)
+        mapped[list(RHD_TO_OURS)] = k  # RHD point i -> our joint RHD_TO_OURS[i]
+        k = mapped
+    uv = k[:, :2] - 0.5  # COCO corner pixels -> OpenCV centre pixels
+    v = k[:, 2]
+    unknown = ((v <= 0) & (k[:, 0] == 0) & (k[:, 1] == 0)) | ~np.all(np.isfinite(k), axis=1)
+    uv[unknown] = np.nan
+    return uv, (v > 0) & ~unknown
+
+
+def _inside(uv: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(21,) bool: (21, 2) px within the image [-0.5, W-0.5] x [-0.5, H-0.5] (NaN: False)."""
+    with np.errstate(invalid="ignore"):
+        return (uv[:, 0] >= -0.5) & (uv[:, 0] <= width - 0.5) & (uv[:, 1] >= -0.5) & (uv[:, 1] <= height - 0.5)
+
+
+def import_coco(
+    annotations_json: str | Path,
+    images_dir: str | Path,
+    out_h5: str | Path,
+    *,
+    split: str | None = None,
+    seed: int = 0,
+    joint_order: str = "auto",
+    min_visible: int = 3,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Import a COCO keypoint hand file (mmpose's OneHand10K, FreiHAND, Panoptic, RHD
+    layout) into a new gthd dataset.
+
+    One sample per hand annotation (made with :func:`make_sample`), each carrying its
+    image's frame: the file's bytes when it is a JPEG, re-encoded as a quality-95 JPEG
+    otherwise. Images with no annotation become NoHand samples.
+
+    Args:
+        annotations_json: the COCO file. images_dir: the folder its ``file_name``s are in.
+        out_h5: the dataset to write; refused if it exists, unless ``force``.
+        split: None (all train), "random" (75/10/15, the samples of one image kept
+            together), or one of train/val/test for all.
+        seed: of the random split.
+        joint_order: "coco" (mmpose hand order = ours), "rhd" (RHD's native order), or
+            "auto" (see the module docstring).
+        min_visible: annotations with fewer visible keypoints are skipped and counted.
+        progress: called with (done, total) images.
+
+    Returns:
+        ``{"path", "samples", "hand", "nohand", "images", "joint_order",
+        "skipped_few_keypoints", "skipped_crowd", "skipped_images", "splits", "warnings"}``;
+        ``skipped_images`` counts images missing, unreadable or of another size than the
+        file says (their annotations are left out); ``warnings`` holds one line about them.
+
+    Raises:
+        FormatError (a ValueError): the file is not JSON, or not COCO hand keypoints.
+        ValueError: a bad option, or no usable sample. FileExistsError: ``out_h5`` exists.
+    """
+    ann_path, img_dir = Path(annotations_json), Path(images_dir)
+    if split not in (None, "random") + SPLITS:
+        raise ValueError(f"split must be None, 'random' or one of {', '.join(SPLITS)}, got {split!r}")
+    if joint_order not in JOINT_ORDERS:
+        raise ValueError(f"joint_order must be one of {', '.join(JOINT_ORDERS)}, got {joint_order!r}")
+    if min_visible < 1:
+        raise ValueError(f"min_visible must be at least 1, got {min_visible}")
+    doc = _load(ann_path)
+    if not img_dir.is_dir():
+        raise FileNotFoundError(f"{img_dir}: no such images folder")
+    cat_ids, names = _hand_categories(ann_path, doc)
+    order = _detect_order(doc, names) if joint_order == "auto" else joint_order
+
+    images = doc["images"]
+    by_id: dict = {}
+    for k, im in enumerate(images):
+        if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
+            raise FormatError(f"{ann_path}: image entry {k} lacks an 'id' or a 'file_name'")
+        if im["id"] in by_id:
+            raise FormatError(f"{ann_path}: image id {im['id']!r} appears twice")
+        by_id[im["id"]] = k
+    anns_of: list[list[dict]] = [[] for _ in images]
+    report = {"path": str(out_h5), "samples": 0, "hand": 0, "nohand": 0, "images": 0, "joint_order": order,
+              "skipped_few_keypoints": 0, "skipped_crowd": 0, "skipped_images": 0, "splits": {}, "warnings": []}  # fmt: skip
+    other_category = set()
+    for a in doc["annotations"]:
+        if not isinstance(a, dict) or "image_id" not in a:
+            raise FormatError(f"{ann_path}: an annotation lacks an 'image_id'")
+        if a["image_id"] not in by_id:
+            raise FormatError(f"{ann_path}: annotation {a.get('id')!r} refers to image {a['image_id']!r}, which is not in 'images'")
+        if cat_ids is not None and a.get("category_id") not in cat_ids:
+            other_category.add(by_id[a["image_id"]])
+            continue
+        if "keypoints" not in a:
+            raise FormatError(f"{ann_path}: annotation {a.get('id')!r} has no 'keypoints': not a COCO keypoint file")
+        anns_of[by_id[a["image_id"]]].append(a)
+
+    attrs = {
+        "sessions": [{"id": ann_path.stem, "path": str(ann_path)}],
+        "subjects": ["unknown"],
+        "sources": [{"kind": "coco", "annotations": str(ann_path), "images": str(img_dir), "joint_order": order, "pixel_convention": PIXEL_CONVENTION}],
+        "split_by": "random" if split == "random" else "none", "split_seed": seed,
+        "skeleton_thickness": "thick", "crop_margin": 0.25, "box_margin": 0.05,
+    }  # fmt: skip
+    bad_images: list[str] = []
+    with DatasetWriter(Path(out_h5), attrs=attrs, force=force) as writer:
+        image_of: list[int] = []
+        for k, im in enumerate(images):
+            if progress is not None:
+                progress(k, len(images))
+            anns = anns_of[k]
+            if k in other_category and not anns:
+                continue  # annotated, but not with a hand: not known to be empty
+            labelled = []
+            for a in anns:
+                if a.get("iscrowd"):
+                    report["skipped_crowd"] += 1
+                    continue
+                uv, vis = _keypoints(ann_path, a, order)
+                if vis.sum() < min_visible:  # cheap first look, before reading the image
+                    report["skipped_few_keypoints"] += 1
+                    continue
+                labelled.append((uv, vis))
+            if anns and not labelled:
+                continue
+            path = img_dir / im["file_name"]
+            try:
+                data = path.read_bytes()
+            except OSError:
+                data = b""
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+            width, height = int(im.get("width") or 0), int(im.get("height") or 0)
+            if img is None or (width and height and (img.shape[1], img.shape[0]) != (width, height)):
+                bad_images.append(im["file_name"])
+                continue
+            h, w = img.shape[:2]
+            kept = []
+            for uv, vis in labelled:
+                vis = vis & _inside(uv, w, h)  # ours: visible means inside the image too
+                if vis.sum() < min_visible:
+                    report["skipped_few_keypoints"] += 1
+                    continue
+                kept.append((uv, vis))
+            if labelled and not kept:
+                continue
+            if not data.startswith(b"\xff\xd8\xff"):
+                ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                if not ok:
+                    raise RuntimeError(f"{path}: encoding as JPEG failed")
+                data = enc.tobytes()
+            report["images"] += 1
+            meta = {"session": 0, "subject": 0, "frame_index": k}
+            if not kept:
+                writer.add(make_sample(img, data, None, None, name=im["file_name"], **meta))
+                report["nohand"] += 1
+                image_of.append(k)
+            for j, (uv, vis) in enumerate(kept):
+                name = im["file_name"] if len(kept) == 1 else f"{im['file_name']}#{j}"
+                s = make_sample(img, data, uv, vis, name=name, **meta)
+                writer.add(s)
+                report["hand" if s.has_hand else "nohand"] += 1
+                image_of.append(k)
+        if progress is not None:
+            progress(len(images), len(images))
+        n = len(writer)
+        if n == 0:
+            raise ValueError(f"{ann_path}: no usable sample ({report['skipped_few_keypoints']} annotations with fewer than {min_visible} visible keypoints, {len(bad_images)} images missing or unreadable)")
+        if split == "random":
+            sp = assign_splits(n, np.asarray(image_of), seed=seed)
+        else:
+            sp = np.full(n, SPLITS.index(split or "train"), dtype=np.uint8)
+        writer.write_column("split", sp)
+        report["samples"] = n
+        report["splits"] = {name: int((sp == i).sum()) for i, name in enumerate(SPLITS)}
+        report["skipped_images"] = len(bad_images)
+        if bad_images:
+            more = f" and {len(bad_images) - 3} more" if len(bad_images) > 3 else ""
+            line = f"{len(bad_images)} image{'s' * (len(bad_images) > 1)} missing, unreadable or not of the size the file says, skipped: {', '.join(bad_images[:3])}{more}"
+            report["warnings"].append(line)
+            log.warning("%s", line)
+        writer.set_attr("import_report", {k: v for k, v in report.items() if k != "path"})
+    return report

@@ -1,0 +1,409 @@
+"""Heatmap codecs: keypoints <-> Gaussian heatmaps at one or several scales.
+
+A codec knows nothing about networks (docs/conventions.md, "Heatmaps at several
+scales"): ``encode`` turns keypoints into training targets, ``decode`` turns (predicted)
+heatmaps back into keypoints and scores. The same object works on NumPy arrays and on
+torch tensors (on any device, batched or not): it looks at the type of its input and
+answers in kind, so targets can be made per batch on the training device.
+
+Conventions:
+
+- Pixels are OpenCV's (the centre of the top-left pixel is (0, 0)). A keypoint at input
+  pixel ``u`` sits at ``u_s = (u + 0.5) / s - 0.5`` on a heatmap downscaled by the
+  stride ``s``, and back: ``u = (u_s + 0.5) * s - 0.5``.
+- Targets are unnormalised Gaussians, ``exp(-|p - u_s|^2 / (2 sigma^2))`` over the
+  heatmap's pixel centres ``p``: the peak of the continuous Gaussian is 1 at the exact
+  sub-pixel location (a pixel centre reaches 1 only when the keypoint falls on it).
+  ``sigma`` is in heatmap pixels and stated per scale.
+- A joint that is not visible (or not finite) gets an all-zero map and weight 0.
+
+The paper's network ("Skeleton-aware multi-scale heatmap regression", section III)
+outputs its heatmaps at five scales, 128, 64, 32, 64, 128 for a 128 crop: strides
+(1, 2, 4, 2, 1). Its loss weights them delta = 1, 1/2, 1/4 (1 / stride), and at test
+time it takes a weighted average of the five maps brought to one resolution, then the
+argmax. :class:`MultiScaleHeatmapCodec` does exactly that, adding a sub-pixel step.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Sequence
+
+import numpy as np
+
+DEFAULT_SIGMA = 2.0
+"""Gaussian sigma at stride 1, input pixels (a 128 crop of a hand: joints ~10 px apart)."""
+
+
+def default_sigma(stride: int, sigma: float = DEFAULT_SIGMA) -> float:
+    """The default sigma, in heatmap pixels, of a map at ``stride``: ``sigma / stride``
+    (the same spread in input pixels at every scale) but at least 1 heatmap pixel, below
+    which a Gaussian sampled on the pixel grid stops being a smooth bump. For sigma 2:
+    2, 1, 1 at strides 1, 2, 4 (2, 2, 4 input pixels)."""
+    return max(1.0, float(sigma) / stride)
+
+
+def _is_torch(x) -> bool:
+    # torch is only looked up if something imported it already: NumPy callers never pay
+    # for importing it, and an object can only be a tensor if torch is loaded.
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+@functools.lru_cache(maxsize=64)
+def resize_matrix(n_in: int, n_out: int, mode: str = "bilinear") -> np.ndarray:
+    """(n_out, n_in) float64 matrix ``M`` that resamples a 1-D signal: ``y = M @ x``.
+
+    Pixel-centre aware: output pixel ``o`` samples the input at ``(o + 0.5) * n_in /
+    n_out - 0.5``, as ``torch.nn.functional.interpolate(..., align_corners=False)`` and
+    ``cv2.resize`` do. ``bilinear`` clamps the sample position into the signal, as torch
+    does; ``bicubic`` is Keys' cubic with a = -0.75 and replicated borders (torch's and
+    OpenCV's). A 2-D map (H, W) resizes as ``My @ map @ Mx.T`` (the filters are separable);
+    tested against torch's ``interpolate``.
+    """
+    if n_in < 1 or n_out < 1:
+        raise ValueError(f"sizes must be >= 1, got {n_in} -> {n_out}")
+    o = np.arange(n_out)
+    x = (o + 0.5) * (n_in / n_out) - 0.5
+    M = np.zeros((n_out, n_in))
+    if mode == "bilinear":
+        x = np.maximum(x, 0.0)
+        i0 = np.minimum(np.floor(x).astype(int), n_in - 1)
+        t = x - i0
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        np.add.at(M, (o, i0), 1 - t)
+        np.add.at(M, (o, i1), t)
+    elif mode == "bicubic":
+        a = -0.75
+        i0 = np.floor(x).astype(int)
+        t = x - i0
+
+        def near(d):  # |d| <= 1
+            return ((a + 2) * d - (a + 3)) * d * d + 1
+
+        def far(d):  # 1 < |d| < 2
+            return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+        for k, w in zip((-1, 0, 1, 2), (far(t + 1), near(t), near(1 - t), far(2 - t))):
+            np.add.at(M, (o, np.clip(i0 + k, 0, n_in - 1)), w)
+    else:
+        raise ValueError(f"mode must be bilinear or bicubic, got {mode!r}")
+    M.setflags(write=False)
+    return M
+
+
+@functools.lru_cache(maxsize=64)
+def _on_device(m: np.ndarray, device):
+    """A float32 tensor copy of a (cached, read-only) resize matrix on ``device``."""
+    import torch
+
+    return torch.from_numpy(np.array(m, dtype=np.float32)).to(device)
+
+
+class MultiScaleHeatmapCodec:
+    """Keypoints <-> Gaussian heatmaps at several scales (the paper's five outputs).
+
+    Args:
+        input_size: the network input, an int (square) or (width, height), pixels. Every
+            size divided by every stride must be a whole number.
+        strides: the downscale factor of each output, in the network's output order. The
+            paper's k = 5 outputs of a 128 input: (1, 2, 4, 2, 1), i.e. 128, 64, 32, 64, 128.
+        sigmas: the Gaussian sigma of each output in *its own* heatmap pixels. Default
+            :func:`default_sigma`: ``max(1, 2 / stride)``, (2, 1, 1, 1, 2) for the paper's
+            strides = 2, 2, 4, 2, 2 input pixels.
+        weights: each output's weight in the decoding average. Default the paper's loss
+            weights delta = 1 / stride: (1, 1/2, 1/4, 1/2, 1), which lean on the sharp
+            full-resolution maps (the round trip is also more exact with them: the coarse
+            maps, upsampled, are the least symmetric around the peak). Use the same numbers
+            to weight the loss (``codec.weights``).
+        upsample: how decode brings each map to the input resolution: ``bilinear`` (the
+            default, torch's ``align_corners=False``) or ``bicubic``.
+
+    Shapes (B optional everywhere, J joints, (W, H) the input size):
+        encode(keypoints (B, J, 2) input px, visible (B, J) bool) -> k maps (B, J, H/s, W/s)
+        decode(k maps (B, J, H/s, W/s)) -> keypoints (B, J, 2) input px, scores (B, J)
+
+    NumPy in, float32 NumPy out; a torch tensor in, a tensor out on its device.
+    """
+
+    def __init__(
+        self,
+        input_size: int | tuple[int, int] = 128,
+        strides: Sequence[int] = (1, 2, 4, 2, 1),
+        sigmas: Sequence[float] | None = None,
+        weights: Sequence[float] | None = None,
+        upsample: str = "bilinear",
+    ):
+        w, h = (input_size, input_size) if np.isscalar(input_size) else tuple(input_size)
+        self.input_size = (int(w), int(h))
+        self.strides = tuple(int(s) for s in strides)
+        if not self.strides or min(self.strides) < 1:
+            raise ValueError(f"strides must be >= 1, got {strides}")
+        for s in self.strides:
+            if w % s or h % s:
+                raise ValueError(f"input size {self.input_size} is not divisible by stride {s}")
+        k = len(self.strides)
+        self.sigmas = tuple(float(v) for v in sigmas) if sigmas is not None else tuple(default_sigma(s) for s in self.strides)
+        self.weights = tuple(float(v) for v in weights) if weights is not None else tuple(1.0 / s for s in self.strides)
+        if len(self.sigmas) != k or len(self.weights) != k:
+            raise ValueError(f"{k} strides need {k} sigmas and {k} weights, got {len(self.sigmas)} and {len(self.weights)}")
+        if min(self.sigmas) <= 0 or min(self.weights) < 0 or sum(self.weights) <= 0:
+            raise ValueError(f"sigmas must be > 0 and weights >= 0 (not all 0), got {self.sigmas}, {self.weights}")
+        if upsample not in ("bilinear", "bicubic"):
+            raise ValueError(f"upsample must be bilinear or bicubic, got {upsample!r}")
+        self.upsample = upsample
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(input_size={self.input_size}, strides={self.strides}, "
+                f"sigmas={self.sigmas}, weights={self.weights}, upsample={self.upsample!r})")
+
+    @property
+    def num_scales(self) -> int:
+        return len(self.strides)
+
+    @property
+    def heatmap_sizes(self) -> list[tuple[int, int]]:
+        """(width, height) of each output."""
+        w, h = self.input_size
+        return [(w // s, h // s) for s in self.strides]
+
+    # ------------------------------------------------------------------------- coordinates
+    @staticmethod
+    def to_heatmap(points, stride: int):
+        """(..., 2) input px -> (..., 2) heatmap px at ``stride``: ``(u + 0.5) / s - 0.5``."""
+        return (points + 0.5) / stride - 0.5
+
+    @staticmethod
+    def from_heatmap(points, stride: int):
+        """(..., 2) heatmap px at ``stride`` -> (..., 2) input px: ``(u_s + 0.5) * s - 0.5``."""
+        return (points + 0.5) * stride - 0.5
+
+    # ------------------------------------------------------------------------------ encode
+    def _check_keypoints(self, keypoints, visible):
+        torch_in = _is_torch(keypoints)
+        if not torch_in:
+            keypoints = np.asarray(keypoints, dtype=np.float32)
+        if keypoints.ndim not in (2, 3) or keypoints.shape[-1] != 2:
+            raise ValueError(f"keypoints: expected (J, 2) or (B, J, 2), got {tuple(keypoints.shape)}")
+        if torch_in:
+            import torch
+
+            if not keypoints.is_floating_point():
+                keypoints = keypoints.float()
+            finite = torch.isfinite(keypoints).all(-1)  # (B, J)
+            vis = finite if visible is None else torch.as_tensor(visible, device=keypoints.device).bool() & finite
+        else:
+            finite = np.isfinite(keypoints).all(-1)
+            vis = finite if visible is None else np.asarray(visible, dtype=bool) & finite
+        if tuple(vis.shape) != tuple(keypoints.shape[:-1]):
+            raise ValueError(f"visible: expected {tuple(keypoints.shape[:-1])} to match keypoints, got {tuple(vis.shape)}")
+        return keypoints, vis, torch_in
+
+    def encode(self, keypoints, visible=None) -> list:
+        """Gaussian targets at every scale.
+
+        Args:
+            keypoints: (J, 2) or (B, J, 2) input px (NumPy or torch, float).
+            visible: (J,) or (B, J) bool; None: every finite keypoint. Non-finite
+                keypoints count as not visible.
+
+        Returns:
+            a list of ``num_scales`` maps, (J, H/s, W/s) or (B, J, H/s, W/s), float32 for
+            NumPy input, the keypoints' float dtype and device for torch; all-zero maps
+            for joints that are not visible.
+        """
+        kp, vis, torch_in = self._check_keypoints(keypoints, visible)
+        if torch_in:
+            import torch
+
+            kp = torch.where(vis[..., None], kp, torch.zeros((), dtype=kp.dtype, device=kp.device))
+            mask = vis.to(kp.dtype)[..., None]  # (B, J, 1)
+            xp, arange = torch, lambda n: torch.arange(n, dtype=kp.dtype, device=kp.device)
+        else:
+            kp = np.where(vis[..., None], kp, 0).astype(np.float32)
+            mask = vis.astype(np.float32)[..., None]
+            xp, arange = np, lambda n: np.arange(n, dtype=np.float32)
+        out, cache = [], {}
+        for (w, h), s, sigma in zip(self.heatmap_sizes, self.strides, self.sigmas):
+            key = (s, sigma)
+            if key in cache:  # a repeated scale (the paper's 64 and 128 come twice): copy
+                g = cache[key]
+                out.append(g.clone() if torch_in else g.copy())
+                continue
+            ks = self.to_heatmap(kp, s)  # (B, J, 2) heatmap px
+            # separable: exp(-(dx^2 + dy^2) / 2s^2) = gx * gy
+            gx = xp.exp(-((arange(w) - ks[..., 0:1]) ** 2) / (2 * sigma**2)) * mask  # (B, J, W)
+            gy = xp.exp(-((arange(h) - ks[..., 1:2]) ** 2) / (2 * sigma**2))  # (B, J, H)
+            g = gy[..., :, None] * gx[..., None, :]  # (B, J, H, W)
+            cache[key] = g
+            out.append(g)
+        return out
+
+    def target_weights(self, visible):
+        """(J,) or (B, J) loss weight per joint: 1 visible, 0 not (float32, or the tensor's
+        device for torch input)."""
+        if _is_torch(visible):
+            import torch
+
+            return visible.to(torch.float32)
+        return np.asarray(visible, dtype=bool).astype(np.float32)
+
+    # ------------------------------------------------------------------------------ decode
+    def _check_heatmaps(self, heatmaps) -> list:
+        if not isinstance(heatmaps, (list, tuple)):
+            if self.num_scales == 1:
+                heatmaps = [heatmaps]
+            else:
+                raise ValueError(f"expected a list of {self.num_scales} heatmaps, got {type(heatmaps).__name__}")
+        if len(heatmaps) != self.num_scales:
+            raise ValueError(f"expected {self.num_scales} heatmaps (strides {self.strides}), got {len(heatmaps)}")
+        lead = None
+        for i, (hm, (w, h)) in enumerate(zip(heatmaps, self.heatmap_sizes)):
+            if hm.ndim not in (3, 4) or tuple(hm.shape[-2:]) != (h, w) or (lead is not None and tuple(hm.shape[:-2]) != lead):
+                want = f"({'B, ' if hm.ndim == 4 else ''}J, {h}, {w})"
+                raise ValueError(f"heatmap {i} (stride {self.strides[i]}): expected {want}, got {tuple(hm.shape)}")
+            lead = tuple(hm.shape[:-2])
+        return list(heatmaps)
+
+    def combine(self, heatmaps):
+        """The weighted average of the maps, each brought to the resolution of the finest
+        one (stride ``s0 = min(strides)``: the input resolution for the paper's strides)
+        by :func:`resize_matrix` (``upsample``, pixel-centre aware).
+
+        Args:
+            heatmaps: ``num_scales`` maps (J, H/s, W/s) or (B, J, H/s, W/s).
+
+        Returns:
+            (J, H/s0, W/s0) or (B, J, H/s0, W/s0): float32 NumPy, or a float tensor on the
+            maps' device.
+        """
+        heatmaps = self._check_heatmaps(heatmaps)
+        torch_in = _is_torch(heatmaps[0])
+        s0 = min(self.strides)
+        W, H = self.input_size[0] // s0, self.input_size[1] // s0
+        total = None
+        wsum = sum(self.weights)
+        for hm, s, wt in zip(heatmaps, self.strides, self.weights):
+            if wt == 0:
+                continue
+            if torch_in:
+                hm = hm.float()
+            else:
+                hm = np.asarray(hm, dtype=np.float32)
+            if s != s0:
+                h, w = hm.shape[-2:]
+                my, mx = resize_matrix(h, H, self.upsample), resize_matrix(w, W, self.upsample)  # (H, h), (W, w)
+                if torch_in:
+                    my, mx = _on_device(my, hm.device), _on_device(mx, hm.device)
+                else:
+                    my, mx = my.astype(np.float32), mx.astype(np.float32)
+                if torch_in:
+                    hm = torch.matmul(torch.matmul(my, hm), mx.T)  # (B, J, H, W)
+                else:
+                    hm = my @ hm @ mx.T  # (B, J, H, W)
+            term = hm * (wt / wsum)
+            total = term if total is None else total + term
+        return total
+
+    def decode(self, heatmaps):
+        """Keypoints from heatmaps: the weighted average at the finest resolution
+        (:meth:`combine`), its argmax, then a sub-pixel step (:func:`refine_peaks`),
+        mapped back to input pixels.
+
+        Args:
+            heatmaps: a list of ``num_scales`` maps, (J, H/s, W/s) or (B, J, H/s, W/s),
+                NumPy or torch (e.g. a network's sigmoid outputs, or :meth:`encode`'s).
+
+        Returns:
+            keypoints: (J, 2) or (B, J, 2) input px. scores: (J,) or (B, J), the averaged
+            map's value at its maximum. float32 NumPy, or tensors on the maps' device.
+        """
+        kp, scores = refine_peaks(self.combine(heatmaps))
+        return self.from_heatmap(kp, min(self.strides)), scores
+
+
+class SingleScaleHeatmapCodec(MultiScaleHeatmapCodec):
+    """One heatmap (the UNet baseline's): :class:`MultiScaleHeatmapCodec` with one
+    stride. ``encode`` still returns a list (of one map) and ``decode`` takes a list or
+    the bare map, so every model keeps one interface.
+
+    Args:
+        input_size: int or (width, height). stride: the map's downscale factor.
+        sigma: in heatmap pixels; default :func:`default_sigma` (2 at stride 1).
+    """
+
+    def __init__(self, input_size: int | tuple[int, int] = 128, stride: int = 1, sigma: float | None = None):
+        super().__init__(input_size, (stride,), None if sigma is None else (sigma,), (1.0,))
+
+
+# ---------------------------------------------------------------------------- sub-pixel
+def refine_peaks(heatmaps, eps: float = 1e-10):
+    """Argmax of each map, refined to sub-pixel accuracy by one Newton step on the log of
+    the map (DARK, Zhang et al. 2020): ``p = c - H^-1 g`` with the gradient ``g`` and
+    Hessian ``H`` of ``log(map)`` by central differences on the 3x3 pixels around ``c``.
+    A sampled Gaussian's log is exactly quadratic, so a Gaussian target comes back exactly.
+    At the border the 3x3 stencil moves inward (one-sided, still exact for a Gaussian).
+    Where the Hessian is not negative definite (a flat or empty map) the argmax stays; the
+    step is clipped to 1 px from the argmax per axis.
+
+    Args:
+        heatmaps: (J, H, W) or (B, J, H, W), NumPy or torch.
+
+    Returns:
+        keypoints: (..., 2) px of the maps (u = column, v = row). scores: (...), the maximum.
+        float32 NumPy, or tensors on the input's device.
+    """
+    torch_in = _is_torch(heatmaps)
+    if heatmaps.ndim < 2:
+        raise ValueError(f"heatmaps: expected (..., H, W), got {tuple(heatmaps.shape)}")
+    H, W = heatmaps.shape[-2:]
+    lead = tuple(heatmaps.shape[:-2])
+    if torch_in:
+        import torch
+
+        flat = heatmaps.float().reshape(lead + (H * W,))  # (B, J, H*W)
+        scores, idx = flat.max(dim=-1)
+        ys, xs = idx // W, idx % W
+        cy, cx = ys.clamp(1, max(H - 2, 1)), xs.clamp(1, max(W - 2, 1))
+
+        def at(dy, dx):  # the log map at (cy + dy, cx + dx), clamped into the map
+            i = (cy + dy).clamp(0, H - 1) * W + (cx + dx).clamp(0, W - 1)
+            return torch.log(torch.gather(flat, -1, i[..., None])[..., 0].clamp_min(eps))
+
+        xp, where = torch, torch.where
+    else:
+        flat = np.asarray(heatmaps, dtype=np.float32).reshape(lead + (H * W,))  # (B, J, H*W)
+        idx = np.argmax(flat, axis=-1)
+        scores = np.take_along_axis(flat, idx[..., None], axis=-1)[..., 0]
+        ys, xs = idx // W, idx % W
+        cy, cx = np.clip(ys, 1, max(H - 2, 1)), np.clip(xs, 1, max(W - 2, 1))
+
+        def at(dy, dx):
+            i = np.clip(cy + dy, 0, H - 1) * W + np.clip(cx + dx, 0, W - 1)
+            return np.log(np.maximum(np.take_along_axis(flat, i[..., None], axis=-1)[..., 0], eps)).astype(np.float64)
+
+        xp, where = np, np.where
+    c = at(0, 0)
+    l, r, u, d = at(0, -1), at(0, 1), at(-1, 0), at(1, 0)
+    gx, gy = (r - l) / 2, (d - u) / 2
+    hxx, hyy = r - 2 * c + l, d - 2 * c + u
+    hxy = (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1)) / 4
+    if W < 3:  # too narrow for a stencil along an axis: no step along it
+        gx, hxx, hxy = gx * 0, hxx * 0 - 1, hxy * 0
+    if H < 3:
+        gy, hyy, hxy = gy * 0, hyy * 0 - 1, hxy * 0
+    det = hxx * hyy - hxy * hxy
+    ok = (hxx < 0) & (det > 0)  # negative definite: a maximum
+    safe = where(ok, det, xp.ones_like(det))
+    # p - c = -H^-1 g, H^-1 = [[hyy, -hxy], [-hxy, hxx]] / det
+    dx = -(hyy * gx - hxy * gy) / safe
+    dy = -(hxx * gy - hxy * gx) / safe
+    px = cx + where(ok, dx, xp.zeros_like(dx))
+    py = cy + where(ok, dy, xp.zeros_like(dy))
+    if torch_in:
+        px = torch.minimum(torch.maximum(px, xs - 1.0), xs + 1.0)
+        py = torch.minimum(torch.maximum(py, ys - 1.0), ys + 1.0)
+        return torch.stack([px, py], dim=-1).float(), scores
+    px, py = np.clip(px, xs - 1, xs + 1), np.clip(py, ys - 1, ys + 1)
+    return np.stack([px, py], axis=-1).astype(np.float32), scores.astype(np.float32)

@@ -1,0 +1,630 @@
+"""Import the LSMV dataset (Gomez-Donoso et al., "Large-scale multiview 3D hand pose
+dataset", 2017) into a gthd dataset file (schema v1, ``schema.py``).
+
+Layouts, detected from the folder given (21 sequences ``data_1`` .. ``data_21``, four
+640x480 webcams ``<c>`` = 1..4, ``<f>`` an unpadded frame index from 0)::
+
+    release 1   data_<N>/<f>_webcam_<c>.jpg, <f>_jointsCam_<c>.txt, <f>_bbox_<c>.txt,
+                <f>_joints.txt
+    release 2   annotated_frames/data_<N>/<f>_webcam_<c>.jpg, <f>_joints.txt
+                projections_2d/data_<N>/<f>_jointsCam_<c>.txt
+                bounding_boxes/data_<N>/<f>_bbox_<c>.txt
+                calibrations/data_<N>/webcam_<c>/rvec.pkl, tvec.pkl
+
+Text files are ``NAME x y`` (2D, 21 lines), ``NAME x y z`` (3D, 22 lines: the 21 points
+then PALM_NORMAL, a direction, dropped) and ``TOP v``, ``LEFT v``, ``BOTTOM v``,
+``RIGHT v`` (box). Lines without the name (bare values, in that order) are read too.
+
+What goes where in the dataset file:
+
+- ``/labels/keypoints`` (N, 21, 2): the ``jointsCam`` 2D points, LSMV's own 2D labels
+  (made with ``cv2.projectPoints``, so OpenCV's pixel convention, which is ours), put in
+  our joint order by :func:`gthd.hand.from_lsmv`. ``visible``: inside the image.
+- **No wrist**: LSMV has none. The WRIST row is NaN and never visible, in every sample.
+  The root attr ``joint_set`` is ``"lsmv20"`` and ``labelled_joints`` lists the 20 joint
+  indices that carry labels (1..20): the paper's 20 heatmaps for LSMV.
+- **The palm**: PALM_POSITION is no joint of ours and does not go into the 21 joints
+  (in the WRIST slot every reader would take it for a wrist). It goes into extra
+  datasets next to the schema's, mirroring the joints' three labels:
+  ``/labels/palm`` (N, 2) float32 px, ``/labels/palm_cam`` (N, 3) float32 mm,
+  ``/labels/palm_tracker`` (N, 3) float32 mm; and ``/meta/camera`` (N,) uint8, the
+  webcam 1..4. The schema's fields are all there as usual, so the generic reader
+  (``open_dataset``) reads the file and ignores the extras; the root attr
+  ``extra_fields`` describes them.
+- ``/labels/joints_tracker``: the 3D joints of ``<f>_joints.txt``, millimetres, in the
+  Leap Motion's frame as LSMV gives it (the frame its calibrations start from).
+- ``/labels/joints_cam`` (release 2): ``R @ p + t`` with ``R = Rodrigues(rvec)``, ``t =
+  tvec`` of the sequence's webcam, i.e. ``T_cam_leap``, millimetres, OpenCV's camera
+  frame. NaN in release 1 and where a calibration is missing or refused. The transforms
+  are in the root attr ``calibrations``.
+- ``/labels/box``: from the keypoints, as for every gthd dataset (``make_sample``: the
+  visible joints' tight box plus 5 % of its larger side, clipped), so that ``box`` means
+  one thing across datasets. LSMV's own boxes (the projected points plus 20 px at 390 mm
+  depth, truncated to integers) are read only to report how well they agree (IoU).
+- ``/meta/session``: the sequence, ``data_N`` -> N - 1 (root attr ``sessions`` lists
+  ``data_1`` .. ``data_21`` whatever the folder holds, so the index is stable);
+  ``subject`` 0 ("unknown": LSMV does not say); ``frame_index`` f; ``name``
+  ``data_N/<f>_webcam_<c>.jpg``.
+- ``/meta/split``: at random 75/10/15 (the paper split its 87,760 samples 60,000 /
+  15,000 / 12,760), or whole sequences (``split_by="sequence"``).
+
+Checks: with calibrations (release 2) the 3D joints are projected with each webcam's
+rvec/tvec and the shared intrinsics (:data:`LSMV_CAMERA`, ``cv2.projectPoints``) and
+compared with ``jointsCam``: RMS, worst residual and the worst frames by name go into the
+report; ``jointsCam`` stays the 2D label.
+
+Pickles: the calibrations are Python 2 pickles of numpy arrays. Unpickling runs whatever
+callable the file names, so they are read by :func:`load_array_pickle`, an unpickler that
+resolves only the few globals a numpy array needs (``_reconstruct``, ``ndarray``,
+``dtype``, ``scalar``, and ``_codecs.encode`` for latin-1 bytes only) and refuses any
+other with :class:`RefusedPickle` before anything runs. A refused calibration is reported
+and its webcam's samples are imported without ``joints_cam``.
+
+Skips: an image or a label file (2D or 3D) that is missing or unreadable skips that
+sample; the counts per reason, with examples, are in the report and in one warning line.
+A missing or unreadable box file skips nothing (boxes are not labels here), it is counted.
+
+Frames stream through a small thread pool in order (memory stays flat; the output is the
+same for the same inputs); the file is written under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import array
+import heapq
+import io
+import os
+import pickle
+import re
+import tempfile
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import h5py
+import numpy as np
+
+from ..fileio import FormatError
+from ..geometry import Camera, Transform
+from ..hand import LSMV_NAMES, NUM_JOINTS, WRIST, from_lsmv
+from .samples import make_sample
+from .schema import SPLITS, DatasetWriter, assign_splits
+
+LSMV_CAMERA = Camera(
+    K=np.array([[614.878, 0.0, 313.219], [0.0, 615.479, 231.288], [0.0, 0.0, 1.0]]),
+    dist=np.array([0.092701, -0.175877, -0.0035687, -0.00302299, 0.0]),
+    width=640,
+    height=480,
+)
+"""The intrinsics LSMV gives for all four webcams (k1, k2, p1, p2, k3)."""
+
+NUM_SEQUENCES = 21
+JOINT_SET = "lsmv20"
+LABELLED_JOINTS = tuple(j for j in range(NUM_JOINTS) if j != WRIST)
+"""Our joints that LSMV labels: all but the wrist (1..20)."""
+
+SPLIT_BY = ("random", "sequence")
+SKIP_REASONS = ("missing_image", "corrupt_image", "missing_label", "corrupt_label")
+PROJECTION_TOL_PX = 1.0
+"""A sample whose 3D joints project further than this from its jointsCam is counted."""
+
+PALM = LSMV_NAMES.index("PALM_POSITION")
+_BOX_NAMES = ("TOP", "LEFT", "BOTTOM", "RIGHT")
+
+EXTRA_FIELDS = {
+    "labels/palm": "(N, 2) float32 px: LSMV's PALM_POSITION in the frame (jointsCam)",
+    "labels/palm_cam": "(N, 3) float32 mm: PALM_POSITION in the camera frame (NaN without calibration)",
+    "labels/palm_tracker": "(N, 3) float32 mm: PALM_POSITION in the Leap Motion frame",
+    "meta/camera": "(N,) uint8: the LSMV webcam, 1..4",
+}
+
+
+# ---------------------------------------------------------------------------- pickles
+class RefusedPickle(pickle.UnpicklingError):
+    """A pickle asked for something other than a numpy array; nothing of it was run."""
+
+
+def _numpy_globals() -> dict:
+    try:  # numpy >= 2 (numpy 1.26 has it too)
+        from numpy._core import multiarray as ma
+    except ImportError:  # pragma: no cover - older numpy
+        from numpy.core import multiarray as ma
+
+    def latin1_encode(text, encoding="latin1"):
+        # how a protocol-2 pickle written by Python 3 spells bytes; nothing else passes
+        if not isinstance(text, str) or encoding.replace("-", "").lower() != "latin1":
+            raise RefusedPickle(f"refused _codecs.encode({type(text).__name__}, {encoding!r}): only latin-1 bytes are allowed")
+        return text.encode("latin1")
+
+    out = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): latin1_encode}
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):  # Python 2 / numpy 1 and numpy 2 names
+        out[(mod, "_reconstruct")] = ma._reconstruct
+        out[(mod, "scalar")] = ma.scalar
+    return out
+
+
+_NUMPY_GLOBALS = _numpy_globals()
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        try:
+            return _NUMPY_GLOBALS[(module, name)]
+        except KeyError:
+            raise RefusedPickle(f"refused to load {module}.{name}: only numpy arrays are allowed") from None
+
+
+def load_array_pickle(path: str | os.PathLike) -> np.ndarray:
+    """A numeric numpy array from a pickle (Python 2 or 3, any protocol), running nothing
+    but numpy's own array reconstruction.
+
+    Raises:
+        RefusedPickle: the pickle names any other global (``os.system``, ``eval``, a
+            class...), or holds something other than a numeric array.
+        FormatError: the file is missing or not a readable pickle.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise FormatError(f"{path}: cannot read ({e.strerror or e})") from None
+    try:
+        # latin1: Python 2 pickled an array's bytes as a str
+        obj = _ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except RefusedPickle as e:
+        raise RefusedPickle(f"{path}: {e}") from None
+    except Exception as e:  # a malformed pickle fails in many ways; none of them ran code
+        raise FormatError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
+    if not isinstance(obj, np.ndarray) or obj.dtype.kind not in "biuf":
+        what = f"a {obj.dtype} array" if isinstance(obj, np.ndarray) else type(obj).__name__
+        raise RefusedPickle(f"{path}: holds {what}, not a numeric array")
+    return obj
+
+
+# ------------------------------------------------------------------------- text files
+def read_points(path: str | os.PathLike, names: tuple[str, ...] = LSMV_NAMES, dims: int = 2, extra: tuple[str, ...] = ()) -> np.ndarray:
+    """Points from a LSMV text file.
+
+    Args:
+        path: lines ``NAME v1 .. v_dims`` in any order, or bare ``v1 .. v_dims`` lines in
+            ``names`` order (then ``extra`` trailing lines are allowed and dropped).
+        names: the points wanted, e.g. :data:`gthd.hand.LSMV_NAMES`.
+        extra: names present in the file that are dropped (``PALM_NORMAL``).
+
+    Returns:
+        (len(names), dims) float64, in ``names`` order.
+
+    Raises:
+        FileNotFoundError; FormatError on anything else than the above, or a non-finite value.
+    """
+    path = Path(path)
+    rows = [ln.split() for ln in path.read_text(encoding="ascii").splitlines() if ln.strip()]
+    named = [r for r in rows if not _is_number(r[0])]
+    try:
+        if not named:
+            if not len(names) <= len(rows) <= len(names) + len(extra) or any(len(r) != dims for r in rows):
+                raise FormatError(f"expected {len(names)} lines of {dims} values, got {len(rows)} lines")
+            pts = np.array([[float(v) for v in r] for r in rows[: len(names)]])
+        else:
+            if len(named) != len(rows):
+                raise FormatError("some lines have a name and some do not")
+            got = {}
+            for r in rows:
+                if len(r) != dims + 1:
+                    raise FormatError(f"expected NAME and {dims} values, got {' '.join(r)!r}")
+                if r[0] in got or (r[0] not in names and r[0] not in extra):
+                    raise FormatError(f"{'repeated' if r[0] in got else 'unknown'} point {r[0]!r}")
+                got[r[0]] = [float(v) for v in r[1:]]
+            missing = [n for n in names if n not in got]
+            if missing:
+                raise FormatError(f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+            pts = np.array([got[n] for n in names])
+    except ValueError as e:  # FormatError, float('x')
+        raise FormatError(f"{path}: {e}") from None
+    if not np.all(np.isfinite(pts)):
+        raise FormatError(f"{path}: non-finite values")
+    return pts
+
+
+def read_box(path: str | os.PathLike) -> np.ndarray:
+    """(4,) float64 xyxy (LEFT, TOP, RIGHT, BOTTOM) from a LSMV box file: lines
+    ``TOP v``, ``LEFT v``, ``BOTTOM v``, ``RIGHT v`` (any order) or four bare values in
+    that order. Raises FileNotFoundError, FormatError."""
+    v = read_points(path, _BOX_NAMES, dims=1)[:, 0]
+    top, left, bottom, right = v
+    if right < left or bottom < top:
+        raise FormatError(f"{path}: an empty box (TOP {top:g} LEFT {left:g} BOTTOM {bottom:g} RIGHT {right:g})")
+    return np.array([left, top, right, bottom])
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two (4,) xyxy boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+# ---------------------------------------------------------------------------- layouts
+_SEQ = re.compile(r"data_(\d+)$")
+_IMG = re.compile(r"(\d+)_webcam_(\d+)\.jpg$")
+_J2D = re.compile(r"(\d+)_jointsCam_(\d+)\.txt$")
+_J3D = re.compile(r"(\d+)_joints\.txt$")
+
+
+@dataclass(frozen=True)
+class _Layout:
+    release: int
+    root: Path
+
+    def images(self, n: int) -> Path:
+        return self.root / ("annotated_frames" if self.release == 2 else "") / f"data_{n}"
+
+    def joints2d(self, n: int) -> Path:
+        return self.root / ("projections_2d" if self.release == 2 else "") / f"data_{n}"
+
+    def boxes(self, n: int) -> Path:
+        return self.root / ("bounding_boxes" if self.release == 2 else "") / f"data_{n}"
+
+    def calibration(self, n: int, cam: int) -> Path | None:
+        return self.root / "calibrations" / f"data_{n}" / f"webcam_{cam}" if self.release == 2 else None
+
+    def sequences(self) -> list[int]:
+        dirs = [self.root / "annotated_frames", self.root / "projections_2d"] if self.release == 2 else [self.root]
+        found = {int(m[1]) for d in dirs for name in _listdir(d) if (m := _SEQ.match(name)) and (d / name).is_dir()}
+        return sorted(found)
+
+
+def _listdir(d: Path) -> list[str]:
+    try:
+        return os.listdir(d)
+    except OSError:
+        return []
+
+
+def _detect(root: Path) -> _Layout:
+    if (root / "annotated_frames").is_dir() and any(_SEQ.match(n) for n in _listdir(root / "annotated_frames")):
+        return _Layout(2, root)
+    for name in _listdir(root):
+        if _SEQ.match(name) and any(_IMG.match(n) or _J2D.match(n) for n in _listdir(root / name)):
+            return _Layout(1, root)
+    what = "no such folder" if not root.is_dir() else "not an LSMV dataset folder"
+    raise ValueError(f"{root}: {what}: expected annotated_frames/data_<N>/ (release 2) or data_<N>/<f>_webcam_<c>.jpg (release 1)")
+
+
+def _jobs(layout: _Layout, cameras: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """(sequence, frame, webcam) of every sample any file speaks of, in order."""
+    out = []
+    for n in layout.sequences():
+        pairs, frames = set(), set()
+        for d in dict.fromkeys([layout.images(n), layout.joints2d(n)]):
+            for name in _listdir(d):
+                if m := _IMG.match(name) or _J2D.match(name):
+                    pairs.add((int(m[1]), int(m[2])))
+                elif m := _J3D.match(name):
+                    frames.add(int(m[1]))
+        pairs = {p for p in pairs if p[1] in cameras} | {(f, c) for f in frames for c in cameras}
+        out.extend((n, f, c) for f, c in sorted(pairs))
+    return out
+
+
+@dataclass(frozen=True)
+class _Calib:
+    T_cam_leap: Transform
+    rvec: np.ndarray  # (3,) radians
+    tvec: np.ndarray  # (3,) mm
+
+
+def _load_calibration(folder: Path) -> _Calib | None:
+    """A webcam's calibration, None if its folder has none. Raises RefusedPickle, FormatError."""
+    if not (folder / "rvec.pkl").exists() and not (folder / "tvec.pkl").exists():
+        return None
+    rt = []
+    for name in ("rvec.pkl", "tvec.pkl"):
+        a = load_array_pickle(folder / name)
+        if a.size != 3 or not np.all(np.isfinite(a)):
+            raise FormatError(f"{folder / name}: expected 3 finite values, got shape {a.shape}")
+        rt.append(a.astype(np.float64).reshape(3))
+    return _Calib(Transform.from_rvec(rt[0], rt[1], "cam", "leap"), rt[0], rt[1])
+
+
+# ------------------------------------------------------------------------ per sample
+@dataclass
+class _Result:
+    name: str
+    skip: str = ""
+    sample: object = None
+    palm: np.ndarray | None = None  # (2,) px
+    palm_cam: np.ndarray | None = None  # (3,) mm
+    palm_tracker: np.ndarray | None = None  # (3,) mm
+    box: str = "ok"  # ok, missing, corrupt
+    iou: float = float("nan")
+    residual: np.ndarray | None = None  # (21,) px, projection vs jointsCam
+
+
+def _load(job: tuple[int, int, int], layout: _Layout, calib: _Calib | None, opts: dict) -> _Result:
+    n, f, c = job
+    r = _Result(f"data_{n}/{f}_webcam_{c}.jpg")
+    try:
+        data = (layout.images(n) / f"{f}_webcam_{c}.jpg").read_bytes()
+    except FileNotFoundError:
+        r.skip = "missing_image"
+        return r
+    except OSError:
+        r.skip = "corrupt_image"
+        return r
+    try:
+        uv = read_points(layout.joints2d(n) / f"{f}_jointsCam_{c}.txt", LSMV_NAMES, 2)  # (21, 2) px, LSMV order
+        p3d = read_points(layout.images(n) / f"{f}_joints.txt", LSMV_NAMES, 3, extra=("PALM_NORMAL",))  # (21, 3) mm
+    except FileNotFoundError:
+        r.skip = "missing_label"
+        return r
+    except (OSError, UnicodeDecodeError, FormatError):
+        r.skip = "corrupt_label"
+        return r
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        r.skip = "corrupt_image"
+        return r
+    h, w = image.shape[:2]
+    keypoints, known = from_lsmv(uv)  # (21, 2), WRIST NaN
+    inside = (keypoints[:, 0] >= -0.5) & (keypoints[:, 0] <= w - 0.5) & (keypoints[:, 1] >= -0.5) & (keypoints[:, 1] <= h - 0.5)
+    joints_tracker = from_lsmv(p3d)[0]
+    joints_cam = None
+    r.palm, r.palm_tracker = uv[PALM], p3d[PALM]
+    if calib is not None:
+        p_cam = calib.T_cam_leap.apply(p3d)  # (21, 3) mm, camera frame
+        joints_cam, r.palm_cam = from_lsmv(p_cam)[0], p_cam[PALM]
+        proj = cv2.projectPoints(p3d, calib.rvec, calib.tvec, LSMV_CAMERA.K, LSMV_CAMERA.dist)[0].reshape(-1, 2)
+        r.residual = np.where(p_cam[:, 2] > 0, np.linalg.norm(proj - uv, axis=1), np.nan)
+    r.sample = make_sample(
+        image, data, keypoints, known & inside, **opts,
+        session=n - 1, subject=0, frame_index=f, name=r.name, joints_cam=joints_cam, joints_tracker=joints_tracker,
+    )  # fmt: skip
+    try:
+        file_box = read_box(layout.boxes(n) / f"{f}_bbox_{c}.txt")
+        if r.sample.box is not None:
+            file_box[[0, 2]] = np.clip(file_box[[0, 2]], -0.5, w - 0.5)
+            file_box[[1, 3]] = np.clip(file_box[[1, 3]], -0.5, h - 0.5)
+            r.iou = _iou(file_box, np.asarray(r.sample.box, np.float64))
+    except FileNotFoundError:
+        r.box = "missing"
+    except (OSError, UnicodeDecodeError, FormatError):
+        r.box = "corrupt"
+    return r
+
+
+# ---------------------------------------------------------------------------- import
+def import_lsmv(
+    root: str | os.PathLike,
+    out_h5: str | os.PathLike,
+    *,
+    cameras: tuple[int, ...] = (1, 2, 3, 4),
+    split_by: str = "random",
+    fractions=(0.75, 0.10, 0.15),
+    seed: int = 0,
+    thickness: str = "thick",
+    box_margin: float = 0.05,
+    crop_margin: float = 0.25,
+    workers: int = 2,
+    force: bool = False,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Import an LSMV folder (release 1 or 2, detected) into one gthd dataset file.
+
+    Args:
+        root: the folder holding ``data_<N>/`` (release 1) or ``annotated_frames/`` etc.
+        out_h5: the dataset file to write; refused if it exists (unless ``force``).
+        cameras: the webcams to import, among 1..4.
+        split_by: ``"random"`` (per sample) or ``"sequence"`` (whole sequences).
+        fractions: train/val/test shares.
+        thickness, box_margin, crop_margin: as :func:`gthd.dataset.samples.make_sample`.
+        workers: threads decoding frames and making crops.
+        limit: import only the first ``limit`` images (sequence, frame, webcam order).
+        progress: called with (done, total) images.
+
+    Returns:
+        The report, a JSON-able dict: ``path``, ``release``, ``samples``, ``hand``,
+        ``out_of_view`` (no joint inside the image: a NoHand sample), ``splits``
+        {train, val, test}, ``skipped`` {missing_image, corrupt_image, missing_label,
+        corrupt_label} with ``skipped_examples``, ``boxes`` {compared, iou_mean,
+        iou_min, missing, corrupt}, ``calibrations`` {loaded, missing, refused, corrupt},
+        ``projection`` (release 2: {samples, points, rms_px, max_px, tol_px, over_tol,
+        worst [[name, px], ...]}; None in release 1), ``warnings`` (lines). Also in the
+        file's root attr ``import_report``.
+
+    Raises:
+        ValueError: ``root`` is no LSMV folder; no usable sample; a bad option.
+        FileExistsError: ``out_h5`` exists (unless ``force``).
+    """
+    if split_by not in SPLIT_BY:
+        raise ValueError(f"split-by must be one of {', '.join(SPLIT_BY)}, got {split_by!r}")
+    cameras = tuple(int(c) for c in cameras)
+    if not cameras or len(set(cameras)) != len(cameras) or not set(cameras) <= {1, 2, 3, 4}:
+        raise ValueError(f"cameras must be distinct webcams among 1, 2, 3, 4, got {cameras}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    root, out = Path(root), Path(out_h5)
+    layout = _detect(root)
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists (use --force to replace it)")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"{out.parent}: no such folder")
+
+    jobs = _jobs(layout, cameras)[:limit]
+    sequences = layout.sequences()
+    report = {
+        "path": str(out), "release": layout.release, "root": str(root), "cameras": list(cameras),
+        "samples": 0, "hand": 0, "out_of_view": 0, "splits": {},
+        "skipped": dict.fromkeys(SKIP_REASONS, 0), "skipped_examples": {k: [] for k in SKIP_REASONS},
+        "boxes": {"compared": 0, "iou_mean": None, "iou_min": None, "missing": 0, "corrupt": 0},
+        "calibrations": {"loaded": 0, "missing": 0, "refused": 0, "corrupt": 0},
+        "projection": None, "warnings": [],
+    }  # fmt: skip
+    attrs = {
+        "joint_set": JOINT_SET,
+        "labelled_joints": list(LABELLED_JOINTS),
+        "sessions": [{"id": f"data_{n}", "sequence": n} for n in range(1, max([NUM_SEQUENCES, *sequences]) + 1)],
+        "subjects": ["unknown"],
+        "sources": [{"dataset": "LSMV", "release": layout.release, "root": str(root.resolve()), "cameras": list(cameras)}],
+        "lsmv_camera": LSMV_CAMERA.to_dict(),
+        "extra_fields": EXTRA_FIELDS,
+        "split_by": split_by, "split_seed": seed, "split_fractions": list(fractions),
+        "skeleton_thickness": thickness, "box_margin": box_margin, "crop_margin": crop_margin,
+    }  # fmt: skip
+    opts = {"thickness": thickness, "box_margin": box_margin, "crop_margin": crop_margin}
+
+    fd, staging = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".lsmv.tmp", dir=out.parent)
+    os.close(fd)
+    staging = Path(staging)
+    try:
+        extras = _write(layout, jobs, staging, attrs, opts, report, split_by, fractions, seed, workers, progress)
+        # the schema's writer has closed and renamed into `staging`; add the extras there,
+        # then rename into place: `out` never holds a file without them
+        with h5py.File(staging, "r+") as f:
+            for key, values in extras.items():
+                f.create_dataset(key, data=values)
+        with open(staging, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(staging, out)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    if report["warnings"]:
+        warnings.warn("LSMV import: " + "; ".join(report["warnings"]), stacklevel=2)
+    return report
+
+
+def _write(layout, jobs, staging, attrs, opts, report, split_by, fractions, seed, workers, progress) -> dict:
+    calibs: dict[tuple[int, int], _Calib | None] = {}
+    cal_attr = []
+    palm, palm_cam, palm_tracker, camera = array.array("f"), array.array("f"), array.array("f"), array.array("B")
+    ious: list[float] = []
+    worst: list[tuple[float, str]] = []  # a min-heap of the 5 worst samples
+    sq, npts, n_proj, over, max_px = 0.0, 0, 0, 0, 0.0
+    nan3 = (np.nan,) * 3
+
+    with DatasetWriter(staging, attrs=attrs, force=True) as writer:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            window = max(8, 8 * workers)  # a bounded window in flight: flat memory, fixed order
+            for start in range(0, len(jobs), window):
+                batch = jobs[start : start + window]
+                for n, _, c in batch:
+                    if layout.release == 2 and (n, c) not in calibs:
+                        calibs[(n, c)] = _calibration(layout, n, c, report)
+                        if calibs[(n, c)] is not None:
+                            cal_attr.append({"session": f"data_{n}", "webcam": c, "camera": LSMV_CAMERA.to_dict(), "T_cam_leap": calibs[(n, c)].T_cam_leap.to_dict()})
+                results = pool.map(lambda j: _load(j, layout, calibs.get((j[0], j[2])), opts), batch)
+                for (n, f, c), r in zip(batch, results):
+                    if r.skip:
+                        report["skipped"][r.skip] += 1
+                        if len(report["skipped_examples"][r.skip]) < 3:
+                            report["skipped_examples"][r.skip].append(r.name)
+                        continue
+                    writer.add(r.sample)
+                    report["hand"] += r.sample.has_hand
+                    report["out_of_view"] += not r.sample.has_hand
+                    palm.extend(r.palm)
+                    palm_cam.extend(r.palm_cam if r.palm_cam is not None else nan3)
+                    palm_tracker.extend(r.palm_tracker)
+                    camera.append(c)
+                    if r.box != "ok":
+                        report["boxes"][r.box] += 1
+                    elif np.isfinite(r.iou):
+                        ious.append(r.iou)
+                    if r.residual is not None and np.any(np.isfinite(r.residual)):
+                        res = r.residual[np.isfinite(r.residual)]
+                        sq, npts, n_proj = sq + float(res @ res), npts + len(res), n_proj + 1
+                        worst_px = float(res.max())
+                        max_px, over = max(max_px, worst_px), over + (worst_px > PROJECTION_TOL_PX)
+                        heapq.heappush(worst, (worst_px, r.name))
+                        if len(worst) > 5:
+                            heapq.heappop(worst)
+                if progress is not None:
+                    progress(min(start + window, len(jobs)), len(jobs))
+        num = len(writer)
+        if num == 0:
+            raise ValueError(f"{layout.root}: no usable sample (of {len(jobs)} images: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report["skipped"].items() if v) + ")")
+        groups = writer.column("session") if split_by == "sequence" else None
+        split = assign_splits(num, groups, fractions, seed)
+        writer.write_column("split", split)
+        report["samples"] = num
+        report["splits"] = {name: int((split == k).sum()) for k, name in enumerate(SPLITS)}
+        if ious:
+            report["boxes"].update(compared=len(ious), iou_mean=round(float(np.mean(ious)), 4), iou_min=round(float(np.min(ious)), 4))
+        if layout.release == 2:
+            report["projection"] = {
+                "samples": n_proj, "points": npts,
+                "rms_px": round(float(np.sqrt(sq / npts)), 4) if npts else None, "max_px": round(max_px, 4) if npts else None,
+                "tol_px": PROJECTION_TOL_PX, "over_tol": over,
+                "worst": [[name, round(px, 4)] for px, name in sorted(worst, reverse=True)],
+            }  # fmt: skip
+        _warnings(report)
+        writer.set_attr("calibrations", cal_attr)
+        writer.set_attr("import_report", report)
+    return {
+        "labels/palm": np.frombuffer(palm, np.float32).reshape(-1, 2),
+        "labels/palm_cam": np.frombuffer(palm_cam, np.float32).reshape(-1, 3),
+        "labels/palm_tracker": np.frombuffer(palm_tracker, np.float32).reshape(-1, 3),
+        "meta/camera": np.frombuffer(camera, np.uint8),
+    }
+
+
+def _calibration(layout: _Layout, n: int, c: int, report: dict) -> _Calib | None:
+    folder = layout.calibration(n, c)
+    try:
+        cal = _load_calibration(folder)
+    except RefusedPickle as e:
+        report["calibrations"]["refused"] += 1
+        report["warnings"].append(f"calibration refused, data_{n} webcam {c} imported without joints_cam: {e}")
+        return None
+    except FormatError as e:
+        report["calibrations"]["corrupt"] += 1
+        report["warnings"].append(f"calibration unreadable, data_{n} webcam {c} imported without joints_cam: {e}")
+        return None
+    report["calibrations"]["loaded" if cal is not None else "missing"] += 1
+    return cal
+
+
+def _warnings(report: dict) -> None:
+    sk = report["skipped"]
+    if sum(sk.values()):
+        first = next(ex[0] for ex in report["skipped_examples"].values() if ex)
+        report["warnings"].append(
+            f"{sum(sk.values())} images skipped: {sk['missing_image']} missing and {sk['corrupt_image']} unreadable images, "
+            f"{sk['missing_label']} missing and {sk['corrupt_label']} unreadable label files (e.g. {first})"
+        )
+    if report["calibrations"]["missing"]:
+        report["warnings"].append(f"{report['calibrations']['missing']} webcams without calibration: their samples have no joints_cam")
+    p = report["projection"]
+    if p and p["over_tol"]:
+        report["warnings"].append(f"{p['over_tol']} samples' 3D joints project more than {p['tol_px']} px from their jointsCam (worst {p['worst'][0][0]}: {p['worst'][0][1]} px)")
+
+
+def report_lines(report: dict) -> list[str]:
+    """The report of :func:`import_lsmv` as a few readable lines."""
+    sk, b = report["skipped"], report["boxes"]
+    lines = [
+        f"LSMV release {report['release']}: {report['samples']} samples ({report['out_of_view']} with the hand out of view) -> {report['path']}",
+        "splits: " + ", ".join(f"{k} {v}" for k, v in report["splits"].items()),
+        "skipped: " + (", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sk.items() if v) or "none"),
+        f"LSMV boxes vs boxes from the keypoints: mean IoU {b['iou_mean']}, min {b['iou_min']} over {b['compared']} ({b['missing']} missing, {b['corrupt']} unreadable)",
+    ]
+    p = report["projection"]
+    if p is not None:
+        lines.append(f"3D joints projected vs jointsCam: RMS {p['rms_px']} px, worst {p['max_px']} px, {p['over_tol']} samples over {p['tol_px']} px ({p['samples']} checked)")
+        lines += [f"  {name}: {px} px" for name, px in p["worst"]]
+    return lines + [f"warning: {w}" for w in report["warnings"]]
