@@ -586,6 +586,78 @@ def inspect(dataset, sheet, count):
         click.echo(line)
 
 
+# --------------------------------------------------------------------- import / export
+@main.group("export")
+def export_group():
+    """Export a gthd dataset to other toolboxes' formats.
+
+    \b
+    Example:
+        gthd export coco gthd.h5 exported/
+    """
+
+
+@export_group.command("coco")
+@click.argument("dataset", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--split", "splits", multiple=True, type=click.Choice(["train", "val", "test"]), help="Splits to export (repeat; default all).")
+@click.option("--force", is_flag=True, help="Write into a non-empty OUT.")
+def export_coco_cmd(dataset, out, splits, force):
+    """COCO keypoint JSON + images, in the layout of mmpose's hand datasets.
+
+    Writes OUT/images/ (the frames as stored) and OUT/annotations/<split>.json (bbox
+    xywh, keypoints [x, y, v] x 21 in gthd's order, which is mmpose's hand order).
+
+    \b
+    Example:
+        gthd export coco gthd.h5 exported/ --split train --split val
+    """
+    from .dataset.coco import export_coco
+
+    with user_errors():
+        bar, update = _progress("exporting")
+        with bar:
+            r = export_coco(dataset, out, tuple(splits) or ("train", "val", "test"), force=force, progress=update)
+    click.echo(f"wrote {out}: {r['images']} images, {r['annotations']} hand annotations ({r['nohand']} images without a hand)")
+
+
+@main.group("import")
+def import_group():
+    """Import public hand datasets into gthd's dataset format.
+
+    \b
+    Example:
+        gthd import coco onehand10k/annotations/onehand10k_test.json onehand10k/ -o onehand10k.h5
+        gthd import lsmv LSMV/ -o lsmv.h5
+    """
+
+
+@import_group.command("coco")
+@click.argument("annotations", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("images", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The HDF5 file to write.")
+@click.option("--split", type=click.Choice(["train", "val", "test", "random"]), default=None, help="Split of every sample, or random 75/10/15. Default: train.")
+@click.option("--joint-order", type=click.Choice(["auto", "coco", "rhd"]), default="auto", show_default=True, help="The file's joint order (RHD has its own).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+def import_coco_cmd(annotations, images, out, split, joint_order, seed, force):
+    """A COCO-style hand keypoint set (OneHand10K, FreiHAND, CMU Panoptic, RHD as mmpose ships them).
+
+    \b
+    Example:
+        gthd import coco annotations/freihand_train.json images/ -o freihand.h5 --split random
+    """
+    from .dataset.coco import import_coco
+
+    with user_errors():
+        bar, update = _progress("importing")
+        with bar:
+            r = import_coco(annotations, images, out, split=split, seed=seed, joint_order=joint_order, force=force, progress=update)
+    for w in r.get("warnings", []):
+        click.echo(f"warning: {w}")
+    click.echo(f"wrote {out}: {r['samples']} samples ({r['hand']} hands, {r['nohand']} without) from {r['images']} images, joint order {r['joint_order']}")
+
+
 # ------------------------------------------------------------------------------- board
 @main.command()
 @click.argument("kind", type=click.Choice(["checkerboard", "charuco"]))

@@ -59,7 +59,8 @@ def contact_sheet_png(path: str | Path, out: str | Path, count: int = 16, cols: 
             split = SPLITS[int(f["meta/split"][i])]
             name = f["meta/name"][i]
             name = name.decode() if isinstance(name, bytes) else str(name)
-            label(img, f"{name} {split}" + ("" if f["labels/has_hand"][i] else " NoHand"), org=(8, 28), scale=0.8)
+            sc = max(0.5, img.shape[1] / 800)
+            label(img, f"{name} {split}" + ("" if f["labels/has_hand"][i] else " NoHand"), org=(8, int(36 * sc)), scale=sc)
             tiles.append(img)
     h0 = tiles[0].shape[:2]
     tiles = [t if t.shape[:2] == h0 else cv2.resize(t, (h0[1], h0[0])) for t in tiles]

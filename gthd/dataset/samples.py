@@ -46,7 +46,7 @@ def skeleton_mask(
     if vis.sum() < 2:
         return mask
     t, sigma = _widths(kp, vis, thickness)
-    pts = np.rint(kp * 16).astype(np.int64)
+    pts = np.rint(np.nan_to_num(kp) * 16).astype(np.int64)  # NaN rows are not drawn anyway
     for a, b in EDGES:
         if vis[a] and vis[b]:
             cv2.line(mask, tuple(pts[a]), tuple(pts[b]), 255, t, cv2.LINE_AA, 4)
