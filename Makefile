@@ -15,16 +15,19 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 # The demo captures the simulated rig through the capture engine (unpaced), checks the
-# session, draws it, then calibrates it (intrinsics from its board views, extrinsics and
-# clock offset from its simulated clicks) and prints the errors against the truth.
-# capture/demo and calibration/demo are the demo's own folders: replaced each time.
+# session, draws it, calibrates it (intrinsics from its board views, extrinsics and clock
+# offset from its simulated clicks, with the errors against the truth), then builds the
+# HDF5 dataset and its contact sheet. The demo's own outputs are replaced each time.
 demo: $(STAMP)
-	rm -rf capture/demo calibration/demo
+	rm -rf capture/demo calibration/demo benchmark/datasets/demo.h5
 	$(BIN)/gthd capture capture/demo --camera sim --tracker sim --seed 0 --duration 8 --speed 0
 	$(BIN)/gthd session check capture/demo
 	$(BIN)/gthd session sheet capture/demo -o capture/demo/sheet.png
 	$(BIN)/gthd calibrate --click capture/demo --clicks capture/demo/clicks_simulated.jsonl -o calibration/demo
-	@echo "demo: wrote capture/demo (a session captured from the simulated rig), capture/demo/sheet.png and calibration/demo/"
+	mkdir -p benchmark/datasets
+	$(BIN)/gthd build-dataset capture/demo --calibration calibration/demo/calibration.json -o benchmark/datasets/demo.h5
+	$(BIN)/gthd inspect benchmark/datasets/demo.h5 --sheet benchmark/datasets/demo-sheet.png
+	@echo "demo: wrote capture/demo (a session captured from the simulated rig), calibration/demo/ and benchmark/datasets/demo.h5 (+ demo-sheet.png)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -33,6 +36,7 @@ perf: $(STAMP)
 	$(BIN)/python perf/simulate.py
 	$(BIN)/python perf/capture.py
 	$(BIN)/python perf/calibration.py
+	$(BIN)/python perf/dataset.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

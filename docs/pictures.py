@@ -114,6 +114,15 @@ def calibration(tmp: Path) -> None:
         print(f"wrote {IMAGES / dst} ({(IMAGES / dst).stat().st_size // 1024} KiB)")
 
 
+def dataset(tmp: Path) -> None:
+    """`gthd build-dataset` on the demo session with its calibration, then `gthd inspect --sheet`."""
+    subprocess.run([sys.executable, "-m", "gthd", "build-dataset", str(tmp / "demo"), "--calibration", str(tmp / "cal" / "calibration.json"),
+                    "-o", str(tmp / "demo.h5")], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "gthd", "inspect", str(tmp / "demo.h5"), "--sheet", str(IMAGES / "dataset_sheet.png"), "-n", "12"],
+                   check=True, stdout=subprocess.DEVNULL)
+    print(f"wrote {IMAGES / 'dataset_sheet.png'}")
+
+
 def main() -> None:
     IMAGES.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp())
@@ -121,6 +130,7 @@ def main() -> None:
         demo_sheet(tmp)
         boards(tmp)
         calibration(tmp)
+        dataset(tmp)
         hand_model()
         difficulty()
     finally:
