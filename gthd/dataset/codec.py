@@ -51,32 +51,31 @@ def _is_torch(x) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
-@functools.lru_cache(maxsize=64)
-def resize_matrix(n_in: int, n_out: int, mode: str = "bilinear") -> np.ndarray:
-    """(n_out, n_in) float64 matrix ``M`` that resamples a 1-D signal: ``y = M @ x``.
+def resize_taps(n_in: int, n_out: int, mode: str = "bilinear") -> tuple[np.ndarray, np.ndarray]:
+    """How each output pixel of a 1-D resampling draws on the input: ``y[o] = sum_k
+    weight[o, k] * x[index[o, k]]``.
 
     Pixel-centre aware: output pixel ``o`` samples the input at ``(o + 0.5) * n_in /
     n_out - 0.5``, as ``torch.nn.functional.interpolate(..., align_corners=False)`` and
     ``cv2.resize`` do. ``bilinear`` clamps the sample position into the signal, as torch
-    does; ``bicubic`` is Keys' cubic with a = -0.75 and replicated borders (torch's and
-    OpenCV's). A 2-D map (H, W) resizes as ``My @ map @ Mx.T`` (the filters are separable);
-    tested against torch's ``interpolate``.
+    does; ``bicubic`` is Keys' cubic with a = -0.75 and replicated borders (torch's).
+    Tested against torch's ``interpolate``.
+
+    Returns:
+        index: (n_out, T) int64 and weight: (n_out, T) float64, T = 2 (bilinear) or 4.
     """
     if n_in < 1 or n_out < 1:
         raise ValueError(f"sizes must be >= 1, got {n_in} -> {n_out}")
-    o = np.arange(n_out)
-    x = (o + 0.5) * (n_in / n_out) - 0.5
-    M = np.zeros((n_out, n_in))
+    x = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
     if mode == "bilinear":
         x = np.maximum(x, 0.0)
-        i0 = np.minimum(np.floor(x).astype(int), n_in - 1)
+        i0 = np.minimum(np.floor(x).astype(np.int64), n_in - 1)
         t = x - i0
-        i1 = np.minimum(i0 + 1, n_in - 1)
-        np.add.at(M, (o, i0), 1 - t)
-        np.add.at(M, (o, i1), t)
+        index = np.stack([i0, np.minimum(i0 + 1, n_in - 1)], axis=1)
+        weight = np.stack([1 - t, t], axis=1)
     elif mode == "bicubic":
         a = -0.75
-        i0 = np.floor(x).astype(int)
+        i0 = np.floor(x).astype(np.int64)
         t = x - i0
 
         def near(d):  # |d| <= 1
@@ -85,20 +84,55 @@ def resize_matrix(n_in: int, n_out: int, mode: str = "bilinear") -> np.ndarray:
         def far(d):  # 1 < |d| < 2
             return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
 
-        for k, w in zip((-1, 0, 1, 2), (far(t + 1), near(t), near(1 - t), far(2 - t))):
-            np.add.at(M, (o, np.clip(i0 + k, 0, n_in - 1)), w)
+        index = np.clip(i0[:, None] + np.arange(-1, 3), 0, n_in - 1)
+        weight = np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], axis=1)
     else:
         raise ValueError(f"mode must be bilinear or bicubic, got {mode!r}")
-    M.setflags(write=False)
+    return index, weight
+
+
+def resize_matrix(n_in: int, n_out: int, mode: str = "bilinear") -> np.ndarray:
+    """(n_out, n_in) float64 matrix of :func:`resize_taps`: ``y = M @ x``; a 2-D map
+    (H, W) resizes as ``My @ map @ Mx.T``."""
+    index, weight = resize_taps(n_in, n_out, mode)
+    M = np.zeros((n_out, n_in))
+    np.add.at(M, (np.repeat(np.arange(n_out), index.shape[1]), index.ravel()), weight.ravel())
     return M
 
 
 @functools.lru_cache(maxsize=64)
-def _on_device(m: np.ndarray, device):
-    """A float32 tensor copy of a (cached, read-only) resize matrix on ``device``."""
+def _taps(n_in: int, n_out: int, mode: str, device=None):
+    """:func:`resize_taps` as (index, float32 weight): NumPy (device None) or tensors."""
+    index, weight = resize_taps(n_in, n_out, mode)
+    weight = weight.astype(np.float32)
+    if device is None:
+        return index, weight
     import torch
 
-    return torch.from_numpy(np.array(m, dtype=np.float32)).to(device)
+    return torch.from_numpy(index).to(device), torch.from_numpy(weight).to(device)
+
+
+def resize_maps(maps, size: tuple[int, int], mode: str = "bilinear"):
+    """Resample maps to ``size`` = (width, height), pixel-centre aware (:func:`resize_taps`:
+    the numbers of torch's ``interpolate(..., align_corners=False)``), 2 or 4 taps per
+    axis rather than a dense matrix product.
+
+    Args:
+        maps: (..., h, w) float NumPy or torch.
+
+    Returns:
+        (..., height, width), NumPy float32 or a tensor on the maps' device.
+    """
+    h, w = maps.shape[-2:]
+    W, H = size
+    dev = maps.device if _is_torch(maps) else None
+    if w != W:
+        ix, wx = _taps(w, W, mode, dev)  # (W, T)
+        maps = (maps[..., ix] * wx).sum(-1)  # (..., h, W)
+    if h != H:
+        iy, wy = _taps(h, H, mode, dev)  # (H, T)
+        maps = (maps[..., iy, :] * wy[..., None]).sum(-2)  # (..., H, T, W) -> (..., H, W)
+    return maps
 
 
 class MultiScaleHeatmapCodec:
@@ -269,7 +303,7 @@ class MultiScaleHeatmapCodec:
     def combine(self, heatmaps):
         """The weighted average of the maps, each brought to the resolution of the finest
         one (stride ``s0 = min(strides)``: the input resolution for the paper's strides)
-        by :func:`resize_matrix` (``upsample``, pixel-centre aware).
+        by :func:`resize_maps` (``upsample``, pixel-centre aware).
 
         Args:
             heatmaps: ``num_scales`` maps (J, H/s, W/s) or (B, J, H/s, W/s).
@@ -292,16 +326,7 @@ class MultiScaleHeatmapCodec:
             else:
                 hm = np.asarray(hm, dtype=np.float32)
             if s != s0:
-                h, w = hm.shape[-2:]
-                my, mx = resize_matrix(h, H, self.upsample), resize_matrix(w, W, self.upsample)  # (H, h), (W, w)
-                if torch_in:
-                    my, mx = _on_device(my, hm.device), _on_device(mx, hm.device)
-                else:
-                    my, mx = my.astype(np.float32), mx.astype(np.float32)
-                if torch_in:
-                    hm = torch.matmul(torch.matmul(my, hm), mx.T)  # (B, J, H, W)
-                else:
-                    hm = my @ hm @ mx.T  # (B, J, H, W)
+                hm = resize_maps(hm, (W, H), self.upsample)  # (B, J, H, W)
             term = hm * (wt / wsum)
             total = term if total is None else total + term
         return total

@@ -27,6 +27,9 @@ def summary_lines(path: str | Path) -> list[str]:
             f"samples: {n} ({int(has.sum())} with a hand, {int((~has).sum())} NoHand) from {len(sessions)} sources, {len(subjects)} subjects",
             "splits: " + ", ".join(f"{name} {int((split == i).sum())} ({int((has & (split == i)).sum())} hand)" for i, name in enumerate(SPLITS)) + f" (by {f.attrs.get('split_by', '?')})",
         ]
+        labelled = attr_json(f, "labelled_joints", None)  # LSMV: no wrist
+        if labelled is not None:
+            vis = vis[:, labelled]
         if has.any():
             side = np.maximum(box[has, 2] - box[has, 0], box[has, 3] - box[has, 1])
             edges = [0, 40, 60, 90, 130, 190, 280, 10_000]

@@ -19,7 +19,8 @@ What goes where in the dataset file:
 
 - ``/labels/keypoints`` (N, 21, 2): the ``jointsCam`` 2D points, LSMV's own 2D labels
   (made with ``cv2.projectPoints``, so OpenCV's pixel convention, which is ours), put in
-  our joint order by :func:`gthd.hand.from_lsmv`. ``visible``: inside the image.
+  our joint order by :func:`gthd.hand.from_lsmv`. ``visible``: inside the image (and,
+  with a calibration, in front of the camera).
 - **No wrist**: LSMV has none. The WRIST row is NaN and never visible, in every sample.
   The root attr ``joint_set`` is ``"lsmv20"`` and ``labelled_joints`` lists the 20 joint
   indices that carry labels (1..20): the paper's 20 heatmaps for LSMV.
@@ -56,7 +57,7 @@ report; ``jointsCam`` stays the 2D label.
 Pickles: the calibrations are Python 2 pickles of numpy arrays. Unpickling runs whatever
 callable the file names, so they are read by :func:`load_array_pickle`, an unpickler that
 resolves only the few globals a numpy array needs (``_reconstruct``, ``ndarray``,
-``dtype``, ``scalar``, and ``_codecs.encode`` for latin-1 bytes only) and refuses any
+``dtype``, ``scalar``, ``_frombuffer``, and ``_codecs.encode`` for latin-1 bytes only) and refuses any
 other with :class:`RefusedPickle` before anything runs. A refused calibration is reported
 and its webcam's samples are imported without ``joints_cam``.
 
@@ -78,10 +79,10 @@ import pickle
 import re
 import tempfile
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import h5py
@@ -130,8 +131,10 @@ class RefusedPickle(pickle.UnpicklingError):
 def _numpy_globals() -> dict:
     try:  # numpy >= 2 (numpy 1.26 has it too)
         from numpy._core import multiarray as ma
+        from numpy._core import numeric
     except ImportError:  # pragma: no cover - older numpy
         from numpy.core import multiarray as ma
+        from numpy.core import numeric
 
     def latin1_encode(text, encoding="latin1"):
         # how a protocol-2 pickle written by Python 3 spells bytes; nothing else passes
@@ -143,6 +146,8 @@ def _numpy_globals() -> dict:
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):  # Python 2 / numpy 1 and numpy 2 names
         out[(mod, "_reconstruct")] = ma._reconstruct
         out[(mod, "scalar")] = ma.scalar
+    for mod in ("numpy.core.numeric", "numpy._core.numeric"):  # protocol 5's out-of-band form
+        out[(mod, "_frombuffer")] = numeric._frombuffer
     return out
 
 
@@ -176,7 +181,7 @@ def load_array_pickle(path: str | os.PathLike) -> np.ndarray:
         obj = _ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
     except RefusedPickle as e:
         raise RefusedPickle(f"{path}: {e}") from None
-    except Exception as e:  # a malformed pickle fails in many ways; none of them ran code
+    except Exception as e:  # noqa: BLE001 - a malformed pickle fails in many ways; none of them ran code
         raise FormatError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
     if not isinstance(obj, np.ndarray) or obj.dtype.kind not in "biuf":
         what = f"a {obj.dtype} array" if isinstance(obj, np.ndarray) else type(obj).__name__
@@ -387,6 +392,7 @@ def _load(job: tuple[int, int, int], layout: _Layout, calib: _Calib | None, opts
     if calib is not None:
         p_cam = calib.T_cam_leap.apply(p3d)  # (21, 3) mm, camera frame
         joints_cam, r.palm_cam = from_lsmv(p_cam)[0], p_cam[PALM]
+        inside &= joints_cam[:, 2] > 0  # in front of the camera too (NaN wrist: False)
         proj = cv2.projectPoints(p3d, calib.rvec, calib.tvec, LSMV_CAMERA.K, LSMV_CAMERA.dist)[0].reshape(-1, 2)
         r.residual = np.where(p_cam[:, 2] > 0, np.linalg.norm(proj - uv, axis=1), np.nan)
     r.sample = make_sample(
