@@ -534,7 +534,7 @@ def _write(layout, jobs, staging, attrs, opts, report, split_by, fractions, seed
                         if calibs[(n, c)] is not None:
                             cal_attr.append({"session": f"data_{n}", "webcam": c, "camera": LSMV_CAMERA.to_dict(), "T_cam_leap": calibs[(n, c)].T_cam_leap.to_dict()})
                 results = pool.map(lambda j: _load(j, layout, calibs.get((j[0], j[2])), opts), batch)
-                for (n, f, c), r in zip(batch, results):
+                for (_n, _f, c), r in zip(batch, results):
                     if r.skip:
                         report["skipped"][r.skip] += 1
                         if len(report["skipped_examples"][r.skip]) < 3:
