@@ -26,7 +26,6 @@ argmax. :class:`MultiScaleHeatmapCodec` does exactly that, adding a sub-pixel st
 
 from __future__ import annotations
 
-import functools
 import sys
 from typing import Sequence
 
@@ -57,9 +56,9 @@ def resize_taps(n_in: int, n_out: int, mode: str = "bilinear") -> tuple[np.ndarr
 
     Pixel-centre aware: output pixel ``o`` samples the input at ``(o + 0.5) * n_in /
     n_out - 0.5``, as ``torch.nn.functional.interpolate(..., align_corners=False)`` and
-    ``cv2.resize`` do. ``bilinear`` clamps the sample position into the signal, as torch
-    does; ``bicubic`` is Keys' cubic with a = -0.75 and replicated borders (torch's).
-    Tested against torch's ``interpolate``.
+    ``cv2.resize`` do. ``bilinear`` clamps the sample position into the signal;
+    ``bicubic`` is Keys' cubic with a = -0.75 and replicated borders. The reference for
+    :func:`resize_maps`, which calls torch or OpenCV (tested to agree with it).
 
     Returns:
         index: (n_out, T) int64 and weight: (n_out, T) float64, T = 2 (bilinear) or 4.
@@ -100,39 +99,35 @@ def resize_matrix(n_in: int, n_out: int, mode: str = "bilinear") -> np.ndarray:
     return M
 
 
-@functools.lru_cache(maxsize=64)
-def _taps(n_in: int, n_out: int, mode: str, device=None):
-    """:func:`resize_taps` as (index, float32 weight): NumPy (device None) or tensors."""
-    index, weight = resize_taps(n_in, n_out, mode)
-    weight = weight.astype(np.float32)
-    if device is None:
-        return index, weight
-    import torch
-
-    return torch.from_numpy(index).to(device), torch.from_numpy(weight).to(device)
-
-
 def resize_maps(maps, size: tuple[int, int], mode: str = "bilinear"):
-    """Resample maps to ``size`` = (width, height), pixel-centre aware (:func:`resize_taps`:
-    the numbers of torch's ``interpolate(..., align_corners=False)``), 2 or 4 taps per
-    axis rather than a dense matrix product.
+    """Resample maps to ``size`` = (width, height), pixel-centre aware: torch's
+    ``interpolate(..., align_corners=False)`` for tensors, ``cv2.resize`` for NumPy, which
+    give the numbers of :func:`resize_matrix` (tested).
 
     Args:
         maps: (..., h, w) float NumPy or torch.
 
     Returns:
-        (..., height, width), NumPy float32 or a tensor on the maps' device.
+        (..., height, width), NumPy float32 or a float tensor on the maps' device.
     """
+    if mode not in ("bilinear", "bicubic"):
+        raise ValueError(f"mode must be bilinear or bicubic, got {mode!r}")
     h, w = maps.shape[-2:]
     W, H = size
-    dev = maps.device if _is_torch(maps) else None
-    if w != W:
-        ix, wx = _taps(w, W, mode, dev)  # (W, T)
-        maps = (maps[..., ix] * wx).sum(-1)  # (..., h, W)
-    if h != H:
-        iy, wy = _taps(h, H, mode, dev)  # (H, T)
-        maps = (maps[..., iy, :] * wy[..., None]).sum(-2)  # (..., H, T, W) -> (..., H, W)
-    return maps
+    lead = tuple(maps.shape[:-2])
+    if _is_torch(maps):
+        import torch.nn.functional as F
+
+        x = maps.float().reshape((-1, 1, h, w))  # (N, 1, h, w)
+        return F.interpolate(x, size=(H, W), mode=mode, align_corners=False).reshape(lead + (H, W))
+    import cv2
+
+    flags = cv2.INTER_LINEAR if mode == "bilinear" else cv2.INTER_CUBIC
+    x = np.asarray(maps, dtype=np.float32).reshape((-1, h, w))  # (N, h, w)
+    out = np.empty((len(x), H, W), np.float32)
+    for i, m in enumerate(x):  # OpenCV 5 takes at most 4 channels in one (h, w, C) image
+        out[i] = cv2.resize(m, (W, H), interpolation=flags)
+    return out.reshape(lead + (H, W))
 
 
 class MultiScaleHeatmapCodec:
@@ -159,6 +154,12 @@ class MultiScaleHeatmapCodec:
         decode(k maps (B, J, H/s, W/s)) -> keypoints (B, J, 2) input px, scores (B, J)
 
     NumPy in, float32 NumPy out; a torch tensor in, a tensor out on its device.
+
+    Decoding brings every map to the finest output's resolution (the input's, for the
+    paper's strides), averages them with ``weights``, takes the argmax and refines it to
+    sub-pixel (:func:`refine_peaks`). Round trip ``decode(encode(k))`` with the defaults:
+    under 0.06 px for points 2 px or more inside the input, under 0.25 px closer to its
+    edge (the upsampled coarse maps are clamped there); exact (1e-5 px) for one scale.
     """
 
     def __init__(
