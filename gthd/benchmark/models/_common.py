@@ -1,0 +1,45 @@
+"""Small helpers every model family shares: the input check at the public boundary
+and the parameter count. Blocks live in their family's file (STYLE.md, item 4)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def check_input(x: torch.Tensor, channels: int, size: tuple[int, int] | None = None, multiple: int = 1) -> None:
+    """Raise a ValueError saying what was expected and what came, unless ``x`` is
+    (B, channels, H, W) float with (H, W) == ``size`` (when given) and H, W multiples of
+    ``multiple`` (when ``size`` is None)."""
+    if size is not None:
+        want = f"(B, {channels}, {size[0]}, {size[1]})"
+        ok = x.ndim == 4 and x.shape[1] == channels and tuple(x.shape[2:]) == tuple(size)
+    else:
+        want = f"(B, {channels}, H, W)" + (f" with H and W multiples of {multiple}" if multiple > 1 else "")
+        ok = x.ndim == 4 and x.shape[1] == channels and x.shape[2] % multiple == 0 and x.shape[3] % multiple == 0 and x.shape[2] > 0 and x.shape[3] > 0
+    if not ok:
+        raise ValueError(f"expected {want}, got {tuple(x.shape)}")
+    if not torch.is_floating_point(x):
+        raise ValueError(f"expected a float tensor, got {x.dtype}")
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """The number of parameters (all, or only those with ``requires_grad``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def normalised_to_px(points: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """(..., 2) coordinates normalised to the image extent -> (..., 2) input px.
+
+    Normalised 0 and 1 are the image's outer edges, which in OpenCV's pixel convention
+    (docs/conventions.md: the centre of the top-left pixel is (0, 0)) lie at -0.5 and
+    W - 0.5: ``u = n * W - 0.5``, ``v = n * H - 0.5``."""
+    scale = points.new_tensor([width, height])
+    return points * scale - 0.5
+
+
+def px_to_normalised(points: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """(..., 2) input px -> (..., 2) normalised to the image extent: the inverse of
+    :func:`normalised_to_px`, ``n = (u + 0.5) / W``."""
+    scale = points.new_tensor([width, height])
+    return (points + 0.5) / scale
