@@ -50,18 +50,20 @@ def skeleton_mask(
     for a, b in EDGES:
         if vis[a] and vis[b]:
             cv2.line(mask, tuple(pts[a]), tuple(pts[b]), 255, t, cv2.LINE_AA, 4)
-    # Gaussian blobs at the joints, peak 255
+    # Gaussian blobs at the joints, peak 255, at their exact sub-pixel centres: the
+    # Gaussian is separable, so all of them are one outer product (J, 2r+1, 2r+1)
     r = int(np.ceil(3 * sigma))
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    for j in np.flatnonzero(vis):
-        cx, cy = kp[j]
-        x0, y0 = int(np.floor(cx)) - r, int(np.floor(cy)) - r
-        # the patch's pixel (xx + r, yy + r) is the mask's (x0 + xx + r, y0 + yy + r)
-        g = np.exp(-((x0 + r + xx - cx) ** 2 + (y0 + r + yy - cy) ** 2) / (2 * sigma**2)) * 255
-        xa, ya, xb, yb = max(x0, 0), max(y0, 0), min(x0 + 2 * r + 1, w), min(y0 + 2 * r + 1, h)
+    js = np.flatnonzero(vis)
+    x0 = np.floor(kp[js, 0]).astype(int) - r  # (J,) top-left of each blob's patch
+    y0 = np.floor(kp[js, 1]).astype(int) - r
+    steps = np.arange(2 * r + 1)
+    gx = np.exp(-((x0[:, None] + steps - kp[js, 0:1]) ** 2) / (2 * sigma**2))  # (J, 2r+1)
+    gy = np.exp(-((y0[:, None] + steps - kp[js, 1:2]) ** 2) / (2 * sigma**2))
+    blobs = (gy[:, :, None] * gx[:, None, :] * 255).astype(np.uint8)  # (J, 2r+1, 2r+1)
+    for g, bx, by in zip(blobs, x0.tolist(), y0.tolist()):
+        xa, ya, xb, yb = max(bx, 0), max(by, 0), min(bx + 2 * r + 1, w), min(by + 2 * r + 1, h)
         if xa < xb and ya < yb:
-            sub = g[ya - y0 : yb - y0, xa - x0 : xb - x0].astype(np.uint8)
-            np.maximum(mask[ya:yb, xa:xb], sub, out=mask[ya:yb, xa:xb])
+            np.maximum(mask[ya:yb, xa:xb], g[ya - by : yb - by, xa - bx : xb - bx], out=mask[ya:yb, xa:xb])
     return mask
 
 
