@@ -1,0 +1,221 @@
+"""Heatmap codecs (gthd.dataset.codec): the pixel-centre convention at every stride, the
+round trip decode(encode(k)) in NumPy and torch, invisible joints, known maps."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gthd.dataset.codec import (
+    MultiScaleHeatmapCodec,
+    SingleScaleHeatmapCodec,
+    default_sigma,
+    refine_peaks,
+    resize_maps,
+    resize_matrix,
+)
+
+J = 21
+
+
+def _points(rng, shape, lo=-0.5, hi=127.5):
+    return rng.uniform(lo, hi, shape + (2,)).astype(np.float32)
+
+
+def _errors(out, kp):
+    return np.hypot(*(np.asarray(out, np.float64) - kp).reshape(-1, 2).T)
+
+
+def test_defaults_are_the_papers():
+    c = MultiScaleHeatmapCodec()
+    assert c.strides == (1, 2, 4, 2, 1)
+    assert c.heatmap_sizes == [(128, 128), (64, 64), (32, 32), (64, 64), (128, 128)]
+    assert c.weights == (1.0, 0.5, 0.25, 0.5, 1.0)  # the paper's deltas
+    assert c.sigmas == (2.0, 1.0, 1.0, 1.0, 2.0)
+    assert [default_sigma(s) for s in (1, 2, 4, 8)] == [2.0, 1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("stride", [1, 2, 4])
+def test_peak_follows_the_pixel_centre_rule(stride):
+    c = MultiScaleHeatmapCodec(strides=(stride,))
+    sigma = c.sigmas[0]
+    # u_s = (u + 0.5) / s - 0.5 lands on heatmap pixel (10, 5): the map is exactly 1 there
+    u = np.array([[(10 + 0.5) * stride - 0.5, (5 + 0.5) * stride - 0.5]], np.float32)
+    (hm,) = c.encode(u, np.array([True]))
+    assert hm.shape == (1, 128 // stride, 128 // stride) and hm.dtype == np.float32
+    assert hm[0, 5, 10] == pytest.approx(1.0, abs=1e-6)
+    assert np.unravel_index(np.argmax(hm[0]), hm[0].shape) == (5, 10)
+    # unnormalised Gaussian with sigma in heatmap pixels
+    assert hm[0, 5, 11] == pytest.approx(np.exp(-1 / (2 * sigma**2)), rel=1e-5)
+    assert hm[0, 5, 9] == pytest.approx(hm[0, 5, 11], rel=1e-6)
+    assert hm[0, 7, 10] == pytest.approx(np.exp(-4 / (2 * sigma**2)), rel=1e-5)
+    # a sub-pixel point: the map's own sub-pixel peak is at (u + 0.5) / s - 0.5
+    rng = np.random.default_rng(stride)
+    kp = _points(rng, (J,), 8, 120)
+    (hm,) = c.encode(kp, np.ones(J, bool))
+    peak, score = refine_peaks(hm)
+    np.testing.assert_allclose(peak, (kp + 0.5) / stride - 0.5, atol=2e-3)
+    np.testing.assert_allclose(c.to_heatmap(kp, stride), (kp + 0.5) / stride - 0.5)
+    np.testing.assert_allclose(c.from_heatmap(c.to_heatmap(kp, stride), stride), kp, atol=1e-5)
+    assert np.all(score <= 1.0) and np.all(score > np.exp(-1 / (4 * sigma**2)))
+
+
+def test_round_trip_numpy():
+    rng = np.random.default_rng(0)
+    c = MultiScaleHeatmapCodec()
+    kp = _points(rng, (J,), 2, 125)
+    hms = c.encode(kp, np.ones(J, bool))
+    assert [h.shape for h in hms] == [(J, 128, 128), (J, 64, 64), (J, 32, 32), (J, 64, 64), (J, 128, 128)]
+    out, scores = c.decode(hms)
+    assert out.shape == (J, 2) and out.dtype == np.float32 and scores.shape == (J,)
+    assert _errors(out, kp).max() < 0.1
+    assert np.all(scores > 0.8) and np.all(scores <= 1.0)
+
+
+def test_round_trip_batched_including_borders():
+    rng = np.random.default_rng(1)
+    c = MultiScaleHeatmapCodec()
+    kp = _points(rng, (64, J))
+    # put some within 1 px of each edge (the image spans [-0.5, 127.5])
+    kp[:8, :, 0] = rng.uniform(-0.5, 0.5, (8, J))
+    kp[8:16, :, 1] = rng.uniform(126.5, 127.5, (8, J))
+    out, scores = c.decode(c.encode(kp))
+    assert out.shape == (64, J, 2) and scores.shape == (64, J)
+    err = _errors(out, kp).reshape(64, J)
+    interior = np.all((kp > 1.5) & (kp < 125.5), axis=-1)
+    assert err[interior].max() < 0.1
+    assert err.max() < 0.3  # the clamped upsampling of the coarse maps at the edge (documented)
+
+
+def test_round_trip_torch_batched_matches_numpy():
+    rng = np.random.default_rng(2)
+    c = MultiScaleHeatmapCodec()
+    kp = _points(rng, (8, J), 2, 125)
+    vis = rng.random((8, J)) > 0.2
+    hms_t = c.encode(torch.from_numpy(kp), torch.from_numpy(vis))
+    hms_n = c.encode(kp, vis)
+    for t, n in zip(hms_t, hms_n):
+        assert isinstance(t, torch.Tensor) and t.dtype == torch.float32
+        np.testing.assert_allclose(t.numpy(), n, atol=1e-6)
+    out, scores = c.decode(hms_t)
+    assert isinstance(out, torch.Tensor) and out.shape == (8, J, 2) and scores.shape == (8, J)
+    assert _errors(out.numpy()[vis], kp[vis]).max() < 0.1
+    np.testing.assert_allclose(out.numpy(), c.decode(hms_n)[0], atol=1e-3)
+    assert torch.all(scores[torch.from_numpy(~vis)] == 0)
+    # float64 keypoints stay float64 in torch; repeated scales are copies, not views
+    hms64 = c.encode(torch.from_numpy(kp.astype(np.float64)))
+    assert hms64[0].dtype == torch.float64
+    hms64[0][:] = 0
+    assert hms64[4].abs().sum() > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_torch_on_cuda():
+    rng = np.random.default_rng(3)
+    c = MultiScaleHeatmapCodec()
+    kp = torch.from_numpy(_points(rng, (4, J), 2, 125)).cuda()
+    hms = c.encode(kp)
+    assert all(h.device == kp.device for h in hms)
+    out, _ = c.decode(hms)
+    assert out.device == kp.device
+    assert (out - kp).norm(dim=-1).max().item() < 0.1
+
+
+@pytest.mark.parametrize("stride", [1, 2, 4])
+def test_single_scale_round_trip_is_exact(stride):
+    rng = np.random.default_rng(stride)
+    c = SingleScaleHeatmapCodec(stride=stride)
+    assert c.strides == (stride,) and c.num_scales == 1
+    kp = _points(rng, (16, J))  # everywhere, borders included
+    hms = c.encode(kp)
+    assert len(hms) == 1 and hms[0].shape == (16, J, 128 // stride, 128 // stride)
+    out, _ = c.decode(hms)
+    assert _errors(out, kp).max() < 2e-3 * stride
+    out2, _ = c.decode(hms[0])  # the bare map is accepted too
+    np.testing.assert_array_equal(out, out2)
+
+
+def test_invisible_joints_are_zero_with_zero_weight():
+    c = MultiScaleHeatmapCodec()
+    kp = np.full((J, 2), 64.0, np.float32)
+    kp[3] = np.nan  # not finite: not visible even if said so
+    vis = np.ones(J, bool)
+    vis[5] = False
+    hms = c.encode(kp, vis)
+    for h in hms:
+        assert np.all(h[3] == 0) and np.all(h[5] == 0) and not np.isnan(h).any()
+        assert h[0].max() > 0.5
+    w = c.target_weights(vis)
+    assert w.dtype == np.float32 and w.shape == (J,) and w[5] == 0 and w[0] == 1
+    wt = c.target_weights(torch.from_numpy(vis))
+    assert wt.dtype == torch.float32 and wt[5] == 0
+    # visible=None: every finite keypoint
+    assert np.all(c.encode(kp)[0][3] == 0) and c.encode(kp)[0][5].max() > 0.5
+    # a zero map decodes without NaN, with score 0
+    out, scores = c.decode(hms)
+    assert np.isfinite(out).all() and scores[5] == 0
+
+
+def test_decode_known_maps():
+    # a spike on a stride-4 map at heatmap pixel (10, 5) is input px ((10 + .5) * 4 - .5, ...)
+    c4 = MultiScaleHeatmapCodec(strides=(4,))
+    hm = np.zeros((2, 32, 32), np.float32)
+    hm[0, 5, 10] = 0.7
+    hm[1, 0, 31] = 0.3
+    out, scores = c4.decode([hm])
+    np.testing.assert_allclose(out, [[41.5, 21.5], [125.5, 1.5]])
+    np.testing.assert_allclose(scores, [0.7, 0.3])
+    # a Gaussian of another width, drawn here by formula: its centre comes back exactly
+    c1 = SingleScaleHeatmapCodec()
+    yy, xx = np.mgrid[0:128, 0:128]
+    g = np.exp(-((xx - 40.3) ** 2 + (yy - 70.8) ** 2) / (2 * 3.0**2))[None].astype(np.float32)
+    out, scores = c1.decode([g])
+    np.testing.assert_allclose(out, [[40.3, 70.8]], atol=1e-3)
+    # an anisotropic, rotated Gaussian (the 2-D Newton step uses the cross term)
+    a, b = (xx - 60.4) * 0.8 + (yy - 50.7) * 0.6, -(xx - 60.4) * 0.6 + (yy - 50.7) * 0.8
+    g = np.exp(-(a**2 / (2 * 4.0**2) + b**2 / (2 * 1.5**2)))[None].astype(np.float32)
+    out, _ = c1.decode(g)
+    np.testing.assert_allclose(out, [[60.4, 50.7]], atol=1e-2)
+    # the weighted average: two scales voting for different places, the heavier one wins
+    c = MultiScaleHeatmapCodec(strides=(1, 2), weights=(1.0, 3.0))
+    fine = np.zeros((1, 128, 128), np.float32)
+    fine[0, 10, 10] = 1.0
+    coarse = np.zeros((1, 64, 64), np.float32)
+    coarse[0, 40, 40] = 1.0
+    out, _ = c.decode([fine, coarse])
+    assert np.all(np.abs(out[0] - 80.5) <= 1.0)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_resize_is_pixel_centre_aware_and_agrees(mode):
+    x = torch.rand(2, 3, 16, 32)
+    ref = F.interpolate(x, size=(64, 128), mode=mode, align_corners=False)
+    np.testing.assert_allclose(resize_maps(x, (128, 64), mode).numpy(), ref.numpy(), atol=1e-5)
+    np.testing.assert_allclose(resize_maps(x.numpy(), (128, 64), mode), ref.numpy(), atol=1e-5)
+    My, Mx = resize_matrix(16, 64, mode), resize_matrix(32, 128, mode)
+    np.testing.assert_allclose(My @ x.numpy() @ Mx.T, ref.numpy(), atol=1e-5)
+    np.testing.assert_allclose(My.sum(1), 1.0)
+
+
+def test_shapes_are_checked():
+    c = MultiScaleHeatmapCodec()
+    with pytest.raises(ValueError, match=r"expected \(J, 2\) or \(B, J, 2\)"):
+        c.encode(np.zeros((21, 3)))
+    with pytest.raises(ValueError, match="visible"):
+        c.encode(np.zeros((21, 2)), np.ones(20, bool))
+    hms = c.encode(np.zeros((21, 2)))
+    with pytest.raises(ValueError, match="expected 5 heatmaps"):
+        c.decode(hms[:4])
+    with pytest.raises(ValueError, match=r"heatmap 2 \(stride 4\): expected \(J, 32, 32\)"):
+        c.decode(hms[:2] + [hms[1]] + hms[3:])
+    with pytest.raises(ValueError, match="divisible"):
+        MultiScaleHeatmapCodec(input_size=100, strides=(1, 8))
+    with pytest.raises(ValueError, match="sigmas"):
+        MultiScaleHeatmapCodec(sigmas=(2.0,))
+    # a non-square input
+    c = MultiScaleHeatmapCodec(input_size=(96, 64), strides=(1, 2))
+    assert c.heatmap_sizes == [(96, 64), (48, 32)]
+    kp = np.array([[80.3, 20.6], [10.2, 50.1]], np.float32)
+    hms = c.encode(kp)
+    assert hms[0].shape == (2, 64, 96) and hms[1].shape == (2, 32, 48)
+    assert _errors(c.decode(hms)[0], kp).max() < 0.1
