@@ -268,21 +268,15 @@ def fuse_heatmaps(outputs, weights: Sequence[float] | None = None) -> torch.Tens
     Returns:
         (B, J, H, W) float, H, W the largest output's size (128).
     """
+    from ...dataset.codec import MultiScaleHeatmapCodec
+
     outputs = _check_maps(outputs)
     weights = scale_deltas(outputs) if weights is None else [float(w) for w in weights]
     if len(weights) != len(outputs):
         raise ValueError(f"expected {len(outputs)} weights, got {len(weights)}")
     if min(weights) < 0 or sum(weights) <= 0:
         raise ValueError(f"weights must be >= 0 and not all 0, got {weights}")
-    big = max(outputs, key=lambda o: o.shape[-2] * o.shape[-1])
-    H, W = big.shape[-2:]
-    total = sum(weights)
-    fused = None
-    for o, w in zip(outputs, weights):
-        if w == 0:
-            continue
-        if tuple(o.shape[-2:]) != (H, W):
-            o = F.interpolate(o, size=(H, W), mode="bilinear", align_corners=False)  # (B, J, H, W)
-        term = o * (w / total)
-        fused = term if fused is None else fused + term
-    return fused
+    H, W = max((tuple(o.shape[-2:]) for o in outputs), key=lambda hw: hw[0] * hw[1])
+    strides = [int(round(H / o.shape[-2])) for o in outputs]
+    # the project's one fusion: the codec's (pixel-centre aware resize, weighted mean)
+    return MultiScaleHeatmapCodec((int(W), int(H)), strides, weights=weights).combine(list(outputs))
