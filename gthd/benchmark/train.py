@@ -1,0 +1,486 @@
+"""Train one benchmark model on a gthd dataset file (the paper's recipe, section IV).
+
+The paper: Adam, learning rate 0.01, "decrease it after every eight epochs by 10%"
+(StepLR step 8, gamma 0.9), batch 8, 30 epochs. :class:`TrainConfig` holds all of it and
+is saved inside every checkpoint, next to the weights, optimizer, scheduler and epoch
+(STYLE.md, item 6). The loop in :func:`train` reads top to bottom (item 7).
+
+What a model eats and how it is scored follows :data:`~gthd.benchmark.models.MODEL_INFO`:
+
+- "pose-heatmap" (``multiscale_skeleton``, ``multiscale_plain``, ``unet_heatmaps``):
+  :class:`~gthd.dataset.torch_dataset.HandDataset` crops (+ the skeleton channel when the
+  model's inputs include "skeleton"); Gaussian targets made per batch on the device by a
+  :class:`~gthd.dataset.codec.MultiScaleHeatmapCodec` (strides 1, 2, 4, 2, 1) or a
+  :class:`~gthd.dataset.codec.SingleScaleHeatmapCodec`; :func:`multiscale_loss` with the
+  visibility weights.
+- "pose-regression" (``resnet50_regression``): crops; :func:`keypoint_regression_loss`.
+- "detector" (``skeleton_unet``): whole frames (:class:`FrameDataset`); :func:`skeleton_loss`
+  on the skeleton mask.
+- "box" (``box_regressor``): whole frames; :func:`box_loss`.
+
+One process::
+
+    from gthd.benchmark.train import TrainConfig, train
+    result = train(TrainConfig(model="multiscale_skeleton", data="gthd.h5"), "runs/ours")
+
+Several (DDP, detected from ``RANK``/``WORLD_SIZE``; ``batch_size`` is per process; gloo
+on CPU, nccl on CUDA; only rank 0 logs and writes checkpoints)::
+
+    torchrun --standalone --nproc_per_node=4 -m gthd.benchmark.train \\
+        --model multiscale_skeleton --data gthd.h5 --out runs/ours
+
+Resume after an interruption (same config; only ``epochs`` may grow)::
+
+    python -m gthd.benchmark.train --model multiscale_skeleton --data gthd.h5 --out runs/ours --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from .. import __version__
+from ..dataset.codec import MultiScaleHeatmapCodec, SingleScaleHeatmapCodec
+from ..dataset.torch_dataset import FrameDataset, HandDataset
+from .models import (
+    MODEL_INFO,
+    MODELS,
+    box_loss,
+    count_parameters,
+    create_model,
+    fuse_heatmaps,
+    keypoint_regression_loss,
+    multiscale_loss,
+    px_to_normalised,
+    skeleton_loss,
+)
+
+CHECKPOINT = "last.pt"
+"""The file name of the checkpoint in ``out_dir`` (rewritten atomically every epoch)."""
+
+RESUMABLE = ("epochs",)
+"""Config fields a resume may change (a run may be extended); any other difference is refused."""
+
+
+# ------------------------------------------------------------------------------ config
+@dataclass
+class TrainConfig:
+    """Everything that makes a training run (saved in each checkpoint).
+
+    model: a :data:`~gthd.benchmark.models.MODELS` key. model_kwargs: its builder's
+        keyword arguments (e.g. ``{"width": 64}``).
+    data: the gthd dataset file. train_split: the split trained on.
+    epochs, batch_size (per process), lr, lr_step, lr_gamma: the paper's 30, 8, 0.01,
+        8, 0.9 (Adam; StepLR every ``lr_step`` epochs by ``gamma``).
+    seed: seeds model init, shuffling and augmentation (each epoch from ``seed + epoch``,
+        so a resumed run repeats an uninterrupted one).
+    max_samples: a cap on the training samples (the first ones of the split; a quick
+        profile), None for all.
+    augment: HandDataset augmentation (pose models only). skeleton: the skeleton mask's
+        line width for the skeleton channel.
+    num_workers: DataLoader workers. device: "auto" (cuda, then mps, then cpu) or a torch
+        device string. amp: bfloat16 autocast, on CUDA only (ignored elsewhere).
+    frame_size: (width, height) of the whole frames the detector/box models see.
+    """
+
+    model: str = "multiscale_skeleton"
+    model_kwargs: dict = field(default_factory=dict)
+    data: str = ""
+    train_split: str = "train"
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 0.01
+    lr_step: int = 8
+    lr_gamma: float = 0.9
+    seed: int = 0
+    max_samples: int | None = None
+    augment: bool = True
+    skeleton: str = "thick"
+    num_workers: int = 2
+    device: str = "auto"
+    amp: bool = True
+    frame_size: tuple[int, int] = (256, 192)
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; known: {', '.join(MODELS)}")
+        if min(self.epochs, self.batch_size, self.lr_step) < 1 or self.lr <= 0 or not 0 < self.lr_gamma <= 1:
+            raise ValueError(f"epochs, batch_size, lr_step must be >= 1, lr > 0, 0 < lr_gamma <= 1; got {self}")
+        if self.max_samples is not None and self.max_samples < 1:
+            raise ValueError(f"max_samples must be >= 1 or None, got {self.max_samples}")
+        self.data = str(self.data)
+        self.frame_size = (int(self.frame_size[0]), int(self.frame_size[1]))
+        self.model_kwargs = dict(self.model_kwargs)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["frame_size"] = list(self.frame_size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+@dataclass
+class TrainResult:
+    """What a run did (also in ``out_dir/train.json``).
+
+    epoch_losses: mean training loss of each epoch run by this call (resumed runs: only
+    the new epochs). final_loss: the last of them. train_time_s, samples_per_s: of this
+    call's epochs, all processes together. parameters: the model's parameter count.
+    """
+
+    model: str
+    epochs: int
+    start_epoch: int
+    epoch_losses: list[float]
+    final_loss: float
+    train_time_s: float
+    samples_per_s: float
+    parameters: int
+    world_size: int
+    device: str
+    checkpoint: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """"auto": cuda, then mps, then cpu; else ``torch.device(name)``."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's (all devices) generators."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def config_differences(saved: dict, given: dict, ignore=RESUMABLE) -> list[str]:
+    """The names of the fields whose values differ between two ``to_dict`` configs."""
+    keys = sorted(set(saved) | set(given))
+    return [k for k in keys if k not in ignore and _plain(saved.get(k)) != _plain(given.get(k))]
+
+
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+# ----------------------------------------------------------------- data, targets, loss
+def make_dataset(config: TrainConfig):
+    """The training dataset the model's task needs (capped to ``max_samples``)."""
+    info = MODEL_INFO[config.model]
+    if info.task in ("pose-heatmap", "pose-regression"):
+        skel = config.skeleton if "skeleton" in info.inputs else None
+        ds = HandDataset(config.data, config.train_split, augment=config.augment, skeleton=skel, seed=config.seed)
+    else:
+        ds = FrameDataset(config.data, config.train_split, size=config.frame_size)
+    if len(ds) == 0:
+        raise ValueError(f"{config.data}: no {info.task} samples in split {config.train_split!r}")
+    if config.max_samples is not None and config.max_samples < len(ds):
+        ds = Subset(ds, range(config.max_samples))
+    return ds
+
+
+def make_codec(name: str, input_size: tuple[int, int]):
+    """The heatmap codec of a heatmap model (``input_size`` (width, height) px), else None."""
+    info = MODEL_INFO[name]
+    if info.task != "pose-heatmap":
+        return None
+    if len(info.strides) == 1:
+        return SingleScaleHeatmapCodec(input_size, stride=info.strides[0])
+    return MultiScaleHeatmapCodec(input_size, strides=info.strides)
+
+
+def make_input(batch: dict, in_channels: int) -> torch.Tensor:
+    """(B, C, H, W) network input from a dataset batch: the image (B, 3, H, W), with the
+    skeleton (B, 1, H, W) concatenated when the model takes 4 channels."""
+    x = batch["image"]
+    if in_channels == 4:
+        x = torch.cat([x, batch["skeleton"]], dim=1)  # (B, 4, H, W)
+    elif in_channels != 3:
+        raise ValueError(f"expected a model of 3 or 4 input channels, got {in_channels}")
+    return x
+
+
+def compute_loss(task: str, out: dict, batch: dict, codec=None) -> torch.Tensor:
+    """The task's loss of the model output ``out`` on ``batch`` (tensors on one device).
+    Heatmap targets are made here, per batch, on the batch's device."""
+    if task == "pose-heatmap":
+        kp, vis = batch["keypoints"], batch["visible"]  # (B, J, 2), (B, J)
+        targets = codec.encode(kp, vis)  # k maps (B, J, H/s, W/s)
+        maps = [h.float() for h in out["heatmaps"]]
+        return multiscale_loss(maps, targets, codec.target_weights(vis))
+    if task == "pose-regression":
+        S = batch["image"].shape[-1]
+        target = px_to_normalised(batch["keypoints"], S, S)  # (B, J, 2)
+        return keypoint_regression_loss(out["keypoints_norm"].float(), target, batch["visible"].float())
+    if task == "detector":
+        return skeleton_loss(out["mask"].float(), batch["skeleton"])
+    if task == "box":
+        H, W = batch["image"].shape[-2:]
+        target = px_to_normalised(batch["box"].view(-1, 2, 2), W, H).view(-1, 4)  # (B, 4)
+        return box_loss(out["box_norm"].float(), out["hand_logit"].float(), target, batch["has_hand"])
+    raise ValueError(f"unknown task {task!r}")
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+
+
+def _in_channels(model: nn.Module) -> int:
+    m = model.module if hasattr(model, "module") else model
+    return int(m.config.in_channels)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batch) -> torch.Tensor:
+    """Keypoints (B, J, 2) input px of a pose model on a batch (a HandDataset batch dict,
+    or the (B, C, H, W) input itself), in eval mode (the model's mode is restored).
+
+    Heatmap models: the fused heatmaps (:func:`fuse_heatmaps`, the paper's weighted
+    average) decoded by a single-scale codec (argmax + sub-pixel refinement). Regression
+    models: the "keypoints" output. Detector/box models raise ValueError.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        x = batch if isinstance(batch, torch.Tensor) else make_input(batch, _in_channels(model))
+        device = next(model.parameters()).device
+        x = x.to(device)
+        out = model(x)
+        if "heatmaps" in out:
+            H, W = x.shape[-2:]
+            fused = fuse_heatmaps(out["heatmaps"])  # (B, J, H, W): the finest output's size
+            if tuple(fused.shape[-2:]) != (H, W):
+                raise ValueError(f"expected fused heatmaps at the input size {(H, W)}, got {tuple(fused.shape[-2:])}")
+            kp, _ = SingleScaleHeatmapCodec((W, H)).decode(fused)
+            return kp  # (B, J, 2)
+        if "keypoints" in out:
+            return out["keypoints"]  # (B, J, 2)
+        raise ValueError(f"predict needs a pose model; this one returns {', '.join(out)}")
+    finally:
+        model.train(was_training)
+
+
+# ----------------------------------------------------------------------- checkpoints
+def save_checkpoint(path: Path, state: dict) -> None:
+    """``torch.save`` to a temporary file, then rename over ``path`` (atomic)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """A checkpoint as plain dicts and tensors (``weights_only=True``: no pickled code)."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+# ------------------------------------------------------------------------------ train
+def train(config: TrainConfig, out_dir, resume: bool = False, progress: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train ``config.model`` on ``config.data``, writing ``out_dir/last.pt`` after every
+    epoch and ``out_dir/train.json`` at the end.
+
+    Args:
+        config: the run. out_dir: the run's folder (created).
+        resume: continue from ``out_dir/last.pt`` (weights, optimizer, scheduler, epoch).
+            Its config must equal ``config`` but for ``epochs`` (ValueError naming the
+            differing fields otherwise). Without a checkpoint there, starts afresh.
+        progress: called on the main process after each epoch with
+            {"epoch", "epochs", "loss", "lr", "samples_per_s"}; None: one line on stderr.
+
+    Returns:
+        :class:`TrainResult`.
+    """
+    out_dir = Path(out_dir)
+    info = MODEL_INFO[config.model]
+
+    # -- processes and device: DDP when torchrun set RANK
+    ddp = int(os.environ.get("RANK", "-1")) != -1 and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = pick_device(config.device)
+    owns_group = False
+    if ddp:
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+            owns_group = True
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+    else:
+        rank, world = 0, 1
+    is_main = rank == 0
+    use_amp = config.amp and device.type == "cuda"
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if progress is None:
+        def progress(p):
+            print(f"epoch {p['epoch']}/{p['epochs']} loss {p['loss']:.5g} lr {p['lr']:.3g} "
+                  f"{p['samples_per_s']:.1f} samples/s", file=sys.stderr)
+
+    # -- model, optimizer, schedule (the same init on every rank: one seed)
+    seed_everything(config.seed)
+    model = create_model(config.model, **config.model_kwargs).to(device)
+    n_params = count_parameters(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
+    start_epoch = 0
+    ckpt_path = out_dir / CHECKPOINT
+    if resume and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path, map_location=device)
+        saved = ckpt["config"]
+        diff = config_differences(saved, config.to_dict())
+        if diff:
+            was = ", ".join(f"{k}={saved.get(k)!r}" for k in diff)
+            raise ValueError(f"cannot resume {ckpt_path}: config differs in {', '.join(diff)} (saved {was})")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        start_epoch = int(ckpt["epoch"])
+    raw_model = model
+    if ddp:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    # -- data
+    dataset = make_dataset(config)
+    sample = dataset[0]
+    H, W = sample["image"].shape[-2:]
+    codec = make_codec(config.model, (W, H))
+    in_channels = raw_model.config.in_channels
+
+    # -- the loop
+    epoch_losses: list[float] = []
+    samples = 0
+    t0 = time.perf_counter()
+    for epoch in range(start_epoch, config.epochs):
+        # every epoch's randomness from (seed, epoch, rank) alone: a resume repeats it
+        torch.manual_seed(config.seed + 1000003 * epoch + 7919 * rank)
+        # one permutation of (seed, epoch) for any world size: rank r takes its items r,
+        # r + world, ... so a step of `world` processes sees the samples one process with
+        # batch `world * batch_size` would (the last batch padded to an equal share)
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
+        sampler.set_epoch(epoch)
+        gen = torch.Generator().manual_seed(config.seed + 1000003 * epoch + 7919 * rank)  # worker seeds
+        loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
+                            pin_memory=device.type == "cuda", generator=gen)
+        model.train()
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        n_sum = torch.zeros((), device=device, dtype=torch.float64)
+        te = time.perf_counter()
+        for batch in loader:
+            batch = _to(batch, device)
+            x = make_input(batch, in_channels)  # (B, C, H, W)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                out = model(x)
+            loss = compute_loss(info.task, out, batch, codec)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            B = x.shape[0]
+            loss_sum += loss.detach().double() * B
+            n_sum += B
+        scheduler.step()
+        if ddp:
+            dist.all_reduce(loss_sum)
+            dist.all_reduce(n_sum)
+        n_epoch = int(n_sum.item())
+        samples += n_epoch
+        epoch_loss = float(loss_sum.item() / max(n_epoch, 1))
+        if not math.isfinite(epoch_loss):
+            raise FloatingPointError(f"epoch {epoch + 1}: the training loss is {epoch_loss}")
+        epoch_losses.append(epoch_loss)
+        if is_main:
+            save_checkpoint(ckpt_path, {
+                "model": raw_model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch + 1,
+                "config": config.to_dict(),
+                "gthd_version": __version__,
+                "loss": epoch_loss,
+            })
+            dt = time.perf_counter() - te
+            progress({"epoch": epoch + 1, "epochs": config.epochs, "loss": epoch_loss,
+                      "lr": optimizer.param_groups[0]["lr"], "samples_per_s": n_epoch / max(dt, 1e-9)})
+    train_time = time.perf_counter() - t0
+
+    result = TrainResult(
+        model=config.model,
+        epochs=config.epochs,
+        start_epoch=start_epoch,
+        epoch_losses=epoch_losses,
+        final_loss=epoch_losses[-1] if epoch_losses else float("nan"),
+        train_time_s=train_time,
+        samples_per_s=samples / max(train_time, 1e-9),
+        parameters=n_params,
+        world_size=world,
+        device=str(device),
+        checkpoint=str(ckpt_path),
+    )
+    if is_main:
+        (out_dir / "train.json").write_text(json.dumps({"config": config.to_dict(), "result": result.to_dict()}, indent=2))
+    if ddp:
+        dist.barrier()
+        if owns_group:
+            dist.destroy_process_group()
+    return result
+
+
+# -------------------------------------------------------------------------------- main
+def main(argv=None) -> None:
+    """Command line for torchrun (``python -m gthd.benchmark.train --help``)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, choices=list(MODELS))
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--width", type=int, default=None, help="the model's width kwarg")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-samples", type=int, default=None)
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-amp", action="store_true")
+    p.add_argument("--resume", action="store_true")
+    a = p.parse_args(argv)
+    cfg = TrainConfig(model=a.model, model_kwargs={} if a.width is None else {"width": a.width}, data=a.data,
+                      epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, max_samples=a.max_samples,
+                      augment=not a.no_augment, num_workers=a.num_workers, device=a.device, amp=not a.no_amp)
+    result = train(cfg, a.out, resume=a.resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(result.to_dict(), indent=2))
+
+
+if __name__ == "__main__":
+    main()
