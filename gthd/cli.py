@@ -586,6 +586,40 @@ def inspect(dataset, sheet, count):
         click.echo(line)
 
 
+# --------------------------------------------------------------------------- benchmark
+@main.command()
+@click.argument("dataset", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--profile", default="quick", show_default=True, help="quick, paper, or a profile JSON file (benchmark/profiles/).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="The run folder. Default: benchmark/runs/<dataset>-<profile>/.")
+@click.option("--seed", type=int, default=0, show_default=True, help="The same seed and data give the same numbers.")
+def benchmark(dataset, profile, out, seed):
+    """Train and score the paper's models and baselines on a dataset; print the leaderboard.
+
+    Trains what the run folder does not have yet (checkpoints are kept: a re-run
+    resumes), scores every method on the test split and writes leaderboard.md, .csv,
+    .json, pck.png and the run's config.json. Methods: the skeleton-aware multi-scale
+    network ("ours"), without the skeleton, single-scale UNet heatmaps, ResNet-50 direct
+    regression; and the skeleton UNet hand detector.
+
+    \b
+    Example:
+        gthd benchmark benchmark/datasets/demo.h5 --profile quick
+        gthd benchmark gthd.h5 --profile paper --out benchmark/runs/gthd-paper
+    """
+    from rich.console import Console
+
+    from .benchmark.run import Profile, run_benchmark
+
+    with user_errors():
+        prof = Profile.load(profile)
+        out = out or Path("benchmark") / "runs" / f"{dataset.stem}-{prof.name}"
+        board = run_benchmark(dataset, prof, out, seed=seed, log=lambda m: click.echo(f"training/scoring {m}", err=True))
+    console = Console()
+    for table in board.rich_table():
+        console.print(table)
+    click.echo(f"wrote {out}: leaderboard.md, leaderboard.csv, leaderboard.json, pck.png, config.json")
+
+
 # --------------------------------------------------------------------- import / export
 @main.group("export")
 def export_group():
