@@ -53,3 +53,13 @@ def test_benchmark_bad_input(tiny, tmp_path):
     (tmp_path / "x.h5").write_bytes(b"not hdf5")
     r = CliRunner().invoke(main, ["benchmark", str(tmp_path / "x.h5"), "--profile", str(tiny / "tiny.json"), "--out", str(tmp_path / "r")], catch_exceptions=False)
     assert r.exit_code == 1 and "not an HDF5 file" in r.output
+
+
+def test_the_shipped_profile_files_are_the_built_in_profiles():
+    from pathlib import Path
+
+    from gthd.benchmark.run import PROFILES, Profile
+
+    root = Path(__file__).resolve().parents[1] / "benchmark" / "profiles"
+    for name, built_in in PROFILES.items():
+        assert Profile.load(str(root / f"{name}.json")) == built_in
