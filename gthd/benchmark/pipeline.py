@@ -1,0 +1,83 @@
+"""The paper's pipeline on a new frame: the skeleton UNet finds the hand (Hand/NoHand by
+its count of foreground pixels, the box from the hand's connected region), the square
+crop around the box is resampled to 128x128, and the pose network reads the crop with
+the detector's own skeleton (cropped the same way) as its extra channel.
+
+Used by ``perf/infer.py`` (latency per frame) and, next, ``gthd predict``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from ..dataset.samples import crop, from_crop, square_crop_box
+from . import metrics
+from .evaluate import keypoints_from_output
+from .models import MODEL_INFO
+
+
+@dataclass
+class Detection:
+    """What the pipeline found in a frame. ``keypoints`` (21, 2) frame px and ``box``
+    (4,) xyxy frame px are None when there is no hand; ``score`` is the detector's count
+    of foreground pixels."""
+
+    has_hand: bool
+    score: int
+    box: np.ndarray | None
+    keypoints: np.ndarray | None
+
+
+class HandPosePipeline:
+    """Detector + pose network on whole BGR frames.
+
+    Args:
+        detector: a ``skeleton_unet`` model. pose: a pose model; ``pose_name`` its builder.
+        frame_size: the detector's input (width, height).
+        threshold_pixels: foreground pixels above which a frame has a hand (chosen on
+            validation data: ``evaluate_detector`` reports it).
+        crop_margin: as the dataset's crops (25 % on each side of the box).
+    """
+
+    def __init__(self, detector, pose, pose_name: str, frame_size=(256, 192), threshold_pixels: float = 20.0, crop_margin: float = 0.25, device: str = "cpu"):
+        self.detector = detector.eval().to(device)
+        self.pose = pose.eval().to(device)
+        self.info = MODEL_INFO[pose_name]
+        self.frame_size = tuple(frame_size)
+        self.threshold = threshold_pixels
+        self.crop_margin = crop_margin
+        self.device = device
+
+    def _tensor(self, bgr: np.ndarray) -> torch.Tensor:
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255).unsqueeze(0).to(self.device)
+
+    @torch.no_grad()
+    def __call__(self, frame: np.ndarray) -> Detection:
+        """frame: (H, W, 3) uint8 BGR."""
+        if frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"frame: expected (H, W, 3) BGR, got {frame.shape}")
+        H, W = frame.shape[:2]
+        w, h = self.frame_size
+        small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+        mask = self.detector(self._tensor(small))["mask"][0, 0].cpu().numpy()  # (h, w) in [0, 1]
+        score = int(metrics.foreground_pixels(mask[None])[0])
+        box_small = metrics.boxes_from_masks(mask[None])[0]
+        if score <= self.threshold or not np.all(np.isfinite(box_small)):
+            return Detection(False, score, None, None)
+        # the box in frame pixels (pixel-centre aware scaling)
+        sx, sy = W / w, H / h
+        box = np.array([(box_small[0] + 0.5) * sx - 0.5, (box_small[1] + 0.5) * sy - 0.5, (box_small[2] + 0.5) * sx - 0.5, (box_small[3] + 0.5) * sy - 0.5])
+        cb = square_crop_box(box, self.crop_margin)
+        size = self.info.input_size[0]
+        x = self._tensor(crop(frame, cb, size))
+        if "skeleton" in self.info.inputs:
+            cb_small = np.array([(cb[0] + 0.5) / sx - 0.5, (cb[1] + 0.5) / sy - 0.5, (cb[2] + 0.5) / sx - 0.5, (cb[3] + 0.5) / sy - 0.5])
+            skel = crop(mask.astype(np.float32), cb_small, size)  # the detector's skeleton, same crop
+            x = torch.cat([x, torch.from_numpy(skel)[None, None].to(self.device)], dim=1)
+        kp_crop = keypoints_from_output(self.info, self.pose(x))[0].cpu().numpy()  # (21, 2) crop px
+        return Detection(True, score, box, from_crop(kp_crop, cb, size))
