@@ -93,7 +93,9 @@ class FakeTracker:
 
 def test_every_acquired_frame_is_on_disk_and_indexed(tmp_path):
     cam, trk, run = simulated_sources(3, RigConfig(duration_s=3.0), speed=0)
-    r = Capture(tmp_path / "s", cam, trk, CaptureConfig()).run(handle_signals=False)
+    # a queue that holds the whole session: nothing may be lost, whatever the load
+    # (what a full queue does is test_full_queue_drops_are_counted_never_hidden's)
+    r = Capture(tmp_path / "s", cam, trk, CaptureConfig(camera_queue=200)).run(handle_signals=False)
     s = Session.open(tmp_path / "s")
     c = r.summary["camera"]
     assert r.status == "complete" and r.stop_reason == "end of stream"

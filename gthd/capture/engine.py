@@ -217,6 +217,12 @@ class Capture:
             self._stop.set("user (Ctrl-C)")
         finally:
             if self.tracker is not None:
+                # A finite tracker (a replay, a simulation) still delivering when the camera's
+                # stream ended: let it finish (briefly) rather than cut its last frames.
+                if self._stop.reason == "end of stream" and getattr(self.tracker, "finite", False):
+                    deadline = time.monotonic() + 5.0
+                    while not self.tracker.finished() and time.monotonic() < deadline:
+                        time.sleep(0.01)
                 self.tracker.stop()
             # A camera read can block for a long time (a stalled driver): wait for the
             # reader a bounded time, then go on; it is a daemon thread and its next frame,

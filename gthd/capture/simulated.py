@@ -113,6 +113,8 @@ class SimTracker:
     """The simulated rig's tracker as a :class:`TrackerSource`: tracking frames and clock
     brackets in the order capture would receive them (by arrival time)."""
 
+    finite = True
+
     def __init__(self, run: SimRun, pacer: Pacer):
         self.run = run
         self.pacer = pacer

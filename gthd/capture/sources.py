@@ -129,7 +129,9 @@ class TrackerSource(Protocol):
         ...
 
     def finished(self) -> bool:
-        """True when a finite source (a replay, a simulation) has delivered everything."""
+        """True when a finite source (a replay, a simulation) has delivered everything.
+        Finite sources also have a class attribute ``finite = True``: when the camera's
+        stream ends, the engine waits a moment for them to finish."""
         ...
 
     def stop(self) -> None:

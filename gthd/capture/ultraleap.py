@@ -376,6 +376,8 @@ class LeapRecordingTracker:
         bracket_interval_s: recorded seconds between clock brackets.
     """
 
+    finite = True
+
     def __init__(self, path: str | Path, realtime: bool = True, bracket_interval_s: float = BRACKET_INTERVAL_S):
         self.path = Path(path)
         self.realtime = bool(realtime)
