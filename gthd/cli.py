@@ -620,6 +620,60 @@ def benchmark(dataset, profile, out, seed):
     click.echo(f"wrote {out}: leaderboard.md, leaderboard.csv, leaderboard.json, pck.png, config.json")
 
 
+# ----------------------------------------------------------------------------- predict
+@main.command()
+@click.argument("source")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A benchmark run folder (with run.json), as `gthd benchmark` writes it.")
+@click.option("--method", default="ours", show_default=True,
+              help="The run's pose method: its label (\"ours w/o skeleton\") or builder name (multiscale_plain).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Images: a folder for the drawn images (same names). Videos and cameras: an .mp4 file. "
+                   "Default: SOURCE-predict/ or SOURCE-predict.mp4 next to SOURCE (a camera writes nothing without it).")
+@click.option("--jsonl", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The predictions file. Default: OUT/predictions.jsonl for images, OUT with .jsonl for videos.")
+@click.option("--show", is_flag=True, help="Also show each drawn image or video frame in a window (images: any key for the next; q/Esc stops).")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after this many frames or images.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the networks run: auto picks cuda, then mps, then cpu.")
+def predict(source, run_dir, method, out, jsonl, show, max_frames, device):
+    """Find the hand and its 21 keypoints in new images, videos or a camera with a trained run.
+
+    SOURCE is an image (.jpg .jpeg .png .bmp), a folder of images, a video file, or a
+    camera: camera:0 (or just 0), shown live in a window until q or Esc. The run's
+    skeleton UNet finds the hand (Hand/NoHand by its threshold, the box), the pose
+    network --method places the 21 keypoints. Writes the frames with the box, skeleton
+    and detector score drawn, and one JSON line per frame: {"source", "has_hand",
+    "score", "box", "keypoints"} in frame pixels (docs/predict.md).
+
+    \b
+    Example:
+        gthd predict hand.jpg --run benchmark/runs/demo-quick
+        gthd predict frames/ --run benchmark/runs/demo-quick -o frames-predict/
+        gthd predict clip.mp4 --run benchmark/runs/demo-quick --method "ours w/o skeleton" --show
+        gthd predict camera:0 --run benchmark/runs/demo-quick -o webcam.mp4 --max-frames 600
+    """
+    from .benchmark.predict import load_run, predict_source, source_kind
+    from .benchmark.train import pick_device
+
+    with user_errors():
+        kind = source_kind(source)
+        if kind == "camera" and show:
+            click.echo("note: a camera is always shown in a window; --show changes nothing", err=True)
+        pipeline = load_run(run_dir, method=method, device=pick_device(device))
+        bar, update = _progress("predicting")
+        with bar:
+            r = predict_source(pipeline, source, out=out, jsonl=jsonl, show=show, max_frames=max_frames, progress=update)
+    what = ("drawn image" if kind in ("image", "folder") else "drawn frame") + ("" if r.frames == 1 else "s")
+    timing = f"on {pipeline.device}, {r.seconds:.1f} s"
+    if r.out is None:
+        click.echo(f"{r.frames} frame{'' if r.frames == 1 else 's'} ({r.with_hand} with a hand, {timing}); nothing written (--out FILE.mp4 writes them)")
+    else:
+        click.echo(f"wrote {r.out}: {r.frames} {what} ({r.with_hand} with a hand, {timing}); predictions in {r.jsonl}")
+    if r.stopped:
+        click.echo(f"stopped after {r.frames} frame{'' if r.frames == 1 else 's'} (q, Esc, the window closed, or Ctrl-C)", err=True)
+
+
 # --------------------------------------------------------------------- import / export
 @main.group("export")
 def export_group():

@@ -1,0 +1,659 @@
+"""A trained benchmark run on new input: ``gthd predict IMAGE|FOLDER|VIDEO|camera:0 --run RUN/``.
+
+:func:`load_run` reads ``RUN/run.json`` (written by ``gthd benchmark``; the format is in
+docs/predict.md), builds the skeleton UNet detector and one pose network with their
+checkpoints and returns a :class:`~gthd.benchmark.pipeline.HandPosePipeline`. The
+``predict_*`` functions run it over an image, a folder of images, a video file or a
+camera, draw what it found (:func:`draw_prediction`) and write the drawn frames and one
+JSON line per frame ({"source", "has_hand", "score", "box", "keypoints"}, frame pixels).
+
+Example::
+
+    from gthd.benchmark.predict import load_run, predict_source
+    pipe = load_run("benchmark/runs/demo-quick", method="ours")
+    r = predict_source(pipe, "hand.jpg", out="hand-predict")  # hand-predict/hand.jpg + predictions.jsonl
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .. import __version__
+from ..draw import draw_box, draw_skeleton, label
+from ..fileio import FormatError, atomic_write_bytes
+from .models import MODEL_INFO, MODELS, create_model
+from .pipeline import Detection, HandPosePipeline
+from .train import load_checkpoint
+
+RUN_FORMAT = "gthd-benchmark-run"
+RUN_VERSION = 1
+"""The newest ``run.json`` format_version this code reads."""
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi")
+"""What ``--out`` of a video or camera may be called (an mp4v stream in any of these)."""
+WINDOW = "gthd predict - q or Esc to stop"  # no regex characters: window tools search titles by regex
+_QUIT_KEYS = (ord("q"), ord("Q"), 27)
+
+Progress = Callable[[int, "int | None"], None]
+"""progress(done, total): frames done, and how many there are (None: unknown)."""
+
+
+# ------------------------------------------------------------------------------ run.json
+@dataclass(frozen=True)
+class RunModel:
+    """One model of a run: its method label, builder name (a key of ``MODELS``), the
+    builder's keyword arguments and its checkpoint (absolute path)."""
+
+    method: str
+    builder: str
+    model_kwargs: dict
+    checkpoint: Path
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What ``RUN/run.json`` says. ``detector`` is None when the run trained none;
+    ``frame_size`` is the detector's input (width, height) px; ``box_margin`` None when
+    the file does not say (the pipeline's default)."""
+
+    path: Path
+    pose: tuple[RunModel, ...]
+    detector: RunModel | None
+    frame_size: tuple[int, int] | None
+    threshold_pixels: float | None
+    crop_margin: float
+    box_margin: float | None
+    gthd_version: str | None
+
+
+def read_run(run_dir: str | os.PathLike) -> RunInfo:
+    """Read and check ``run_dir/run.json``; ValueError (one line) on anything wrong."""
+    run_dir = Path(run_dir)
+    path = run_dir / "run.json"
+    if not path.is_file():
+        raise FormatError(f"{run_dir}: not a benchmark run folder (no run.json); run `gthd benchmark` first")
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FormatError(f"{path}: not readable JSON ({e})") from None
+    if not isinstance(d, dict) or d.get("format") != RUN_FORMAT:
+        found = d.get("format") if isinstance(d, dict) else type(d).__name__
+        raise FormatError(f"{path}: expected a '{RUN_FORMAT}' file, found format {found!r}")
+    version = d.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise FormatError(f"{path}: format_version {version!r} is not a version of {RUN_FORMAT}")
+    if version > RUN_VERSION:
+        raise FormatError(
+            f"{path}: written by a newer gthd ({d.get('gthd_version', '?')}, {RUN_FORMAT} version {version}); "
+            f"this gthd ({__version__}) reads version {RUN_VERSION}: upgrade gthd"
+        )
+    pose = _field(d, "pose", list, path)
+    detector = d.get("detector")
+    det = None if detector is None else _run_model(detector, run_dir, path, "detector")
+    frame_size = threshold = None
+    if det is not None:
+        frame_size = _frame_size(_field(detector, "frame_size", list, path, "detector"), det.builder, path)
+        threshold = float(_field(detector, "threshold_pixels", (int, float), path, "detector"))
+    return RunInfo(
+        path=run_dir,
+        pose=tuple(_run_model(p, run_dir, path, f"pose[{i}]") for i, p in enumerate(pose)),
+        detector=det,
+        frame_size=frame_size,
+        threshold_pixels=threshold,
+        crop_margin=float(_field(d, "crop_margin", (int, float), path)),
+        box_margin=float(_field(d, "box_margin", (int, float), path)) if "box_margin" in d else None,
+        gthd_version=d.get("gthd_version"),
+    )
+
+
+def _field(d, key: str, types, path: Path, where: str = ""):
+    """``d[key]`` checked against ``types``; FormatError naming the file and the field."""
+    name = f"{where}.{key}" if where else key
+    if not isinstance(d, dict) or key not in d:
+        raise FormatError(f"{path}: missing '{name}'")
+    value = d[key]
+    if not isinstance(value, types) or isinstance(value, bool):
+        raise FormatError(f"{path}: '{name}' is {value!r}, not a {_type_names(types)}")
+    return value
+
+
+def _type_names(types) -> str:
+    types = types if isinstance(types, tuple) else (types,)
+    return " or ".join({"int": "number", "float": "number", "str": "string", "dict": "object", "list": "list"}[t.__name__] for t in types)
+
+
+def _run_model(d, run_dir: Path, path: Path, where: str) -> RunModel:
+    method = _field(d, "method", str, path, where)
+    builder = _field(d, "builder", str, path, where)
+    if builder not in MODELS:
+        raise FormatError(f"{path}: {where} '{method}' uses the model {builder!r}, which this gthd ({__version__}) does not know "
+                          f"(it knows {', '.join(MODELS)}): upgrade gthd")
+    kwargs = d.get("model_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise FormatError(f"{path}: '{where}.model_kwargs' is {kwargs!r}, not an object")
+    return RunModel(method, builder, kwargs, run_dir / _field(d, "checkpoint", str, path, where))
+
+
+def _frame_size(value: list, builder: str, path: Path) -> tuple[int, int]:
+    multiple = MODEL_INFO[builder].size_multiple or 1
+    if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 and v % multiple == 0 for v in value):
+        raise FormatError(f"{path}: 'detector.frame_size' is {value!r}, expected [width, height], multiples of {multiple}")
+    return (value[0], value[1])
+
+
+def find_pose(run: RunInfo, method: str) -> RunModel:
+    """The run's pose model named ``method``: its label ("ours", any case) or its builder
+    name ("multiscale_skeleton"). ValueError listing the run's methods otherwise."""
+    matches = [m for m in run.pose if method in (m.method, m.builder)]
+    matches = matches or [m for m in run.pose if m.method.lower() == method.lower()]
+    if matches:
+        return matches[0]
+    known = "; ".join(f"'{m.method}' ({m.builder})" for m in run.pose) or "none"
+    raise ValueError(f"{run.path}: no pose method {method!r} in this run; it has {known}")
+
+
+def load_model(entry: RunModel) -> torch.nn.Module:
+    """Build ``entry``'s model and load its checkpoint's weights (on the CPU)."""
+    ckpt = entry.checkpoint
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"{ckpt}: the checkpoint of '{entry.method}' is missing (did its training finish? re-run `gthd benchmark`)")
+    try:
+        state = load_checkpoint(ckpt)
+    # Broad on purpose: torch.load on a damaged file raises whatever its unpickler or zip
+    # reader hits (UnpicklingError, RuntimeError, EOFError, struct.error, ...).
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"{ckpt}: not a readable checkpoint ({type(e).__name__}: {_first_line(e)})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise ValueError(f"{ckpt}: not a gthd checkpoint (no 'model' weights in it)")
+    try:
+        model = create_model(entry.builder, **entry.model_kwargs)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{entry.builder}({_kwargs(entry.model_kwargs)}): {_first_line(e)}") from None
+    mismatch = _state_mismatch(model.state_dict(), state["model"])
+    if mismatch:
+        raise ValueError(f"{ckpt}: its weights do not fit {entry.builder}({_kwargs(entry.model_kwargs)}) "
+                         f"as run.json describes it: {mismatch}")
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def _state_mismatch(expected: dict, found: dict) -> str:
+    """'' when two state dicts have the same names and shapes, else what differs, briefly."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    shapes = [k for k in expected if k in found and tuple(found[k].shape) != tuple(expected[k].shape)]
+    parts = [f"{len(v)} {what}" for v, what in ((missing, "missing"), (unexpected, "unexpected"), (shapes, "of another shape")) if v]
+    if shapes:
+        k = shapes[0]
+        parts.append(f"e.g. {k} is {tuple(found[k].shape)} in the file, {tuple(expected[k].shape)} in the model")
+    elif missing or unexpected:
+        parts.append(f"e.g. {(missing or unexpected)[0]}")
+    return ", ".join(parts)
+
+
+def _kwargs(kwargs: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0].rstrip(":. ")
+
+
+def load_run(run_dir: str | os.PathLike, method: str = "ours", device: str | torch.device = "cpu") -> HandPosePipeline:
+    """The detector + ``method``'s pose network of a benchmark run, ready for frames.
+
+    Args:
+        run_dir: a folder with ``run.json`` (``gthd benchmark`` writes it).
+        method: the pose method's label ("ours") or builder name ("multiscale_skeleton").
+        device: a torch device ("cpu", "cuda", ...).
+
+    Returns:
+        a :class:`HandPosePipeline`: call it on (H, W, 3) uint8 BGR frames.
+
+    Raises:
+        ValueError (FormatError, FileNotFoundError): one line saying what is wrong.
+    """
+    run = read_run(run_dir)
+    pose = find_pose(run, method)
+    if run.detector is None:
+        raise ValueError(f"{run.path}: this run has no hand detector (its profile trained none), "
+                         "so it cannot find hands in frames; re-run `gthd benchmark` with a profile that has \"detector\": true")
+    if MODEL_INFO[pose.builder].task not in ("pose-heatmap", "pose-regression"):
+        raise ValueError(f"{run.path}: '{pose.method}' ({pose.builder}) is not a pose model")
+    if MODEL_INFO[run.detector.builder].task != "detector":
+        raise ValueError(f"{run.path}: the detector '{run.detector.method}' ({run.detector.builder}) is not a skeleton detector")
+    device = _check_device(device)
+    extra = {} if run.box_margin is None else {"box_margin": run.box_margin}
+    return HandPosePipeline(
+        load_model(run.detector), load_model(pose), pose.builder,
+        frame_size=run.frame_size, threshold_pixels=run.threshold_pixels, crop_margin=run.crop_margin, device=device, **extra,
+    )
+
+
+def _check_device(device: str | torch.device) -> torch.device:
+    try:
+        device = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"device {str(device)!r}: {_first_line(e)}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r}: no CUDA device here (torch {torch.__version__}); use cpu or auto")
+    return device
+
+
+# ------------------------------------------------------------------------------- drawing
+def draw_prediction(frame: np.ndarray, detection: Detection) -> np.ndarray:
+    """A copy of ``frame`` ((H, W, 3) uint8 BGR) with the hand box, the 21-joint
+    skeleton and a label ("hand 123 px" / "no hand (12 px)": the detector's count of
+    foreground pixels) drawn on it."""
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"frame: expected (H, W, 3) BGR, got {frame.shape}")
+    img = frame.copy()
+    side = min(img.shape[:2])
+    thickness = max(1, round(side / 240))
+    if detection.has_hand:
+        draw_box(img, detection.box, thickness=thickness)
+        draw_skeleton(img, detection.keypoints, thickness=thickness, radius=thickness + 1)
+        text = f"hand {detection.score} px"
+    else:
+        text = f"no hand ({detection.score} px)"
+    scale = max(0.35, side / 960)
+    label(img, text, org=(round(6 * scale / 0.5), round(18 * scale / 0.5)), scale=scale)
+    return img
+
+
+def prediction_record(source: str | int, detection: Detection) -> dict:
+    """One JSON line: {"source", "has_hand", "score", "box": [x0, y0, x1, y1] or None,
+    "keypoints": [[u, v] x 21] or None}, frame pixels (OpenCV convention), 0.01 px."""
+    def px(v) -> float | None:
+        return round(float(v), 2) if math.isfinite(v) else None
+
+    return {
+        "source": source,
+        "has_hand": bool(detection.has_hand),
+        "score": int(detection.score),
+        "box": None if detection.box is None else [px(v) for v in detection.box],
+        "keypoints": None if detection.keypoints is None else [[px(u), px(v)] for u, v in detection.keypoints],
+    }
+
+
+def write_jsonl(path: str | os.PathLike, records: list[dict]) -> None:
+    """All ``records`` as JSON lines, written atomically (temporary file, fsync, rename);
+    the folder is created."""
+    text = "".join(json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n" for r in records)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, text.encode())
+
+
+# -------------------------------------------------------------------------------- window
+def require_display(why: str) -> None:
+    """ValueError when no window can open (Linux without X11/Wayland): Qt would abort
+    the whole process instead of raising."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise ValueError(f"{why} needs a window, and there is no display here (DISPLAY is not set)")
+
+
+class Window:
+    """A highgui window; :meth:`show` returns False once the user pressed q or Esc or
+    closed the window."""
+
+    def __init__(self):
+        cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
+
+    def show(self, img: np.ndarray, wait_ms: int) -> bool:
+        """Show ``img``; wait ``wait_ms`` ms for a key (0: until a key or the window closes)."""
+        cv2.imshow(WINDOW, img)
+        deadline = None if wait_ms <= 0 else time.monotonic() + wait_ms / 1000
+        while True:
+            key = cv2.waitKey(max(1, min(wait_ms, 50)) if wait_ms > 0 else 50)
+            if key in _QUIT_KEYS or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+                return False
+            if key != -1 or (deadline is not None and time.monotonic() >= deadline):
+                return True
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(WINDOW)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass
+
+
+# ------------------------------------------------------------------------------- sources
+@dataclass
+class PredictResult:
+    """What a prediction run did. ``out``: the drawn images' folder or the drawn video
+    (None: not written); ``jsonl``: the predictions file (None: not written);
+    ``stopped``: the user quit the window before the end."""
+
+    kind: str
+    frames: int
+    with_hand: int
+    out: Path | None
+    jsonl: Path | None
+    seconds: float
+    stopped: bool = False
+
+
+def parse_camera(source: str) -> int | None:
+    """The camera index of ``camera:N`` or a bare integer ``N``; None for anything else.
+    ValueError for ``camera:`` followed by anything but an index."""
+    if source.startswith("camera:"):
+        index = source[len("camera:"):]
+        if not index.isdigit():
+            raise ValueError(f"{source}: expected camera:INDEX, such as camera:0")
+        return int(index)
+    return int(source) if source.isdigit() else None
+
+
+def source_kind(source: str) -> str:
+    """"camera", "folder", "image" (by suffix: .jpg .jpeg .png .bmp) or "video" (any
+    other file); ValueError when ``source`` does not exist."""
+    if parse_camera(source) is not None:
+        return "camera"
+    path = Path(source)
+    if path.is_dir():
+        return "folder"
+    if not path.exists():
+        raise FileNotFoundError(f"{source}: no such file or folder (a camera is camera:0)")
+    return "image" if path.suffix.lower() in IMAGE_SUFFIXES else "video"
+
+
+def default_out(source: str) -> Path:
+    """Where the drawn output goes by default: ``hand.jpg`` -> ``hand-predict/``,
+    ``frames/`` -> ``frames-predict/``, ``clip.mp4`` -> ``clip-predict.mp4``."""
+    path = Path(source)
+    kind = source_kind(source)
+    if kind == "camera":
+        raise ValueError("a camera's video is only written with --out FILE.mp4")
+    stem = path.name if kind == "folder" else path.stem
+    return path.with_name(f"{stem}-predict" + (".mp4" if kind == "video" else ""))
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The images directly in ``folder`` (.jpg .jpeg .png .bmp, any case), sorted by name."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+    return files
+
+
+def read_image(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 BGR; ValueError when it cannot be decoded."""
+    data = np.fromfile(path, dtype=np.uint8)  # not cv2.imread: it fails silently and on non-ASCII paths
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise ValueError(f"{path}: not a readable image")
+    return img
+
+
+def predict_frames(
+    pipeline: HandPosePipeline,
+    frames: Iterable[tuple[str | int, np.ndarray]],
+    emit: Callable[[str | int, np.ndarray], None] | None = None,
+    window: Window | None = None,
+    wait_ms: int = 1,
+    max_frames: int | None = None,
+    total: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[list[dict], bool]:
+    """Run ``pipeline`` on each (source, frame) and draw the result.
+
+    Args:
+        frames: (name or index, (H, W, 3) uint8 BGR) pairs.
+        emit: called with each drawn frame (writes it). window: shows each drawn frame
+            for ``wait_ms`` ms (0: until a key); q/Esc stops.
+        max_frames: stop after this many. total: the number of frames, for ``progress``.
+
+    Returns:
+        (one :func:`prediction_record` per frame, whether the user stopped early: q,
+        Esc, the window closed or Ctrl-C).
+    """
+    records: list[dict] = []
+    if max_frames is not None and total is not None:
+        total = min(total, max_frames)
+    try:
+        for source, frame in frames:
+            if max_frames is not None and len(records) >= max_frames:
+                break
+            detection = pipeline(frame)
+            drawn = draw_prediction(frame, detection)
+            if emit is not None:
+                emit(source, drawn)
+            records.append(prediction_record(source, detection))
+            if progress is not None:
+                progress(len(records), total)
+            if window is not None and not window.show(drawn, wait_ms):
+                return records, True
+    except KeyboardInterrupt:  # Ctrl-C: stop like q, keeping what was done
+        return records, True
+    return records, False
+
+
+def predict_images(
+    pipeline: HandPosePipeline,
+    images: list[Path],
+    out_dir: Path,
+    jsonl: Path | None,
+    show: bool = False,
+    max_frames: int | None = None,
+    progress: Progress | None = None,
+    kind: str = "folder",
+) -> PredictResult:
+    """Predict on image files; write the drawn images into ``out_dir`` under the same
+    names and the predictions to ``jsonl`` (default ``out_dir/predictions.jsonl``)."""
+    out_dir = Path(out_dir)
+    if out_dir.is_file() or out_dir.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
+        raise ValueError(f"{out_dir}: drawn images go into a folder (same names as the inputs), not a file: choose a folder --out")
+    if any(out_dir.resolve() == p.parent.resolve() for p in images):
+        raise ValueError(f"{out_dir}: is where the input images are; the drawn images would replace them: choose another --out")
+    if show:
+        require_display("--show")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jsonl = Path(jsonl) if jsonl is not None else out_dir / "predictions.jsonl"
+
+    def write(name: str, drawn: np.ndarray) -> None:
+        ok, data = cv2.imencode(Path(name).suffix, drawn)
+        if not ok:
+            raise ValueError(f"{name}: OpenCV cannot encode a {Path(name).suffix} image")
+        atomic_write_bytes(out_dir / name, data.tobytes())
+
+    t0 = time.perf_counter()
+    window = Window() if show else None
+    try:
+        frames = ((p.name, read_image(p)) for p in images)
+        records, stopped = predict_frames(pipeline, frames, write, window, 0, max_frames, len(images), progress)
+    finally:
+        if window is not None:
+            window.close()
+    write_jsonl(jsonl, records)
+    return _result(kind, records, out_dir, jsonl, t0, stopped)
+
+
+def _result(kind: str, records: list[dict], out: Path | None, jsonl: Path | None, t0: float, stopped: bool) -> PredictResult:
+    hands = sum(r["has_hand"] for r in records)
+    return PredictResult(kind, len(records), hands, out, jsonl, time.perf_counter() - t0, stopped)
+
+
+class _VideoOut:
+    """A cv2.VideoWriter (mp4v) into a temporary name beside ``path``, opened at the
+    first frame (its size), renamed onto ``path`` by :meth:`finish`."""
+
+    def __init__(self, path: Path, fps: float):
+        self.path, self.fps = Path(path), fps
+        self.writer: cv2.VideoWriter | None = None
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=self.path.suffix, dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+
+    def __call__(self, source: int, drawn: np.ndarray) -> None:
+        if self.writer is None:
+            h, w = drawn.shape[:2]
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            if not self.writer.isOpened():
+                raise ValueError(f"{self.path}: OpenCV cannot write an mp4v video there (use a .mp4 file name)")
+        self.writer.write(drawn)
+
+    def finish(self) -> None:
+        """Close the video and move it onto its name (nothing is written without a frame)."""
+        if self.writer is not None:
+            self.writer.release()
+            os.replace(self.tmp, self.path)
+        self.tmp.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _video_frames(cap: cv2.VideoCapture) -> Iterator[tuple[int, np.ndarray]]:
+    index = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            return
+        yield index, frame
+        index += 1
+
+
+def _check_video_out(out: Path, source: Path | None) -> None:
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"{out}: a drawn video is written to a video file such as {out.name or 'out'}.mp4")
+    if source is not None and out.resolve() == source.resolve():
+        raise ValueError(f"{out}: is the input video; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def predict_video(
+    pipeline: HandPosePipeline,
+    path: Path,
+    out: Path | None,
+    jsonl: Path | None,
+    show: bool = False,
+    max_frames: int | None = None,
+    progress: Progress | None = None,
+) -> PredictResult:
+    """Predict on every frame of a video file; write the drawn video to ``out`` (mp4v,
+    the input's fps and size) and the predictions (source: frame index) to ``jsonl``
+    (default ``out`` with the suffix .jsonl)."""
+    path = Path(path)
+    if out is not None:
+        _check_video_out(Path(out), path)
+    if show:
+        require_display("--show")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        ok, first = cap.read() if cap.isOpened() else (False, None)
+        if not ok or first is None:
+            raise ValueError(f"{path}: not a readable video (OpenCV cannot open it or read a frame)")
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        frames = itertools.chain([(0, first)], ((i + 1, f) for i, f in _video_frames(cap)))
+        return _run_stream("video", pipeline, frames, out, jsonl, fps, show, 1, max_frames, count if count > 0 else None, progress)
+    finally:
+        cap.release()
+
+
+def predict_camera(
+    pipeline: HandPosePipeline,
+    index: int,
+    out: Path | None = None,
+    jsonl: Path | None = None,
+    max_frames: int | None = None,
+) -> PredictResult:
+    """Predict live on camera ``index`` in a window until q/Esc (or ``max_frames``);
+    optionally write the drawn video to ``out`` and the predictions to ``jsonl``
+    (default ``out`` with the suffix .jsonl; none without ``out``)."""
+    require_display(f"camera:{index}")
+    if out is not None:
+        _check_video_out(Path(out), None)
+    cap = cv2.VideoCapture(index)
+    try:
+        if not cap.isOpened():
+            raise ValueError(f"camera:{index}: OpenCV cannot open this camera")
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        return _run_stream("camera", pipeline, _video_frames(cap), out, jsonl, fps, True, 1, max_frames, None, None)
+    finally:
+        cap.release()
+
+
+def _run_stream(kind, pipeline, frames, out, jsonl, fps, show, wait_ms, max_frames, total, progress) -> PredictResult:
+    """The video/camera loop: the writer, the window, the predictions file."""
+    if jsonl is None and out is not None:
+        jsonl = Path(out).with_suffix(".jsonl")
+    writer = _VideoOut(Path(out), fps if fps and math.isfinite(fps) and fps > 0 else 30.0) if out is not None else None
+    window = Window() if show else None
+    t0 = time.perf_counter()
+    try:
+        records, stopped = predict_frames(pipeline, frames, writer, window, wait_ms, max_frames, total, progress)
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        raise
+    finally:
+        if window is not None:
+            window.close()
+    if writer is not None:
+        writer.finish()
+    if jsonl is not None:
+        write_jsonl(jsonl, records)
+    return _result(kind, records, Path(out) if out is not None else None, jsonl, t0, stopped)
+
+
+def predict_source(
+    pipeline: HandPosePipeline,
+    source: str,
+    out: str | os.PathLike | None = None,
+    jsonl: str | os.PathLike | None = None,
+    show: bool = False,
+    max_frames: int | None = None,
+    progress: Progress | None = None,
+) -> PredictResult:
+    """Predict on an image, a folder of images, a video file or a camera (``camera:0``
+    or ``0``); see :func:`predict_images`, :func:`predict_video`, :func:`predict_camera`.
+    ``out`` defaults to :func:`default_out` (a camera writes nothing without it)."""
+    kind = source_kind(source)
+    jsonl = Path(jsonl) if jsonl is not None else None
+    if kind == "camera":
+        return predict_camera(pipeline, parse_camera(source), Path(out) if out is not None else None, jsonl, max_frames)
+    out = Path(out) if out is not None else default_out(source)
+    if kind == "video":
+        return predict_video(pipeline, Path(source), out, jsonl, show, max_frames, progress)
+    images = list_images(Path(source)) if kind == "folder" else [Path(source)]
+    return predict_images(pipeline, images, out, jsonl, show, max_frames, progress, kind)
+
+
+__all__ = [
+    "RUN_FORMAT",
+    "RUN_VERSION",
+    "PredictResult",
+    "RunInfo",
+    "RunModel",
+    "draw_prediction",
+    "find_pose",
+    "load_model",
+    "load_run",
+    "predict_camera",
+    "predict_frames",
+    "predict_images",
+    "predict_source",
+    "predict_video",
+    "prediction_record",
+    "read_run",
+    "write_jsonl",
+]
