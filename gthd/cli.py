@@ -31,7 +31,7 @@ def _progress(label: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty(),
     )
     task = progress.add_task(label, total=None)
@@ -596,10 +596,16 @@ def benchmark(dataset, profile, out, seed):
     """Train and score the paper's models and baselines on a dataset; print the leaderboard.
 
     Trains what the run folder does not have yet (checkpoints are kept: a re-run
-    resumes), scores every method on the test split and writes leaderboard.md, .csv,
-    .json, pck.png and the run's config.json. Methods: the skeleton-aware multi-scale
-    network ("ours"), without the skeleton, single-scale UNet heatmaps, ResNet-50 direct
-    regression; and the skeleton UNet hand detector.
+    reuses or resumes them), scores every method on the test split and writes
+    leaderboard.md, .csv, .json, pck.png (PCK curves), thresholds.png (Hand/NoHand F1
+    against the detector's threshold, per skeleton thickness), qualitative.png (direct
+    regression | ours | ground truth), config.json and run.json (for `gthd predict`).
+
+    Pose methods: the skeleton-aware multi-scale network ("ours", fed the detector's
+    skeleton as in the paper's pipeline, and again with the true skeleton), without
+    the skeleton, single-scale UNet heatmaps, ResNet-50 direct regression. Detection:
+    the skeleton UNet at each skeleton thickness of the profile and a box-regression
+    CNN standing in for the paper's Faster R-CNN.
 
     \b
     Example:
@@ -610,14 +616,29 @@ def benchmark(dataset, profile, out, seed):
 
     from .benchmark.run import Profile, run_benchmark
 
-    with user_errors():
+    tty = sys.stderr.isatty()
+    bar, update = _progress("training")
+    current = {"label": None}
+
+    def on_batch(label, done, total):
+        if label != current["label"]:
+            current["label"] = label
+            bar.update(bar.task_ids[0], description=f"training {label[:40]}")
+        update(done, total)
+
+    def on_epoch(p):
+        if not tty:  # a log, not a terminal: one line per epoch instead of the bar
+            click.echo(f"  epoch {p['epoch']}/{p['epochs']} loss {p['loss']:.5g} ({p['samples_per_s']:.0f} samples/s)", err=True)
+
+    with user_errors(), bar:
         prof = Profile.load(profile)
         out = out or Path("benchmark") / "runs" / f"{dataset.stem}-{prof.name}"
-        board = run_benchmark(dataset, prof, out, seed=seed, log=lambda m: click.echo(f"training/scoring {m}", err=True))
+        board = run_benchmark(dataset, prof, out, seed=seed, progress=on_epoch, on_batch=on_batch,
+                              log=lambda m: bar.console.print(f"[bold]{m}[/bold]") if tty else click.echo(m, err=True))
     console = Console()
     for table in board.rich_table():
         console.print(table)
-    click.echo(f"wrote {out}: leaderboard.md, leaderboard.csv, leaderboard.json, pck.png, config.json")
+    click.echo(f"wrote {out}: leaderboard.md/.csv/.json, pck.png, thresholds.png, qualitative.png, config.json, run.json")
 
 
 # ----------------------------------------------------------------------------- predict

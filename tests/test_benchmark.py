@@ -3,6 +3,7 @@ and a re-run reuses the checkpoints and gives the same numbers."""
 
 import json
 
+import cv2
 import pytest
 from click.testing import CliRunner
 
@@ -24,7 +25,8 @@ def tiny(tmp_path_factory):
     cal = Calibration(Camera.from_dict(gt["camera"]), Transform.from_dict(gt["T_cam_leap"]), gt["clock"]["offset_ns"], {})
     build_dataset([root / "s"], [cal], root / "d.h5", nohand_share=0.3)
     profile = {"name": "tiny", "epochs": 1, "batch_size": 8, "lr": 0.002, "max_samples": 24, "num_workers": 0, "frame_size": [96, 64],
-               "widths": {"multiscale_skeleton": 4, "multiscale_plain": 4, "unet_heatmaps": 4, "resnet50_regression": 0.0625, "skeleton_unet": 4}}
+               "widths": {"multiscale_skeleton": 4, "multiscale_plain": 4, "unet_heatmaps": 4, "resnet50_regression": 0.0625, "skeleton_unet": 4, "box_regressor": 4},
+               "thicknesses": ["thin", "thick"]}
     (root / "tiny.json").write_text(json.dumps(profile))
     return root
 
@@ -33,11 +35,25 @@ def test_benchmark_trains_scores_and_reruns_the_same(tiny):
     args = ["benchmark", str(tiny / "d.h5"), "--profile", str(tiny / "tiny.json"), "--out", str(tiny / "run")]
     r = CliRunner().invoke(main, args, catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    for f in ("leaderboard.md", "leaderboard.csv", "leaderboard.json", "pck.png", "config.json"):
+    for f in ("leaderboard.md", "leaderboard.csv", "leaderboard.json", "pck.png", "thresholds.png", "qualitative.png", "config.json", "run.json"):
         assert (tiny / "run" / f).stat().st_size > 0
     board = read_leaderboard(tiny / "run" / "leaderboard.json")
-    assert {row["method"] for row in board["pose"]} == {"ours", "ours w/o skeleton", "single-scale heatmaps (UNet)", "direct regression (Gomez et al.)"}
-    assert board["detection"][0]["method"].startswith("skeleton UNet")
+    assert {row["method"] for row in board["pose"]} == {
+        "ours", "ours, true skeleton", "ours w/o skeleton", "single-scale heatmaps (UNet)", "direct regression (Gomez et al.)"}
+    # one detector per thickness of the profile, and the box baseline, named honestly
+    assert [row["method"] for row in board["detection"]] == [
+        "skeleton UNet (ours), thin skeleton", "skeleton UNet (ours), thick skeleton", "box-regression CNN (stand-in for Faster R-CNN)"]
+    # the pipeline row and the true-skeleton row are the same network fed different skeletons
+    rows = {row["method"]: row for row in board["pose"]}
+    assert rows["ours"]["params_m"] == rows["ours, true skeleton"]["params_m"]
+    assert rows["ours"]["mjpe_px"] != rows["ours, true skeleton"]["mjpe_px"]
+    # run.json names what gthd predict loads: the thick detector with its chosen threshold
+    run = json.loads((tiny / "run" / "run.json").read_text())
+    assert run["format"] == "gthd-benchmark-run" and run["detector"]["thickness"] == "thick"
+    assert run["detector"]["threshold_pixels"] == board["detection"][1]["threshold"]
+    assert all((tiny / "run" / p["checkpoint"]).is_file() for p in run["pose"])
+    img = cv2.imread(str(tiny / "run" / "qualitative.png"))
+    assert img.shape[1] == 3 * (192 + 4)  # direct regression | ours | ground truth
     md = (tiny / "run" / "leaderboard.md").read_text()
     assert "paper's MJPE (GTHD)" in md and "5.51" in md  # the paper's own figure for "ours", marked
     # a re-run reuses the checkpoints (no training) and gives the same numbers
@@ -53,6 +69,34 @@ def test_benchmark_bad_input(tiny, tmp_path):
     (tmp_path / "x.h5").write_bytes(b"not hdf5")
     r = CliRunner().invoke(main, ["benchmark", str(tmp_path / "x.h5"), "--profile", str(tiny / "tiny.json"), "--out", str(tmp_path / "r")], catch_exceptions=False)
     assert r.exit_code == 1 and "not an HDF5 file" in r.output
+
+
+def test_a_run_folder_of_another_config_or_version_is_refused(tiny, tmp_path):
+    args = ["benchmark", str(tiny / "d.h5"), "--profile", str(tiny / "tiny.json"), "--out", str(tmp_path / "run")]
+    profile = json.loads((tiny / "tiny.json").read_text())
+    profile.update(methods=["direct regression (Gomez et al.)"], detector=False)
+    (tmp_path / "p.json").write_text(json.dumps(profile))
+    args[3] = str(tmp_path / "p.json")
+    assert CliRunner().invoke(main, args, catch_exceptions=False).exit_code == 0
+    # the same folder, another learning rate: refused, naming the difference
+    profile["lr"] = 0.01
+    (tmp_path / "p.json").write_text(json.dumps(profile))
+    r = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert r.exit_code == 1 and r.output.count("\n") == 1 and "trained with another config (lr differ)" in r.output
+    # the same folder, the dataset rebuilt with other splits: refused
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    (tmp_path / "run" / "run.json").write_text(json.dumps({**run, "dataset_fingerprint": "0" * 16}))
+    profile["lr"] = 0.002
+    (tmp_path / "p.json").write_text(json.dumps(profile))
+    r = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert r.exit_code == 1 and "trained on other data" in r.output
+    (tmp_path / "run" / "run.json").write_text(json.dumps(run))
+    assert CliRunner().invoke(main, args, catch_exceptions=False).exit_code == 0  # the same again: reused
+    # a run folder written by a newer gthd
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    (tmp_path / "run" / "run.json").write_text(json.dumps({**run, "format_version": 99}))
+    r = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert r.exit_code == 1 and r.output.count("\n") == 1 and "cannot extend" in r.output and "upgrade gthd" in r.output
 
 
 def test_the_shipped_profile_files_are_the_built_in_profiles():

@@ -60,5 +60,100 @@ def test_untrained_models_score_end_to_end(dataset, name):
 def test_untrained_detector_scores_end_to_end(dataset):
     torch.manual_seed(0)
     row = evaluate_detector(create_model("skeleton_unet", width=4, depth=2), str(dataset), size=(128, 96))
-    for k in ("accuracy", "precision", "recall", "f1", "iou", "threshold_pixels"):
+    for k in ("accuracy", "precision", "recall", "f1", "iou", "threshold"):
         assert k in row and np.isfinite(row[k])
+
+
+class SpotDetector(torch.nn.Module):
+    """A "detector" whose mask is one bright 3x3 block at a fixed input pixel."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def forward(self, img):
+        m = torch.zeros(img.shape[0], 1, *img.shape[2:])
+        m[:, :, self.y - 1 : self.y + 2, self.x - 1 : self.x + 2] = 1.0
+        return {"logits": m, "mask": m}
+
+
+def test_detector_skeletons_are_cropped_like_the_samples(dataset):
+    from gthd.benchmark.evaluate import detector_skeleton_crops
+    from gthd.dataset.samples import to_crop
+
+    size, spot = (128, 96), (64, 40)
+    crops = detector_skeleton_crops(SpotDetector(*spot), str(dataset), "test", size=size)
+    rows, _, _, cb = _test_rows(dataset)
+    assert sorted(crops) == sorted(rows.tolist())  # every test hand sample, nothing else
+    with open_dataset(dataset) as f:
+        W, H = f["meta/image_size"][rows[0]]
+    frame_pt = (np.array(spot, float) + 0.5) * [W / size[0], H / size[1]] - 0.5  # the spot's centre in the frame
+    checked = 0
+    for row, box in zip(rows, cb):
+        c = crops[int(row)]
+        assert c.shape == (128, 128) and c.dtype == np.float32
+        expected = to_crop(frame_pt[None], box)[0]
+        if np.all((expected > 10) & (expected < 118)) and (box[2] - box[0]) < 3 * 128:
+            ys, xs = np.mgrid[:128, :128]
+            centroid = np.array([(xs * c).sum(), (ys * c).sum()]) / c.sum()
+            # the spot is 3 detector px: its centre lands within a fraction of one of them
+            assert np.linalg.norm(centroid - expected) < 0.2 * 128 / (box[2] - box[0]) * (W / size[0]) + 0.5
+            checked += 1
+        elif np.all((expected < -20) | (expected > 148)):
+            assert c.max() == 0  # far outside this crop: nothing of it
+    assert checked > 0
+
+
+def test_the_pipeline_skeleton_replaces_the_true_one(dataset):
+    from gthd.benchmark.evaluate import detector_skeleton_crops
+
+    torch.manual_seed(0)
+    model = create_model("multiscale_skeleton", width=4)
+    empty = {row: np.zeros((128, 128), np.float32) for row in detector_skeleton_crops(SpotDetector(1, 1), str(dataset), "test", size=(64, 48))}
+    a = evaluate_pose(model, "multiscale_skeleton", str(dataset), "test", skeletons=empty)
+    b = evaluate_pose(model, "multiscale_skeleton", str(dataset), "test")
+    assert not np.array_equal(a["predictions"], b["predictions"])  # the channel is used
+    c = evaluate_pose(model, "multiscale_skeleton", str(dataset), "test", skeletons=empty)
+    np.testing.assert_array_equal(a["predictions"], c["predictions"])
+
+
+def test_skeleton_boxes_keep_broken_fingers_and_grow_by_the_margin():
+    from gthd.benchmark.evaluate import skeleton_boxes
+
+    m = np.zeros((1, 60, 80), np.float32)
+    m[0, 10:30, 10:30] = 1  # the palm: 400 px
+    m[0, 35:50, 12:14] = 1  # a finger the threshold cut off: 30 px (>= 0.2 x 400? no: dropped)
+    m[0, 5:8, 60:62] = 1  # a blob: 6 px, dropped
+    m[0, 32:52, 40:45] = 1  # a finger of 100 px: kept (>= 0.2 x 400)
+    box = skeleton_boxes(m, box_margin=0.0)[0]
+    np.testing.assert_allclose(box, [9.5, 9.5, 44.5, 51.5])
+    grown = skeleton_boxes(m, box_margin=0.1)[0]
+    np.testing.assert_allclose(grown, box + np.array([-1, -1, 1, 1]) * 0.1 * 42)
+    assert np.isnan(skeleton_boxes(np.zeros((1, 8, 8)))).all()
+
+
+def test_threshold_sweep_finds_the_separating_threshold():
+    from gthd.benchmark.evaluate import threshold_sweep
+
+    scores = np.array([0, 3, 5, 200, 250, 300, 400])
+    has = np.array([0, 0, 0, 1, 1, 1, 1], bool)
+    ts, f1 = threshold_sweep(scores, has, n=50)
+    ts, f1 = np.array(ts), np.array(f1)
+    assert ts[0] == 0 and ts[-1] == pytest.approx(np.percentile([200, 250, 300, 400], 99))
+    assert np.all(f1[(ts >= 5) & (ts < 200)] == 1.0)  # any threshold between the groups is perfect
+    assert f1[0] < 1.0 and f1[-1] < 1.0  # too low: NoHand called hands; too high: hands missed
+
+
+def test_the_qualitative_figure_has_a_column_per_method_and_the_truth(dataset):
+    from gthd.benchmark.figures import qualitative_figure
+
+    rows, kc, vis, _ = _test_rows(dataset)
+    res = {"a": {"predictions": kc + 3.0, "rows": rows}, "b": {"predictions": kc, "rows": rows}}
+    img = qualitative_figure(str(dataset), res, n=4, tile=96)
+    assert img.shape == (28 + 4 * 100, 3 * 100, 3)
+    # method "b" predicts the truth: its tiles equal the ground-truth column's but for the error label
+    y = 28 + 40
+    assert np.array_equal(img[y : y + 56, 100:196], img[y : y + 56, 200:296])
+    assert not np.array_equal(img[y : y + 56, 0:96], img[y : y + 56, 200:296])
+    with pytest.raises(ValueError, match="other samples"):
+        qualitative_figure(str(dataset), {"a": res["a"], "c": {"predictions": kc[1:], "rows": rows[1:]}})

@@ -295,6 +295,24 @@ def test_frame_dataset(dataset_file):
     assert batch["image"].shape == (5, 3, 192, 256) and batch["has_hand"].dtype == torch.bool
 
 
+def test_frame_dataset_draws_the_skeleton_at_another_thickness(dataset_file):
+    path, truth = dataset_file
+    stored = FrameDataset(path, split=None, size=(256, 192))  # built at "thick"
+    same = FrameDataset(path, split=None, size=(256, 192), skeleton="thick")
+    thin = FrameDataset(path, split=None, size=(256, 192), skeleton="thin")
+    hands = [i for i in range(len(stored)) if truth[stored[i]["index"]]["hand"]]
+    for i in hands[:4]:
+        a, b, c = (d[i]["skeleton"].numpy()[0] for d in (stored, same, thin))
+        np.testing.assert_array_equal(a, b)  # the stored thickness: the stored masks
+        assert 0 < (c > 0.5).sum() < 0.7 * (a > 0.5).sum()  # thin: fewer pixels ...
+        assert np.all(c[a < 0.02] < 0.02)  # ... inside the thick one
+        np.testing.assert_array_equal(stored[i]["image"], thin[i]["image"])
+    nohand = next(i for i in range(len(stored)) if not truth[stored[i]["index"]]["hand"])
+    assert thin[nohand]["skeleton"].max() == 0
+    with pytest.raises(ValueError, match="skeleton must be one of"):
+        FrameDataset(path, skeleton="bold")
+
+
 def test_unknown_schema_version_is_refused(dataset_file, tmp_path):
     path, _ = dataset_file
     bad = tmp_path / "future.h5"

@@ -15,8 +15,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..dataset.codec import MultiScaleHeatmapCodec, SingleScaleHeatmapCodec
-from ..dataset.samples import from_crop
-from ..dataset.schema import open_dataset
+from ..dataset.samples import crop, from_crop
+from ..dataset.schema import CROP_SIZE, open_dataset
 from ..dataset.torch_dataset import FrameDataset, HandDataset
 from . import metrics
 from .models import MODEL_INFO
@@ -43,8 +43,16 @@ def keypoints_from_output(info, out: dict) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_pose(model: torch.nn.Module, name: str, dataset: str, split: str = "test", batch_size: int = 64, device: str = "cpu") -> dict:
+def evaluate_pose(
+    model: torch.nn.Module, name: str, dataset: str, split: str = "test", batch_size: int = 64, device: str = "cpu",
+    skeletons: dict[int, np.ndarray] | None = None, skeleton: str = "thick",
+) -> dict:
     """Score a pose model on the hand samples of ``split``.
+
+    The skeleton channel (models that take one) is the true skeleton drawn from the labels
+    at ``skeleton`` thickness, or, the paper's pipeline, ``skeletons``: the detector's
+    mask cropped like each sample (:func:`detector_skeleton_crops`, dataset row ->
+    (128, 128) float32 in [0, 1]).
 
     Returns:
         mjpe_px (128x128 crop pixels, the paper's Table II unit), epe_px (image pixels),
@@ -53,13 +61,15 @@ def evaluate_pose(model: torch.nn.Module, name: str, dataset: str, split: str = 
         (N, J, 2) crop px and the dataset rows they belong to.
     """
     info = MODEL_INFO[name]
-    ds = HandDataset(dataset, split=split, skeleton="thick" if "skeleton" in info.inputs else None)
+    ds = HandDataset(dataset, split=split, skeleton=skeleton if "skeleton" in info.inputs else None)
     if len(ds) == 0:
         raise ValueError(f"{dataset}: the {split} split has no hand sample to score")
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
     model.eval().to(device)
     preds, gts, vis, rows, t_model = [], [], [], [], 0.0
     for batch in loader:
+        if skeletons is not None and "skeleton" in info.inputs:
+            batch["skeleton"] = torch.from_numpy(np.stack([skeletons[int(r)] for r in batch["index"]]))[:, None]  # (B, 1, S, S)
         x = model_input(info, batch).to(device)
         t0 = time.perf_counter()
         out = model(x)
@@ -86,6 +96,7 @@ def score_pose(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, rows: np.ndar
         box[order] = f["labels/box"][rows[order]]
         kp_img[order] = f["labels/keypoints"][rows[order]]
         labelled = f.attrs.get("labelled_joints")
+        crop_margin = float(f.attrs.get("crop_margin", 0.25))
     if labelled is not None:  # LSMV: no wrist
         import json
 
@@ -93,7 +104,11 @@ def score_pose(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, rows: np.ndar
         keep[json.loads(labelled) if isinstance(labelled, str) else list(labelled)] = True
         mask = mask & keep
     pred_img = np.stack([from_crop(p, cb) for p, cb in zip(pred, crop_box)])
+    # a hand with one visible joint has a box of size 0: fall back to the side of the box
+    # its square crop was made from (at least 8 px: samples.square_crop_box)
+    crop_side = (crop_box[:, 2] - crop_box[:, 0]) / (1 + 2 * crop_margin)
     norm = metrics.box_size(box)
+    norm = np.where(np.isfinite(norm) & (norm > 0), norm, crop_side)
     curve = metrics.pck_curve(pred_img, kp_img, mask, norm, PCK_THRESHOLDS)
     return {
         "mjpe_px": metrics.mjpe(pred, gt, mask),
@@ -109,43 +124,114 @@ def score_pose(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, rows: np.ndar
     }
 
 
+HAND_REGION_SHARE = 0.2
+"""The hand's region in a predicted skeleton: the connected components of at least this
+share of the largest (:func:`~gthd.benchmark.metrics.boxes_from_masks`), so that a finger
+the threshold cut off still counts and small distractor blobs do not."""
+
+
+def skeleton_boxes(masks: np.ndarray, box_margin: float = 0.05) -> np.ndarray:
+    """(N, 4) xyxy boxes (mask px, NaN where empty) of predicted skeleton masks (N, H, W):
+    the hand's region's bounds, grown by ``box_margin`` x their larger side on every side
+    (the dataset's boxes are the keypoints' bounds grown so: the two are comparable)."""
+    boxes = metrics.boxes_from_masks(masks, min_share=HAND_REGION_SHARE)
+    m = box_margin * np.max(boxes[:, 2:] - boxes[:, :2], axis=1, keepdims=True)  # (N, 1)
+    return boxes + np.concatenate([-m, -m, m, m], axis=1)
+
+
+def _box_margin(dataset: str) -> float:
+    with open_dataset(dataset) as f:
+        return float(f.attrs.get("box_margin", 0.05))
+
+
 @torch.no_grad()
 def detector_scores(model: torch.nn.Module, dataset: str, split: str, size=(256, 192), batch_size: int = 16, device: str = "cpu") -> dict:
-    """Run the skeleton detector on whole frames: foreground pixel counts (the
-    Hand/NoHand score), predicted boxes (frame pixels, NaN where empty), true labels."""
+    """Run a hand detector on whole frames of ``split``: its Hand/NoHand scores ("counts":
+    the skeleton UNet's foreground pixels; the box regressor's hand logit), predicted
+    boxes (input pixels, NaN where none), the true labels and the dataset rows."""
     ds = FrameDataset(dataset, split=split, size=size)
     if len(ds) == 0:
         raise ValueError(f"{dataset}: the {split} split is empty")
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
     model.eval().to(device)
-    counts, boxes, has, true_box, t_model = [], [], [], [], 0.0
+    margin = _box_margin(dataset)
+    counts, boxes, has, true_box, rows, t_model = [], [], [], [], [], 0.0
     for batch in loader:
         t0 = time.perf_counter()
-        mask = model(batch["image"].to(device))["mask"].cpu().numpy()[:, 0]  # (B, H, W)
+        out = model(batch["image"].to(device))
         t_model += time.perf_counter() - t0
-        counts.append(metrics.foreground_pixels(mask))
-        boxes.append(metrics.boxes_from_masks(mask))
+        if "mask" in out:
+            mask = out["mask"].cpu().numpy()[:, 0]  # (B, H, W)
+            counts.append(metrics.foreground_pixels(mask))
+            boxes.append(skeleton_boxes(mask, margin))
+        else:  # the box regressor
+            counts.append(out["hand_logit"].float().cpu().numpy())
+            boxes.append(out["box"].float().cpu().numpy().astype(np.float64))
         has.append(batch["has_hand"].numpy().astype(bool))
         true_box.append(batch["box"].numpy())
+        rows.append(batch["index"].numpy())
     return {
         "counts": np.concatenate(counts), "boxes": np.concatenate(boxes), "has_hand": np.concatenate(has),
-        "true_box": np.concatenate(true_box), "infer_ms": 1000 * t_model / len(ds),
+        "true_box": np.concatenate(true_box), "rows": np.concatenate(rows), "infer_ms": 1000 * t_model / len(ds),
     }
 
 
 def evaluate_detector(model: torch.nn.Module, dataset: str, size=(256, 192), device: str = "cpu") -> dict:
-    """Hand/NoHand and boxes on the test split, the count threshold chosen on ``val``
+    """Hand/NoHand and boxes on the test split, the score threshold chosen on ``val``
     (F1), as the paper does; ROC AUC over all thresholds; box IoU on hand frames (in the
-    detector's input pixels, the same scale for the truth and the prediction)."""
+    detector's input pixels, the same scale for the truth and the prediction; a missed
+    hand counts IoU 0). Works for the skeleton UNet (score: foreground pixels) and the box
+    regressor (score: its hand logit).
+
+    Returns: accuracy, precision, recall, f1 (and tp, fp, tn, fn), threshold (the score's
+    unit), auc, iou, infer_ms, and "sweep": (thresholds, F1 at each) on the test split.
+    """
     val = detector_scores(model, dataset, "val", size, device=device)
     both = val["has_hand"].any() and (~val["has_hand"]).any()
     thr = metrics.best_threshold(val["counts"], val["has_hand"], "f1") if both else 0.5
     test = detector_scores(model, dataset, "test", size, device=device)
     row = metrics.binary_metrics(test["counts"], test["has_hand"], thr)
-    row["threshold_pixels"] = float(thr)
+    row["threshold"] = float(thr)
     has = test["has_hand"]
     row["auc"] = metrics.roc_auc(test["counts"], has) if has.any() and (~has).any() else float("nan")
     ious = metrics.iou(test["boxes"][has], test["true_box"][has]) if has.any() else np.array([np.nan])
     row["iou"] = float(np.nanmean(np.where(np.isnan(ious), 0.0, ious))) if has.any() else float("nan")
     row["infer_ms"] = test["infer_ms"]
+    row["sweep"] = threshold_sweep(test["counts"], has)
     return row
+
+
+def threshold_sweep(scores: np.ndarray, has_hand: np.ndarray, n: int = 41) -> tuple[list[float], list[float]]:
+    """(thresholds, F1 of "score > threshold" at each): how the Hand/NoHand decision
+    depends on the threshold (the paper's Figure 6). Thresholds span 0 to the 99th
+    percentile of the hand frames' scores."""
+    scores = np.asarray(scores, np.float64)
+    hi = float(np.percentile(scores[has_hand], 99)) if has_hand.any() else float(scores.max(initial=1.0))
+    lo = min(0.0, float(scores.min(initial=0.0)))
+    ts = np.linspace(lo, max(hi, lo + 1.0), n)
+    f1 = [metrics.binary_metrics(scores, has_hand, t)["f1"] for t in ts]
+    return ts.tolist(), [float(v) for v in f1]
+
+
+@torch.no_grad()
+def detector_skeleton_crops(model: torch.nn.Module, dataset: str, split: str = "test", size=(256, 192), device: str = "cpu") -> dict[int, np.ndarray]:
+    """The skeleton the detector predicts for each hand sample of ``split``, cropped like
+    the sample's 128 x 128 crop: dataset row -> (128, 128) float32 in [0, 1]. The pose
+    network's skeleton channel in the paper's pipeline (see :func:`evaluate_pose`)."""
+    ds = FrameDataset(dataset, split=split, size=size)
+    with open_dataset(dataset) as f:
+        crop_boxes = f["labels/crop_box"][...]
+        image_size = f["meta/image_size"][...]
+    model.eval().to(device)
+    out: dict[int, np.ndarray] = {}
+    for batch in DataLoader(ds, batch_size=16, shuffle=False, num_workers=0):
+        masks = model(batch["image"].to(device))["mask"].float().cpu().numpy()[:, 0]  # (B, h, w)
+        for mask, row, has in zip(masks, batch["index"].tolist(), batch["has_hand"].tolist()):
+            if not has:
+                continue
+            W, H = (int(v) for v in image_size[row])
+            sx, sy = size[0] / W, size[1] / H
+            cb = crop_boxes[row].astype(np.float64)
+            cb_small = np.array([(cb[0] + 0.5) * sx - 0.5, (cb[1] + 0.5) * sy - 0.5, (cb[2] + 0.5) * sx - 0.5, (cb[3] + 0.5) * sy - 0.5])
+            out[row] = crop(mask, cb_small, CROP_SIZE)
+    return out

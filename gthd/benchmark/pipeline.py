@@ -16,7 +16,7 @@ import torch
 
 from ..dataset.samples import crop, from_crop, square_crop_box
 from . import metrics
-from .evaluate import keypoints_from_output
+from .evaluate import keypoints_from_output, skeleton_boxes
 from .models import MODEL_INFO
 
 
@@ -40,16 +40,19 @@ class HandPosePipeline:
         frame_size: the detector's input (width, height).
         threshold_pixels: foreground pixels above which a frame has a hand (chosen on
             validation data: ``evaluate_detector`` reports it).
-        crop_margin: as the dataset's crops (25 % on each side of the box).
+        crop_margin, box_margin: as the dataset's crops and boxes (the box: the hand
+            region's bounds grown by 5 % of its larger side; the crop: 25 % around it).
     """
 
-    def __init__(self, detector, pose, pose_name: str, frame_size=(256, 192), threshold_pixels: float = 20.0, crop_margin: float = 0.25, device: str = "cpu"):
+    def __init__(self, detector, pose, pose_name: str, frame_size=(256, 192), threshold_pixels: float = 20.0, crop_margin: float = 0.25,
+                 box_margin: float = 0.05, device: str = "cpu"):
         self.detector = detector.eval().to(device)
         self.pose = pose.eval().to(device)
         self.info = MODEL_INFO[pose_name]
         self.frame_size = tuple(frame_size)
         self.threshold = threshold_pixels
         self.crop_margin = crop_margin
+        self.box_margin = box_margin
         self.device = device
 
     def _tensor(self, bgr: np.ndarray) -> torch.Tensor:
@@ -66,7 +69,7 @@ class HandPosePipeline:
         small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
         mask = self.detector(self._tensor(small))["mask"][0, 0].cpu().numpy()  # (h, w) in [0, 1]
         score = int(metrics.foreground_pixels(mask[None])[0])
-        box_small = metrics.boxes_from_masks(mask[None])[0]
+        box_small = skeleton_boxes(mask[None], self.box_margin)[0]
         if score <= self.threshold or not np.all(np.isfinite(box_small)):
             return Detection(False, score, None, None)
         # the box in frame pixels (pixel-centre aware scaling)

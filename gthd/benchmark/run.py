@@ -3,30 +3,43 @@ the leaderboard.
 
 Methods (the paper's Table II rows we can train here): "ours" (skeleton-aware
 multi-scale heatmaps), "ours w/o skeleton", "single-scale heatmaps (UNet)", "direct
-regression (Gomez et al.)" (ResNet-50); and the skeleton UNet as the hand detector.
+regression (Gomez et al.)" (ResNet-50). Hand detection (Table I, section IV-B): the
+skeleton UNet, at each skeleton thickness of the profile (the paper's Figure 6
+ablation), and a direct box-regression CNN standing in for the paper's Faster R-CNN.
+
+The paper's pipeline scores "ours" with the skeleton the detector predicts (cropped like
+each test crop); "ours, true skeleton" is the same network fed the skeleton drawn from
+the labels (an upper bound for a perfect detector).
+
 Profiles: ``quick`` (narrow models, few samples and epochs: minutes on a laptop CPU) and
 ``paper`` (the paper's widths and schedule: Adam, lr 0.01 decayed by 10 % every 8
 epochs, 30 epochs, batch 8), or a JSON file of the same fields
 (``benchmark/profiles/*.json``).
 
-Pose models are scored with the true skeleton channel (drawn from the labels); the
-paper's pipeline (skeleton from the detector) is not wired in yet.
+A run folder holds one sub-folder per trained model (``last.pt``, ``train.json``), the
+leaderboard files, ``pck.png``, ``thresholds.png``, ``qualitative.png``, ``config.json``
+and ``run.json`` (what ``gthd predict`` loads: docs/predict.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 
 from ..dataset.schema import open_dataset
-from ..fileio import atomic_write_bytes, dumps_json
-from .evaluate import evaluate_detector, evaluate_pose
-from .leaderboard import Leaderboard
-from .models import create_model
-from .train import TrainConfig, load_checkpoint, train
+from ..fileio import FormatError, atomic_write_bytes, dumps_json, read_json, write_json
+from .evaluate import detector_skeleton_crops, evaluate_detector, evaluate_pose
+from .figures import qualitative_figure
+from .leaderboard import Leaderboard, line_plot
+from .models import count_parameters, create_model
+from .train import TrainConfig, config_differences, load_checkpoint, train
 
 POSE_METHODS = {
     "ours": "multiscale_skeleton",
@@ -35,11 +48,23 @@ POSE_METHODS = {
     "direct regression (Gomez et al.)": "resnet50_regression",
 }
 DETECTOR = ("skeleton UNet (ours)", "skeleton_unet")
+BOX_BASELINE = ("box-regression CNN (stand-in for Faster R-CNN)", "box_regressor")
+TRUE_SKELETON = "ours, true skeleton"
+
+RUN_FORMAT, RUN_VERSION = "gthd-benchmark-run", 1
 
 
 @dataclass
 class Profile:
-    """How big and how long. ``widths`` per builder name (the models' width argument)."""
+    """How big and how long.
+
+    widths: the models' width argument per builder name. sigma: the heatmap targets'
+    Gaussian sigma (input px). thicknesses: the skeleton line widths the detector is
+    trained on (one row each; "thick", the paper's choice, feeds the pose pipeline).
+    box_baseline: also train the box-regression baseline. detector: train detectors.
+    detector_epochs: the epochs of the whole-frame models (detectors, box baseline), if
+    not ``epochs``.
+    """
 
     name: str
     epochs: int
@@ -53,91 +78,234 @@ class Profile:
     widths: dict = field(default_factory=dict)
     methods: list = field(default_factory=lambda: list(POSE_METHODS))
     detector: bool = True
+    sigma: float = 2.0
+    thicknesses: list = field(default_factory=lambda: ["thin", "medium", "thick"])
+    box_baseline: bool = True
+    detector_epochs: int | None = None
+
+    def __post_init__(self):
+        unknown = [m for m in self.methods if m not in POSE_METHODS]
+        if unknown:
+            raise ValueError(f"profile {self.name!r}: unknown methods {unknown}; known: {', '.join(POSE_METHODS)}")
+        bad = [t for t in self.thicknesses if t not in ("thin", "medium", "thick")]
+        if bad or not self.thicknesses:
+            raise ValueError(f"profile {self.name!r}: thicknesses must be some of thin, medium, thick, got {self.thicknesses}")
+        self.frame_size = (int(self.frame_size[0]), int(self.frame_size[1]))
 
     @classmethod
-    def load(cls, name_or_path: str) -> "Profile":
+    def load(cls, name_or_path: str) -> Profile:
         if name_or_path in PROFILES:
             return PROFILES[name_or_path]
         path = Path(name_or_path)
         if not path.is_file():
             raise ValueError(f"unknown profile {name_or_path!r}: quick, paper, or a profile JSON file")
-        d = json.loads(path.read_text())
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: not a readable profile JSON file ({e})") from None
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"{path}: unknown profile fields {sorted(unknown)}")
-        if "frame_size" in d:
-            d["frame_size"] = tuple(d["frame_size"])
         return cls(**d)
+
+    @property
+    def main_thickness(self) -> str:
+        """The detector whose skeleton feeds the pose pipeline: thick if trained."""
+        return "thick" if "thick" in self.thicknesses else self.thicknesses[-1]
 
 
 PROFILES = {
     "quick": Profile(
-        "quick", epochs=4, batch_size=16, lr=0.002, max_samples=600, num_workers=2,
-        widths={"multiscale_skeleton": 24, "multiscale_plain": 24, "unet_heatmaps": 12, "resnet50_regression": 0.25, "skeleton_unet": 8},
-        frame_size=(160, 128),
+        "quick", epochs=5, batch_size=16, lr=0.005, max_samples=1200, num_workers=2, sigma=3.0, detector_epochs=3,
+        widths={"multiscale_skeleton": 16, "multiscale_plain": 16, "unet_heatmaps": 8, "resnet50_regression": 0.25, "skeleton_unet": 8, "box_regressor": 16},
+        frame_size=(128, 96),
     ),
     "paper": Profile("paper", epochs=30, batch_size=8, lr=0.01, max_samples=None, num_workers=4),
 }
 
 
 def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-").replace("--", "-")
+    s = "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
+    while "--" in s:
+        s = s.replace("--", "-")
+    return s
 
 
-def _train_or_load(builder: str, profile: Profile, dataset: str, out_dir: Path, seed: int, progress=None) -> tuple[torch.nn.Module, dict]:
+def train_config(builder: str, profile: Profile, dataset: str, seed: int, skeleton: str = "thick") -> TrainConfig:
+    """The training run of one model under ``profile``."""
     kwargs = {"width": profile.widths[builder]} if builder in profile.widths else {}
-    config = TrainConfig(
-        model=builder, model_kwargs=kwargs, data=str(dataset), epochs=profile.epochs, batch_size=profile.batch_size, lr=profile.lr,
+    frames = builder in (DETECTOR[1], BOX_BASELINE[1])
+    epochs = profile.detector_epochs if frames and profile.detector_epochs else profile.epochs
+    return TrainConfig(
+        model=builder, model_kwargs=kwargs, data=str(dataset), epochs=epochs, batch_size=profile.batch_size, lr=profile.lr,
         lr_step=profile.lr_step, lr_gamma=profile.lr_gamma, seed=seed, max_samples=profile.max_samples, num_workers=profile.num_workers,
-        frame_size=tuple(profile.frame_size),
+        frame_size=tuple(profile.frame_size), sigma=profile.sigma, skeleton=skeleton,
     )
-    done = out_dir / "train.json"
-    if done.exists() and (out_dir / "last.pt").exists():
-        info = json.loads(done.read_text())
-        if info.get("epochs") == profile.epochs and load_checkpoint(out_dir / "last.pt").get("config") == config.to_dict():
-            state = load_checkpoint(out_dir / "last.pt")
-            model = create_model(builder, **kwargs)
-            model.load_state_dict(state["model"])
-            return model, info
-    result = train(config, out_dir, resume=(out_dir / "last.pt").exists(), progress=progress)
-    state = load_checkpoint(out_dir / "last.pt")
-    model = create_model(builder, **kwargs)
-    model.load_state_dict(state["model"])
-    return model, result.to_dict()
 
 
-def run_benchmark(dataset: str | Path, profile: Profile, out: str | Path, seed: int = 0, progress=None, log=print) -> Leaderboard:
-    """Train (or reuse) every method of ``profile`` and score it on the test split."""
+def train_or_load(config: TrainConfig, out_dir: Path, progress=None, on_batch=None) -> tuple[torch.nn.Module, dict]:
+    """The trained model of ``config`` in ``out_dir``: reused when its checkpoint has all
+    the epochs of this very config, else trained (resuming an interrupted run).
+
+    Raises:
+        ValueError: ``out_dir`` holds a model trained with another config.
+    """
+    ckpt_path, done = out_dir / "last.pt", out_dir / "train.json"
+    result = None
+    saved = check_model_folder(config, out_dir)
+    if saved is not None and saved.get("epoch") == config.epochs and done.exists():
+        result = json.loads(done.read_text()).get("result")
+    if result is None:
+        result = train(config, out_dir, resume=ckpt_path.exists(), progress=progress, on_batch=on_batch).to_dict()
+    model = create_model(config.model, **config.model_kwargs)
+    model.load_state_dict(load_checkpoint(ckpt_path)["model"])
+    return model.eval(), result
+
+
+def check_model_folder(config: TrainConfig, out_dir: Path) -> dict | None:
+    """The checkpoint in ``out_dir`` (None if none), refused (ValueError) if it was
+    trained with another config."""
+    ckpt_path = out_dir / "last.pt"
+    if not ckpt_path.exists():
+        return None
+    saved = load_checkpoint(ckpt_path)
+    diff = config_differences(saved.get("config", {}), config.to_dict(), ignore=())
+    if diff:
+        raise ValueError(f"{out_dir} was trained with another config ({', '.join(diff)} differ): use another --out, or delete it")
+    return saved
+
+
+def dataset_fingerprint(dataset: str) -> str:
+    """A short hash of a dataset's labels and splits: a rebuilt file at the same path
+    (other samples, other splits) gets another one."""
+    h = hashlib.sha1()
+    with open_dataset(dataset) as f:
+        for key in ("labels/keypoints", "labels/box", "meta/split"):
+            h.update(np.ascontiguousarray(f[key][...]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def check_run_folder(out: Path, fingerprint: str | None = None) -> None:
+    """Refuse a run folder written by an incompatible gthd, or trained on other data
+    (its run.json)."""
+    path = out / "run.json"
+    if path.exists():
+        try:
+            run = read_json(path, fmt=RUN_FORMAT, versions=(RUN_VERSION,))
+        except FormatError as e:
+            raise ValueError(f"{out} is a run folder this gthd cannot extend: {e}") from None
+        if fingerprint is not None and run.get("dataset_fingerprint") not in (None, fingerprint):
+            raise ValueError(f"{out} was trained on other data (the dataset changed since): use another --out, or delete it")
+
+
+def run_benchmark(
+    dataset: str | Path, profile: Profile, out: str | Path, seed: int = 0,
+    progress: Callable[[dict], None] | None = None, log=print, on_batch: Callable[[str, int, int], None] | None = None,
+) -> Leaderboard:
+    """Train (or reuse) every model of ``profile`` and score it on the test split.
+
+    Args:
+        progress: per-epoch callback (see :func:`~gthd.benchmark.train.train`).
+        log: one line per step. on_batch: ``(label, done, total)`` after each batch.
+    """
     dataset, out = str(dataset), Path(out)
     with open_dataset(dataset) as f:
         split = f["meta/split"][...]
         has = f["labels/has_hand"][...]
         name = Path(dataset).stem
+        crop_margin = float(f.attrs.get("crop_margin", 0.25))
+        box_margin = float(f.attrs.get("box_margin", 0.05))
     if not ((split == 2) & has).any():
         raise ValueError(f"{dataset}: no test split with hands to score on (build it with splits)")
+    fingerprint = dataset_fingerprint(dataset)
+    check_run_folder(out, fingerprint)
+    for config, folder in plan(profile, dataset, seed, with_detectors=(split == 1).any()):  # refuse before any work
+        check_model_folder(config, out / folder)
     out.mkdir(parents=True, exist_ok=True)
     board = Leaderboard(name, config={"profile": asdict(profile), "seed": seed, "dataset": dataset})
-    torch.manual_seed(seed)
+    manifest = {"dataset": dataset, "dataset_fingerprint": fingerprint, "profile": profile.name, "crop_margin": crop_margin, "box_margin": box_margin, "pose": [], "detector": None}
+    batches = (lambda label: (lambda done, total: on_batch(label, done, total))) if on_batch else (lambda label: None)
+
+    def fit(label: str, config: TrainConfig, folder: str):
+        log(f"{label}: {config.model}")
+        model, info = train_or_load(config, out / folder, progress, batches(label))
+        return model, info
+
+    # -- hand detection: the skeleton UNet at each thickness, the box baseline
+    skeletons, sweeps = None, {}
+    if profile.detector and (split == 1).any():
+        for thickness in profile.thicknesses:
+            label = f"{DETECTOR[0]}, {thickness} skeleton"
+            folder = f"skeleton-unet-{thickness}"
+            model, info = fit(label, train_config(DETECTOR[1], profile, dataset, seed, thickness), folder)
+            row = evaluate_detector(model, dataset, size=profile.frame_size)
+            sweeps[f"{thickness} skeleton"] = row.pop("sweep")
+            board.detection.append({"method": label, "train_s": info.get("train_time_s"), **row})
+            if thickness == profile.main_thickness:
+                log(f"{label}: its skeletons for the pose pipeline")
+                skeletons = detector_skeleton_crops(model, dataset, "test", size=profile.frame_size)
+                manifest["detector"] = {
+                    "method": DETECTOR[0], "builder": DETECTOR[1], "model_kwargs": dict(info_kwargs(profile, DETECTOR[1])),
+                    "checkpoint": f"{folder}/last.pt", "frame_size": list(profile.frame_size), "threshold_pixels": row["threshold"],
+                    "thickness": thickness,
+                }
+        if profile.box_baseline:
+            label, builder = BOX_BASELINE
+            model, info = fit(label, train_config(builder, profile, dataset, seed), _slug(label))
+            row = evaluate_detector(model, dataset, size=profile.frame_size)
+            row.pop("sweep")
+            board.detection.append({"method": label, "train_s": info.get("train_time_s"), **row})
+
+    # -- pose estimation
+    predictions = {}
     for label in profile.methods:
         builder = POSE_METHODS[label]
-        log(f"{label}: {builder}")
-        model, info = _train_or_load(builder, profile, dataset, out / _slug(label), seed, progress)
-        s = evaluate_pose(model, builder, dataset, "test")
-        board.pose.append({
-            "method": label, "paper_name": label, "mjpe_px": s["mjpe_px"], "epe_px": s["epe_px"], "pck_0.05": s["pck_0.05"], "pck_0.1": s["pck_0.1"],
-            "pck_0.2": s["pck_0.2"], "auc": s["auc"], "train_s": info.get("train_time_s"), "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-            "infer_ms": s["infer_ms"],
-        })
+        folder = _slug(label)
+        model, info = fit(label, train_config(builder, profile, dataset, seed), folder)
+        common = {"paper_name": label, "train_s": info.get("train_time_s"), "params_m": count_parameters(model) / 1e6}
+        takes_skeleton = builder == "multiscale_skeleton"
+        s = evaluate_pose(model, builder, dataset, "test", skeletons=skeletons if takes_skeleton else None)
+        board.pose.append({"method": label, **common, **_pose_row(s)})
         board.curves[label] = s["curve"]
-    if profile.detector and ((split == 1).any()):
-        label, builder = DETECTOR
-        log(f"{label}: {builder}")
-        model, info = _train_or_load(builder, profile, dataset, out / _slug(label), seed, progress)
-        row = evaluate_detector(model, dataset, size=tuple(profile.frame_size))
-        board.detection.append({"method": label, **{k: row[k] for k in ("iou", "accuracy", "precision", "recall", "f1", "auc")}})
+        predictions[label] = s
+        if takes_skeleton and skeletons is not None:
+            t = evaluate_pose(model, builder, dataset, "test")  # the true skeleton
+            board.pose.append({"method": TRUE_SKELETON, **common, **_pose_row(t)})
+            board.curves[TRUE_SKELETON] = t["curve"]
+        manifest["pose"].append({"method": label, "builder": builder, "model_kwargs": info_kwargs(profile, builder), "checkpoint": f"{folder}/last.pt"})
+
+    # -- files
     board.write(out, paper="GTHD")
+    if sweeps:
+        line_plot(sweeps, out / "thresholds.png", title=f"Hand/NoHand F1 against the pixel threshold ({name}, test)",
+                  xlabel="threshold (foreground pixels)", x_format="{:.0f}")
+    shown = [m for m in ("direct regression (Gomez et al.)", "ours") if m in predictions] or list(predictions)[:2]
+    if shown:
+        img = qualitative_figure(dataset, {m: predictions[m] for m in shown})
+        atomic_write_bytes(out / "qualitative.png", cv2.imencode(".png", img)[1].tobytes())
     atomic_write_bytes(out / "config.json", dumps_json({"format": "gthd-benchmark-config", "format_version": 1, **board.config}).encode())
+    write_json(out / "run.json", manifest, fmt=RUN_FORMAT, version=RUN_VERSION)
     return board
 
 
-__all__ = ["Profile", "PROFILES", "POSE_METHODS", "run_benchmark"]
+def plan(profile: Profile, dataset: str, seed: int, with_detectors: bool = True) -> list[tuple[TrainConfig, str]]:
+    """Every model ``profile`` trains: (its config, its folder in the run)."""
+    jobs = []
+    if profile.detector and with_detectors:
+        jobs += [(train_config(DETECTOR[1], profile, dataset, seed, t), f"skeleton-unet-{t}") for t in profile.thicknesses]
+        if profile.box_baseline:
+            jobs.append((train_config(BOX_BASELINE[1], profile, dataset, seed), _slug(BOX_BASELINE[0])))
+    jobs += [(train_config(POSE_METHODS[m], profile, dataset, seed), _slug(m)) for m in profile.methods]
+    return jobs
+
+
+def info_kwargs(profile: Profile, builder: str) -> dict:
+    return {"width": profile.widths[builder]} if builder in profile.widths else {}
+
+
+def _pose_row(s: dict) -> dict:
+    keys = ("mjpe_px", "epe_px", "pck_0.05", "pck_0.1", "pck_0.2", "auc", "infer_ms")
+    return {k: float(s[k]) for k in keys}
+
+
+__all__ = ["Profile", "PROFILES", "POSE_METHODS", "run_benchmark", "train_config", "train_or_load", "check_run_folder"]

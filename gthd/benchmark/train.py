@@ -53,7 +53,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from .. import __version__
-from ..dataset.codec import MultiScaleHeatmapCodec, SingleScaleHeatmapCodec
+from ..dataset.codec import MultiScaleHeatmapCodec, SingleScaleHeatmapCodec, default_sigma
 from ..dataset.torch_dataset import FrameDataset, HandDataset
 from .models import (
     MODEL_INFO,
@@ -90,10 +90,14 @@ class TrainConfig:
     max_samples: a cap on the training samples (the first ones of the split; a quick
         profile), None for all.
     augment: HandDataset augmentation (pose models only). skeleton: the skeleton mask's
-        line width for the skeleton channel.
+        line width ("thin", "medium", "thick"): the pose models' skeleton channel, the
+        detector's target.
     num_workers: DataLoader workers. device: "auto" (cuda, then mps, then cpu) or a torch
         device string. amp: bfloat16 autocast, on CUDA only (ignored elsewhere).
     frame_size: (width, height) of the whole frames the detector/box models see.
+    sigma: the heatmap targets' Gaussian sigma in input pixels at stride 1 (coarser maps:
+        :func:`~gthd.dataset.codec.default_sigma`). The paper does not state it; 2 px is
+        sharp, a wider one (3) gives the sigmoid outputs more to learn from early on.
     """
 
     model: str = "multiscale_skeleton"
@@ -113,6 +117,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     frame_size: tuple[int, int] = (256, 192)
+    sigma: float = 2.0
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -202,7 +207,8 @@ def make_dataset(config: TrainConfig):
         skel = config.skeleton if "skeleton" in info.inputs else None
         ds = HandDataset(config.data, config.train_split, augment=config.augment, skeleton=skel, seed=config.seed)
     else:
-        ds = FrameDataset(config.data, config.train_split, size=config.frame_size)
+        skel = config.skeleton if info.task == "detector" else None  # the skeleton UNet's target
+        ds = FrameDataset(config.data, config.train_split, size=config.frame_size, skeleton=skel)
     if len(ds) == 0:
         raise ValueError(f"{config.data}: no {info.task} samples in split {config.train_split!r}")
     if config.max_samples is not None and config.max_samples < len(ds):
@@ -210,14 +216,16 @@ def make_dataset(config: TrainConfig):
     return ds
 
 
-def make_codec(name: str, input_size: tuple[int, int]):
-    """The heatmap codec of a heatmap model (``input_size`` (width, height) px), else None."""
+def make_codec(name: str, input_size: tuple[int, int], sigma: float = 2.0):
+    """The heatmap codec of a heatmap model (``input_size`` (width, height) px, targets of
+    ``sigma`` input px at stride 1), else None."""
     info = MODEL_INFO[name]
     if info.task != "pose-heatmap":
         return None
+    sigmas = [default_sigma(s, sigma) for s in info.strides]
     if len(info.strides) == 1:
-        return SingleScaleHeatmapCodec(input_size, stride=info.strides[0])
-    return MultiScaleHeatmapCodec(input_size, strides=info.strides)
+        return SingleScaleHeatmapCodec(input_size, stride=info.strides[0], sigma=sigmas[0])
+    return MultiScaleHeatmapCodec(input_size, strides=info.strides, sigmas=sigmas)
 
 
 def make_input(batch: dict, in_channels: int) -> torch.Tensor:
@@ -306,7 +314,10 @@ def load_checkpoint(path, map_location="cpu") -> dict:
 
 
 # ------------------------------------------------------------------------------ train
-def train(config: TrainConfig, out_dir, resume: bool = False, progress: Callable[[dict], None] | None = None) -> TrainResult:
+def train(
+    config: TrainConfig, out_dir, resume: bool = False, progress: Callable[[dict], None] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> TrainResult:
     """Train ``config.model`` on ``config.data``, writing ``out_dir/last.pt`` after every
     epoch and ``out_dir/train.json`` at the end.
 
@@ -317,6 +328,8 @@ def train(config: TrainConfig, out_dir, resume: bool = False, progress: Callable
             differing fields otherwise). Without a checkpoint there, starts afresh.
         progress: called on the main process after each epoch with
             {"epoch", "epochs", "loss", "lr", "samples_per_s"}; None: one line on stderr.
+        on_batch: called on the main process after each batch with (batches done, batches
+            of the whole run), for a progress bar.
 
     Returns:
         :class:`TrainResult`.
@@ -374,7 +387,7 @@ def train(config: TrainConfig, out_dir, resume: bool = False, progress: Callable
     dataset = make_dataset(config)
     sample = dataset[0]
     H, W = sample["image"].shape[-2:]
-    codec = make_codec(config.model, (W, H))
+    codec = make_codec(config.model, (W, H), config.sigma)
     in_channels = raw_model.config.in_channels
 
     # -- the loop
@@ -396,7 +409,7 @@ def train(config: TrainConfig, out_dir, resume: bool = False, progress: Callable
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         n_sum = torch.zeros((), device=device, dtype=torch.float64)
         te = time.perf_counter()
-        for batch in loader:
+        for step, batch in enumerate(loader):
             batch = _to(batch, device)
             x = make_input(batch, in_channels)  # (B, C, H, W)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -408,6 +421,8 @@ def train(config: TrainConfig, out_dir, resume: bool = False, progress: Callable
             B = x.shape[0]
             loss_sum += loss.detach().double() * B
             n_sum += B
+            if on_batch is not None and is_main:
+                on_batch(epoch * len(loader) + step + 1, config.epochs * len(loader))
         scheduler.step()
         if ddp:
             dist.all_reduce(loss_sum)

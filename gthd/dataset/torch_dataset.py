@@ -40,7 +40,7 @@ from torch.utils.data import Dataset
 
 from ..fileio import FormatError
 from ..hand import NUM_JOINTS
-from .samples import THICKNESS, skeleton_mask
+from .samples import THICKNESS, skeleton_mask, skeleton_patch
 from .schema import CROP_SIZE, SPLITS, open_dataset, read_skeleton
 
 
@@ -310,33 +310,50 @@ class FrameDataset(_LazyH5, Dataset):
         path: a gthd dataset file. split: as :class:`HandDataset`'s.
         size: (width, height) of every item; frames are resized to it (area-averaged
             when shrinking, bilinear when growing; the aspect ratio is not kept).
+        skeleton: None for the stored masks (drawn at the build's thickness), or "thin",
+            "medium", "thick" to draw them from the labels at that line width: at the
+            frame's resolution, then resized like the image (the thickness ablation).
 
     Items, a dict:
         image: (3, H, W) float32 RGB in [0, 1].
-        skeleton: (1, H, W) float32 in [0, 1], the stored mask (:func:`~gthd.dataset.schema.read_skeleton`)
-            resized like the image.
+        skeleton: (1, H, W) float32 in [0, 1], the frame's skeleton mask (stored,
+            :func:`~gthd.dataset.schema.read_skeleton`, or drawn) resized like the image.
         has_hand: bool.
         box: (4,) float32 xyxy hand box in the resized image's px (0 for NoHand).
         keypoints: (21, 2) float32 px of the resized image (0 where unknown). visible: (21,) bool.
         index: int, the sample's row in the file.
     """
 
-    def __init__(self, path, split: str | int | None = "train", size: tuple[int, int] = (256, 192)):
+    def __init__(self, path, split: str | int | None = "train", size: tuple[int, int] = (256, 192), skeleton: str | None = None):
         self.path = Path(path)
         self.size = (int(size[0]), int(size[1]))
         if min(self.size) < 1:
             raise ValueError(f"size must be positive (width, height), got {size}")
+        if skeleton is not None and skeleton not in THICKNESS:
+            raise ValueError(f"skeleton must be one of {', '.join(THICKNESS)} or None, got {skeleton!r}")
         with open_dataset(self.path) as f:
+            if skeleton == f.attrs.get("skeleton_thickness"):
+                skeleton = None  # the stored masks are that thickness already
             self.indices = np.flatnonzero(split_mask(f["meta/split"][...], split))
             self.image_size = f["meta/image_size"][...][self.indices].astype(np.int64)  # (M, 2) (w, h)
             self.has_hand = f["labels/has_hand"][...][self.indices].astype(bool)
             self.box = f["labels/box"][...][self.indices].astype(np.float64)  # (M, 4)
             self.keypoints = f["labels/keypoints"][...][self.indices].astype(np.float64)  # (M, 21, 2)
             self.visible = f["labels/visible"][...][self.indices].astype(bool)
-        self.split = split
+        self.split, self.skeleton = split, skeleton
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def _mask(self, row: int, i: int, fw: int, fh: int) -> np.ndarray:
+        """(fh, fw) uint8: the stored skeleton mask, or one drawn at ``self.skeleton``."""
+        if self.skeleton is None:
+            return read_skeleton(self._file(), row)
+        mask = np.zeros((fh, fw), np.uint8)
+        if self.has_hand[i]:
+            patch, (x, y) = skeleton_patch(self.keypoints[i], self.visible[i], (fw, fh), self.skeleton)
+            mask[y : y + patch.shape[0], x : x + patch.shape[1]] = patch
+        return mask
 
     def _resize(self, img: np.ndarray) -> np.ndarray:
         w, h = self.size
@@ -350,7 +367,7 @@ class FrameDataset(_LazyH5, Dataset):
         w, h = self.size
         frame = _decode(self._bytes("images/frame_jpeg", row), cv2.IMREAD_COLOR, "frame_jpeg", row)  # (H0, W0, 3)
         fh, fw = frame.shape[:2]
-        mask = read_skeleton(self._file(), row)  # (H0, W0) uint8, the stored patch pasted in
+        mask = self._mask(row, i, fw, fh)  # (H0, W0) uint8
         if mask.shape != (fh, fw):
             raise FormatError(f"{self.path}: sample {row}: skeleton mask {mask.shape[::-1]} is not the frame's size {(fw, fh)}")
         sx, sy = w / fw, h / fh
