@@ -23,10 +23,8 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from gthd.calibration.files import Calibration
-from gthd.dataset.build import build_dataset
 from gthd.geometry import Camera, Transform
 from gthd.session import Session
 from gthd.sim.rig import RigConfig
