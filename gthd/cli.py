@@ -635,7 +635,7 @@ def benchmark(dataset, profile, out, seed):
         out = out or Path("benchmark") / "runs" / f"{dataset.stem}-{prof.name}"
         board = run_benchmark(dataset, prof, out, seed=seed, progress=on_epoch, on_batch=on_batch,
                               log=lambda m: bar.console.print(f"[bold]{m}[/bold]") if tty else click.echo(m, err=True))
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # a log file: room for every column
     for table in board.rich_table():
         console.print(table)
     click.echo(f"wrote {out}: leaderboard.md/.csv/.json, pck.png, thresholds.png, qualitative.png, config.json, run.json")

@@ -116,7 +116,7 @@ class Profile:
 
 PROFILES = {
     "quick": Profile(
-        "quick", epochs=5, batch_size=16, lr=0.005, max_samples=1200, num_workers=2, sigma=3.0, detector_epochs=3,
+        "quick", epochs=5, batch_size=16, lr=0.005, lr_step=1, lr_gamma=0.7, max_samples=1200, num_workers=2, sigma=3.0, detector_epochs=3,
         widths={"multiscale_skeleton": 16, "multiscale_plain": 16, "unet_heatmaps": 8, "resnet50_regression": 0.25, "skeleton_unet": 8, "box_regressor": 16},
         frame_size=(128, 96),
     ),
