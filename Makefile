@@ -41,6 +41,8 @@ perf: $(STAMP)
 	$(BIN)/python perf/capture.py
 	$(BIN)/python perf/calibration.py
 	$(BIN)/python perf/dataset.py
+	$(BIN)/python perf/train.py --profile quick
+	$(BIN)/python perf/infer.py --profile quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info

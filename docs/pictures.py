@@ -123,6 +123,27 @@ def dataset(tmp: Path) -> None:
     print(f"wrote {IMAGES / 'dataset_sheet.png'}")
 
 
+def benchmark() -> None:
+    """The benchmark's pictures come from the `make demo` run (a 10-15 minute training):
+    copied from benchmark/runs/demo-quick/ when it is there, and its leaderboard to
+    benchmark/leaderboard-demo.md."""
+    run = IMAGES.parents[1] / "benchmark" / "runs" / "demo-quick"
+    if not (run / "leaderboard.md").exists():
+        print(f"skipped the benchmark pictures: no {run} (run `make demo` first)")
+        return
+    for name in ("pck", "qualitative", "thresholds"):
+        shutil.copyfile(run / f"{name}.png", IMAGES / f"benchmark_{name}.png")
+    shutil.copyfile(run / "leaderboard.md", IMAGES.parents[1] / "benchmark" / "leaderboard-demo.md")
+    # gthd predict's drawing with that run, on frames of the demo capture
+    from gthd.benchmark.predict import draw_prediction, load_run
+
+    pipe = load_run(run)
+    session = Session.open(IMAGES.parents[1] / "capture" / "demo")
+    tiles = [draw_prediction(f, pipe(f)) for f in (session.image(i) for i in (100, 400, 900, 1500))]
+    cv2.imwrite(str(IMAGES / "predict_demo.png"), contact_sheet(tiles, cols=4, tile_width=320))
+    print(f"wrote {IMAGES}/benchmark_*.png and benchmark/leaderboard-demo.md from {run}")
+
+
 def main() -> None:
     IMAGES.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp())
@@ -133,6 +154,7 @@ def main() -> None:
         dataset(tmp)
         hand_model()
         difficulty()
+        benchmark()
     finally:
         shutil.rmtree(tmp)
 

@@ -39,7 +39,7 @@ def test_files_round_trip(tmp_path):
     rows = list(csv.DictReader(io.StringIO((tmp_path / "leaderboard.csv").read_text())))
     assert rows[0]["method"] == "ours" and rows[-1]["table"] == "detection"
     img = cv2.imread(str(tmp_path / "pck.png"))
-    assert img is not None and img.shape == (460, 760, 3)
+    assert img is not None and img.shape == (460, 860, 3)
 
 
 def test_pck_plot_draws_each_curve_where_it_belongs(tmp_path):

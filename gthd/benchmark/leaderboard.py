@@ -160,18 +160,18 @@ def _jsonable(x):
 _PALETTE = [(40, 40, 220), (40, 160, 40), (200, 120, 20), (160, 40, 160), (20, 160, 200), (90, 90, 90)]
 
 
-def pck_plot(curves: dict[str, tuple], path: str | Path, title: str = "PCK", size=(760, 460)) -> None:
+def pck_plot(curves: dict[str, tuple], path: str | Path, title: str = "PCK", size=(860, 460)) -> None:
     """PCK curves (one per method) against the normalised threshold, as in the paper's
     Figure 7, drawn with OpenCV (no plotting library needed)."""
     line_plot(curves, path, title, "normalised threshold", size=size)
 
 
-def line_plot(curves: dict[str, tuple], path: str | Path, title: str, xlabel: str, size=(760, 460), x_format: str = "{:.2f}") -> None:
+def line_plot(curves: dict[str, tuple], path: str | Path, title: str, xlabel: str, size=(860, 460), x_format: str = "{:.2f}") -> None:
     """Curves {name: (x values, y values in [0, 1])} on one set of axes, a PNG drawn with
     OpenCV: the PCK plot, the detector's F1 against its threshold."""
     w, h = size
     img = np.full((h, w, 3), 255, np.uint8)
-    m_l, m_r, m_t, m_b = 60, 200, 40, 50
+    m_l, m_r, m_t, m_b = 60, 290, 40, 50
     xs = np.concatenate([np.asarray(c[0], float) for c in curves.values()]) if curves else np.array([0.0, 1.0])
     x0, x1 = float(xs.min()), float(xs.max()) if xs.max() > xs.min() else float(xs.min()) + 1
     px = lambda v: int(round(m_l + (v - x0) / (x1 - x0) * (w - m_l - m_r)))  # noqa: E731
@@ -179,7 +179,7 @@ def line_plot(curves: dict[str, tuple], path: str | Path, title: str, xlabel: st
     for v in np.linspace(0, 1, 6):
         cv2.line(img, (m_l, py(v)), (w - m_r, py(v)), (225, 225, 225), 1)
         cv2.putText(img, f"{v:.1f}", (m_l - 40, py(v) + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    for v in np.linspace(x0, x1, 5):
+    for v in np.linspace(x0, x1, 7):
         cv2.putText(img, x_format.format(v), (px(v) - 15, h - m_b + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.rectangle(img, (m_l, m_t), (w - m_r, h - m_b), (0, 0, 0), 1)
     for k, (name, (t, v)) in enumerate(curves.items()):
@@ -188,7 +188,7 @@ def line_plot(curves: dict[str, tuple], path: str | Path, title: str, xlabel: st
         if len(pts) >= 2:
             cv2.polylines(img, [pts], False, color, 2, cv2.LINE_AA)
         cv2.line(img, (w - m_r + 15, m_t + 20 + 22 * k), (w - m_r + 40, m_t + 20 + 22 * k), color, 3, cv2.LINE_AA)
-        cv2.putText(img, name[:24], (w - m_r + 46, m_t + 25 + 22 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, name[:34], (w - m_r + 46, m_t + 25 + 22 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, title, (m_l, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, xlabel, (w // 2 - 90, h - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     ok, enc = cv2.imencode(".png", img)
