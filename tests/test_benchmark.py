@@ -54,6 +54,13 @@ def test_benchmark_trains_scores_and_reruns_the_same(tiny):
     assert all((tiny / "run" / p["checkpoint"]).is_file() for p in run["pose"])
     img = cv2.imread(str(tiny / "run" / "qualitative.png"))
     assert img.shape[1] == 3 * (192 + 4)  # direct regression | ours | ground truth
+    # what gthd predict loads from it runs on a frame of the session
+    from gthd.benchmark.predict import load_run
+
+    pipe = load_run(tiny / "run", "ours")
+    assert pipe.threshold == run["detector"]["threshold_pixels"] and pipe.frame_size == (96, 64)
+    d = pipe(Session.open(tiny / "s").image(10))
+    assert isinstance(d.has_hand, bool) and (d.keypoints is None or d.keypoints.shape == (21, 2))
     md = (tiny / "run" / "leaderboard.md").read_text()
     assert "paper's MJPE (GTHD)" in md and "5.51" in md  # the paper's own figure for "ours", marked
     # a re-run reuses the checkpoints (no training) and gives the same numbers
