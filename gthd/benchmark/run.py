@@ -133,7 +133,7 @@ def _slug(label: str) -> str:
 
 def train_config(builder: str, profile: Profile, dataset: str, seed: int, skeleton: str = "thick") -> TrainConfig:
     """The training run of one model under ``profile``."""
-    kwargs = {"width": profile.widths[builder]} if builder in profile.widths else {}
+    kwargs = model_kwargs(profile, builder)
     frames = builder in (DETECTOR[1], BOX_BASELINE[1])
     epochs = profile.detector_epochs if frames and profile.detector_epochs else profile.epochs
     return TrainConfig(
@@ -151,14 +151,14 @@ def train_or_load(config: TrainConfig, out_dir: Path, progress=None, on_batch=No
         ValueError: ``out_dir`` holds a model trained with another config.
     """
     ckpt_path, done = out_dir / "last.pt", out_dir / "train.json"
-    result = None
     saved = check_model_folder(config, out_dir)
     if saved is not None and saved.get("epoch") == config.epochs and done.exists():
         result = json.loads(done.read_text()).get("result")
-    if result is None:
-        result = train(config, out_dir, resume=ckpt_path.exists(), progress=progress, on_batch=on_batch).to_dict()
+    else:
+        result = train(config, out_dir, resume=saved is not None, progress=progress, on_batch=on_batch).to_dict()
+        saved = load_checkpoint(ckpt_path)
     model = create_model(config.model, **config.model_kwargs)
-    model.load_state_dict(load_checkpoint(ckpt_path)["model"])
+    model.load_state_dict(saved["model"])
     return model.eval(), result
 
 
@@ -245,7 +245,7 @@ def run_benchmark(
                 log(f"{label}: its skeletons for the pose pipeline")
                 skeletons = detector_skeleton_crops(model, dataset, "test", size=profile.frame_size)
                 manifest["detector"] = {
-                    "method": DETECTOR[0], "builder": DETECTOR[1], "model_kwargs": dict(info_kwargs(profile, DETECTOR[1])),
+                    "method": DETECTOR[0], "builder": DETECTOR[1], "model_kwargs": model_kwargs(profile, DETECTOR[1]),
                     "checkpoint": f"{folder}/last.pt", "frame_size": list(profile.frame_size), "threshold_pixels": row["threshold"],
                     "thickness": thickness,
                 }
@@ -272,7 +272,7 @@ def run_benchmark(
             t = evaluate_pose(model, builder, dataset, "test")  # the true skeleton
             board.pose.append({"method": TRUE_SKELETON, **common, **_pose_row(t)})
             board.curves[TRUE_SKELETON] = t["curve"]
-        manifest["pose"].append({"method": label, "builder": builder, "model_kwargs": info_kwargs(profile, builder), "checkpoint": f"{folder}/last.pt"})
+        manifest["pose"].append({"method": label, "builder": builder, "model_kwargs": model_kwargs(profile, builder), "checkpoint": f"{folder}/last.pt"})
 
     # -- files
     board.write(out, paper="GTHD")
@@ -299,7 +299,8 @@ def plan(profile: Profile, dataset: str, seed: int, with_detectors: bool = True)
     return jobs
 
 
-def info_kwargs(profile: Profile, builder: str) -> dict:
+def model_kwargs(profile: Profile, builder: str) -> dict:
+    """The builder's keyword arguments under ``profile`` (its width, if the profile sets one)."""
     return {"width": profile.widths[builder]} if builder in profile.widths else {}
 
 
@@ -308,4 +309,4 @@ def _pose_row(s: dict) -> dict:
     return {k: float(s[k]) for k in keys}
 
 
-__all__ = ["Profile", "PROFILES", "POSE_METHODS", "run_benchmark", "train_config", "train_or_load", "check_run_folder"]
+__all__ = ["Profile", "PROFILES", "POSE_METHODS", "run_benchmark", "plan", "train_config", "train_or_load", "check_run_folder", "dataset_fingerprint"]
