@@ -8,9 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 from gthd.benchmark.leaderboard import read_leaderboard
+from gthd.benchmark.train import load_skeleton_crops
 from gthd.calibration.files import Calibration
 from gthd.cli import main
 from gthd.dataset.build import build_dataset
+from gthd.dataset.schema import open_dataset
 from gthd.geometry import Camera, Transform
 from gthd.session import Session
 from gthd.sim.rig import RigConfig
@@ -47,6 +49,12 @@ def test_benchmark_trains_scores_and_reruns_the_same(tiny):
     rows = {row["method"]: row for row in board["pose"]}
     assert rows["ours"]["params_m"] == rows["ours, true skeleton"]["params_m"]
     assert rows["ours"]["mjpe_px"] != rows["ours, true skeleton"]["mjpe_px"]
+    # "ours" trained on the thick detector's skeletons of the training crops (the paper's input)
+    cfg = json.loads((tiny / "run" / "ours" / "train.json").read_text())["config"]
+    assert cfg["skeleton_crops"].endswith("skeleton-unet-thick/skeletons-train.npz")
+    with open_dataset(tiny / "d.h5") as f:
+        n_train_hands = int(((f["meta/split"][...] == 0) & f["labels/has_hand"][...]).sum())
+    assert len(load_skeleton_crops(cfg["skeleton_crops"])) == n_train_hands
     # run.json names what gthd predict loads: the thick detector with its chosen threshold
     run = json.loads((tiny / "run" / "run.json").read_text())
     assert run["format"] == "gthd-benchmark-run" and run["detector"]["thickness"] == "thick"

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from gthd.dataset.codec import MultiScaleHeatmapCodec
 from gthd.dataset.samples import make_sample
-from gthd.dataset.schema import DatasetWriter
+from gthd.dataset.schema import CROP_SIZE, DatasetWriter
 from gthd.dataset.torch_dataset import (
     Augment,
     FrameDataset,
@@ -311,6 +311,39 @@ def test_frame_dataset_draws_the_skeleton_at_another_thickness(dataset_file):
     assert thin[nohand]["skeleton"].max() == 0
     with pytest.raises(ValueError, match="skeleton must be one of"):
         FrameDataset(path, skeleton="bold")
+
+
+def test_given_skeletons_replace_the_drawn_ones_and_warp_with_the_image(dataset_file, tmp_path):
+    from gthd.benchmark.train import load_skeleton_crops, save_skeleton_crops
+
+    path, _ = dataset_file
+    plain = HandDataset(path, split=None)
+    rows = [int(r) for r in plain.indices]
+    # a given "skeleton": a bright square at a known place in every crop
+    square = np.zeros((CROP_SIZE, CROP_SIZE), np.float32)
+    square[40:60, 70:90] = 1.0
+    save_skeleton_crops(tmp_path / "s.npz", {r: square for r in rows})
+    given = load_skeleton_crops(tmp_path / "s.npz")
+    assert sorted(given) == rows and given[rows[0]].dtype == np.uint8 and given[rows[0]].max() == 255
+    ds = HandDataset(path, split=None, skeletons=given)
+    item = ds[0]
+    np.testing.assert_array_equal(item["skeleton"].numpy()[0], square)  # not augmented: as given
+    np.testing.assert_array_equal(item["image"], plain[0]["image"])
+    # augmented: the square moves with the image (the same affine as the keypoints)
+    aug = HandDataset(path, split=None, skeletons=given, augment=True, seed=5)
+    it = aug[1]
+    sk = it["skeleton"].numpy()[0]
+    ys, xs = np.nonzero(sk > 0.5)
+    assert len(xs) > 0
+    # the warped square's centre is where the item's keypoints' warp takes the square's centre:
+    # recover the warp from the keypoints (least squares over the visible ones)
+    src = plain[1]["keypoints"].numpy()[plain[1]["visible"].numpy() & it["visible"].numpy()]
+    dst = it["keypoints"].numpy()[plain[1]["visible"].numpy() & it["visible"].numpy()]
+    A, *_ = np.linalg.lstsq(np.c_[src, np.ones(len(src))], dst, rcond=None)
+    centre = np.array([79.5, 49.5, 1.0]) @ A
+    assert np.hypot(xs.mean() - centre[0], ys.mean() - centre[1]) < 1.5
+    with pytest.raises(KeyError, match="no skeleton"):
+        HandDataset(path, split=None, skeletons={})[0]
 
 
 def test_unknown_schema_version_is_refused(dataset_file, tmp_path):

@@ -39,7 +39,7 @@ from .evaluate import detector_skeleton_crops, evaluate_detector, evaluate_pose
 from .figures import qualitative_figure
 from .leaderboard import Leaderboard, line_plot
 from .models import count_parameters, create_model
-from .train import TrainConfig, config_differences, load_checkpoint, train
+from .train import TrainConfig, config_differences, load_checkpoint, save_skeleton_crops, train
 
 POSE_METHODS = {
     "ours": "multiscale_skeleton",
@@ -63,7 +63,9 @@ class Profile:
     trained on (one row each; "thick", the paper's choice, feeds the pose pipeline).
     box_baseline: also train the box-regression baseline. detector: train detectors.
     detector_epochs: the epochs of the whole-frame models (detectors, box baseline), if
-    not ``epochs``.
+    not ``epochs``. pose_skeleton: what "ours" trains on: "detector", the skeletons the
+    trained detector predicts for the training crops (the paper feeds "the predicted
+    skeleton"), or "labels", skeletons drawn from the labels.
     """
 
     name: str
@@ -82,11 +84,14 @@ class Profile:
     thicknesses: list = field(default_factory=lambda: ["thin", "medium", "thick"])
     box_baseline: bool = True
     detector_epochs: int | None = None
+    pose_skeleton: str = "detector"
 
     def __post_init__(self):
         unknown = [m for m in self.methods if m not in POSE_METHODS]
         if unknown:
             raise ValueError(f"profile {self.name!r}: unknown methods {unknown}; known: {', '.join(POSE_METHODS)}")
+        if self.pose_skeleton not in ("detector", "labels"):
+            raise ValueError(f"profile {self.name!r}: pose_skeleton must be detector or labels, got {self.pose_skeleton!r}")
         bad = [t for t in self.thicknesses if t not in ("thin", "medium", "thick")]
         if bad or not self.thicknesses:
             raise ValueError(f"profile {self.name!r}: thicknesses must be some of thin, medium, thick, got {self.thicknesses}")
@@ -131,7 +136,7 @@ def _slug(label: str) -> str:
     return s
 
 
-def train_config(builder: str, profile: Profile, dataset: str, seed: int, skeleton: str = "thick") -> TrainConfig:
+def train_config(builder: str, profile: Profile, dataset: str, seed: int, skeleton: str = "thick", skeleton_crops: str | None = None) -> TrainConfig:
     """The training run of one model under ``profile``."""
     kwargs = model_kwargs(profile, builder)
     frames = builder in (DETECTOR[1], BOX_BASELINE[1])
@@ -139,7 +144,7 @@ def train_config(builder: str, profile: Profile, dataset: str, seed: int, skelet
     return TrainConfig(
         model=builder, model_kwargs=kwargs, data=str(dataset), epochs=epochs, batch_size=profile.batch_size, lr=profile.lr,
         lr_step=profile.lr_step, lr_gamma=profile.lr_gamma, seed=seed, max_samples=profile.max_samples, num_workers=profile.num_workers,
-        frame_size=tuple(profile.frame_size), sigma=profile.sigma, skeleton=skeleton,
+        frame_size=tuple(profile.frame_size), sigma=profile.sigma, skeleton=skeleton, skeleton_crops=skeleton_crops,
     )
 
 
@@ -219,7 +224,8 @@ def run_benchmark(
         raise ValueError(f"{dataset}: no test split with hands to score on (build it with splits)")
     fingerprint = dataset_fingerprint(dataset)
     check_run_folder(out, fingerprint)
-    for config, folder in plan(profile, dataset, seed, with_detectors=(split == 1).any()):  # refuse before any work
+    detectors = bool(profile.detector and (split == 1).any())
+    for config, folder in plan(profile, dataset, seed, out, with_detectors=detectors):  # refuse before any work
         check_model_folder(config, out / folder)
     out.mkdir(parents=True, exist_ok=True)
     board = Leaderboard(name, config={"profile": asdict(profile), "seed": seed, "dataset": dataset})
@@ -233,7 +239,7 @@ def run_benchmark(
 
     # -- hand detection: the skeleton UNet at each thickness, the box baseline
     skeletons, sweeps = None, {}
-    if profile.detector and (split == 1).any():
+    if detectors:
         for thickness in profile.thicknesses:
             label = f"{DETECTOR[0]}, {thickness} skeleton"
             folder = f"skeleton-unet-{thickness}"
@@ -244,6 +250,9 @@ def run_benchmark(
             if thickness == profile.main_thickness:
                 log(f"{label}: its skeletons for the pose pipeline")
                 skeletons = detector_skeleton_crops(model, dataset, "test", size=profile.frame_size)
+                train_crops = out / folder / "skeletons-train.npz"
+                if profile.pose_skeleton == "detector" and not train_crops.exists():
+                    save_skeleton_crops(train_crops, detector_skeleton_crops(model, dataset, "train", size=profile.frame_size))
                 manifest["detector"] = {
                     "method": DETECTOR[0], "builder": DETECTOR[1], "model_kwargs": model_kwargs(profile, DETECTOR[1]),
                     "checkpoint": f"{folder}/last.pt", "frame_size": list(profile.frame_size), "threshold_pixels": row["threshold"],
@@ -261,7 +270,7 @@ def run_benchmark(
     for label in profile.methods:
         builder = POSE_METHODS[label]
         folder = _slug(label)
-        model, info = fit(label, train_config(builder, profile, dataset, seed), folder)
+        model, info = fit(label, pose_config(label, profile, dataset, seed, out, detectors), folder)
         common = {"paper_name": label, "train_s": info.get("train_time_s"), "params_m": count_parameters(model) / 1e6}
         takes_skeleton = builder == "multiscale_skeleton"
         s = evaluate_pose(model, builder, dataset, "test", skeletons=skeletons if takes_skeleton else None)
@@ -288,15 +297,26 @@ def run_benchmark(
     return board
 
 
-def plan(profile: Profile, dataset: str, seed: int, with_detectors: bool = True) -> list[tuple[TrainConfig, str]]:
+def plan(profile: Profile, dataset: str, seed: int, out: Path, with_detectors: bool = True) -> list[tuple[TrainConfig, str]]:
     """Every model ``profile`` trains: (its config, its folder in the run)."""
     jobs = []
     if profile.detector and with_detectors:
         jobs += [(train_config(DETECTOR[1], profile, dataset, seed, t), f"skeleton-unet-{t}") for t in profile.thicknesses]
         if profile.box_baseline:
             jobs.append((train_config(BOX_BASELINE[1], profile, dataset, seed), _slug(BOX_BASELINE[0])))
-    jobs += [(train_config(POSE_METHODS[m], profile, dataset, seed), _slug(m)) for m in profile.methods]
+    detectors = profile.detector and with_detectors
+    jobs += [(pose_config(m, profile, dataset, seed, out, detectors), _slug(m)) for m in profile.methods]
     return jobs
+
+
+def pose_config(label: str, profile: Profile, dataset: str, seed: int, out: Path, detectors: bool) -> TrainConfig:
+    """The training run of a pose method: "ours" on the detector's skeletons of the
+    training crops (``profile.pose_skeleton`` "detector", with a detector) or on drawn ones."""
+    builder = POSE_METHODS[label]
+    crops = None
+    if builder == "multiscale_skeleton" and profile.pose_skeleton == "detector" and detectors:
+        crops = str(out / f"skeleton-unet-{profile.main_thickness}" / "skeletons-train.npz")
+    return train_config(builder, profile, dataset, seed, skeleton_crops=crops)
 
 
 def model_kwargs(profile: Profile, builder: str) -> dict:

@@ -98,6 +98,9 @@ class TrainConfig:
     sigma: the heatmap targets' Gaussian sigma in input pixels at stride 1 (coarser maps:
         :func:`~gthd.dataset.codec.default_sigma`). The paper does not state it; 2 px is
         sharp, a wider one (3) gives the sigmoid outputs more to learn from early on.
+    skeleton_crops: an .npz of the skeleton channel to train on instead of drawing it
+        from the labels ("rows" (N,) dataset rows, "crops" (N, S, S) uint8): the
+        detector's predicted skeletons, the paper's pose input (:func:`save_skeleton_crops`).
     """
 
     model: str = "multiscale_skeleton"
@@ -118,6 +121,7 @@ class TrainConfig:
     amp: bool = True
     frame_size: tuple[int, int] = (256, 192)
     sigma: float = 2.0
+    skeleton_crops: str | None = None
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -205,7 +209,8 @@ def make_dataset(config: TrainConfig):
     info = MODEL_INFO[config.model]
     if info.task in ("pose-heatmap", "pose-regression"):
         skel = config.skeleton if "skeleton" in info.inputs else None
-        ds = HandDataset(config.data, config.train_split, augment=config.augment, skeleton=skel, seed=config.seed)
+        given = load_skeleton_crops(config.skeleton_crops) if skel and config.skeleton_crops else None
+        ds = HandDataset(config.data, config.train_split, augment=config.augment, skeleton=skel, seed=config.seed, skeletons=given)
     else:
         skel = config.skeleton if info.task == "detector" else None  # the skeleton UNet's target
         ds = FrameDataset(config.data, config.train_split, size=config.frame_size, skeleton=skel)
@@ -214,6 +219,26 @@ def make_dataset(config: TrainConfig):
     if config.max_samples is not None and config.max_samples < len(ds):
         ds = Subset(ds, range(config.max_samples))
     return ds
+
+
+def save_skeleton_crops(path, crops: dict[int, np.ndarray]) -> None:
+    """Write skeleton crops (dataset row -> (S, S) float in [0, 1]) as an .npz of uint8
+    (atomic)."""
+    path = Path(path)
+    rows = np.array(sorted(crops), np.int64)
+    stack = np.stack([np.clip(np.rint(crops[r] * 255), 0, 255).astype(np.uint8) for r in rows]) if len(rows) else np.zeros((0, 1, 1), np.uint8)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, rows=rows, crops=stack)
+    os.replace(tmp, path)
+
+
+def load_skeleton_crops(path) -> dict[int, np.ndarray]:
+    """An .npz of :func:`save_skeleton_crops` as row -> (S, S) uint8 (no pickles)."""
+    with np.load(path, allow_pickle=False) as z:
+        rows, crops = z["rows"], z["crops"]
+    if crops.ndim != 3 or len(rows) != len(crops):
+        raise ValueError(f"{path}: expected rows (N,) and crops (N, S, S), got {rows.shape} and {crops.shape}")
+    return {int(r): c for r, c in zip(rows, crops)}
 
 
 def make_codec(name: str, input_size: tuple[int, int], sigma: float = 2.0):

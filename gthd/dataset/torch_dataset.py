@@ -220,6 +220,9 @@ class HandDataset(_LazyH5, Dataset):
         augment: False, True (an :class:`Augment` with its defaults) or an :class:`Augment`.
         skeleton: the skeleton mask's line width ("thin", "medium", "thick", see
             :func:`gthd.dataset.samples.skeleton_mask`), or None for no "skeleton" entry.
+        skeletons: instead of drawing it, the skeleton of each sample given: dataset row
+            -> (S, S) uint8 crop (e.g. a detector's prediction, the paper's pose input),
+            warped with the image when augmenting.
         seed: augmentation seed. Each process draws from a generator seeded with it and
             torch's seed for that process (a DataLoader gives each worker a new seed
             every epoch), so ``torch.manual_seed`` makes a run repeatable.
@@ -234,8 +237,10 @@ class HandDataset(_LazyH5, Dataset):
         weights: (21,) float32 loss weights (with a codec).
     """
 
-    def __init__(self, path, split: str | int | None = "train", codec=None, augment=False, skeleton: str | None = "thick", seed: int = 0):
+    def __init__(self, path, split: str | int | None = "train", codec=None, augment=False, skeleton: str | None = "thick", seed: int = 0,
+                 skeletons: dict[int, np.ndarray] | None = None):
         self.path = Path(path)
+        self.skeletons = skeletons
         if skeleton is not None and skeleton not in THICKNESS:
             raise ValueError(f"skeleton must be one of {', '.join(THICKNESS)} or None, got {skeleton!r}")
         with open_dataset(self.path) as f:
@@ -277,13 +282,21 @@ class HandDataset(_LazyH5, Dataset):
         kp = self.keypoints[i].copy()  # (21, 2)
         known = self.visible[i].copy()  # (21,)
         rng = self._rng() if self.augment is not None else None
+        given = self.skeletons.get(row) if self.skeletons is not None else None  # (S, S) uint8, e.g. a detector's
+        if self.skeletons is not None and given is None:
+            raise KeyError(f"sample {row}: no skeleton among the given ones")
         if rng is not None:
-            img, kp = warp_crop(img, kp, self.augment.matrix(rng, s))
+            M = self.augment.matrix(rng, s)
+            img, kp = warp_crop(img, kp, M)
+            if given is not None:
+                given = cv2.warpAffine(given, M, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         visible = known & _inside(kp, s, s)
         if rng is not None:
             img = self.augment.colour(img, rng)
         out = {"image": _to_chw(img)}
-        if self.skeleton is not None:
+        if given is not None:
+            out["skeleton"] = _to_chw(given)  # (1, S, S), warped with the image
+        elif self.skeleton is not None:
             # every known joint, even one the augmentation pushed out: its lines still
             # cross the crop (drawing clips them), as in a mask warped with the image
             out["skeleton"] = _to_chw(skeleton_mask(kp, known, (s, s), self.skeleton))  # (1, S, S)
