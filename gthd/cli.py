@@ -591,19 +591,24 @@ def inspect(dataset, sheet, count):
 @click.argument("dataset", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--profile", default="quick", show_default=True, help="quick, paper, or a profile JSON file (benchmark/profiles/).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="The run folder. Default: benchmark/runs/<dataset>-<profile>/.")
-@click.option("--seed", type=int, default=0, show_default=True, help="The same seed and data give the same numbers.")
-def benchmark(dataset, profile, out, seed):
+@click.option("--seed", type=int, default=0, show_default=True, help="The first seed (the same seed, data, machine and threads give the same numbers).")
+@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Train every model with this many seeds (seed, seed+1, ...) and report mean ± std. Default: the profile's (1 for quick and paper).")
+def benchmark(dataset, profile, out, seed, seeds):
     """Train and score the paper's models and baselines on a dataset; print the leaderboard.
 
     Trains what the run folder does not have yet (checkpoints are kept: a re-run
-    reuses or resumes them), scores every method on the test split and writes
+    reuses or resumes them; with --seeds N, the seeds beyond the first train in
+    RUN/seeds/<seed>/), scores every method on the test split and writes
     leaderboard.md, .csv, .json, pck.png (PCK curves), thresholds.png (Hand/NoHand F1
     against the detector's threshold, per skeleton thickness), qualitative.png (direct
     regression | ours | ground truth), config.json and run.json (for `gthd predict`).
 
     Pose methods: the skeleton-aware multi-scale network ("ours", fed the detector's
     skeleton as in the paper's pipeline, and again with the true skeleton), without
-    the skeleton, single-scale UNet heatmaps, ResNet-50 direct regression. Detection:
+    the skeleton, single-scale UNet heatmaps, ResNet-50 direct regression, beside a
+    constant pose (the training mean: a method that does not beat it has learnt
+    nothing), all on the ground-truth crops (the paper's Table II protocol); and the
+    whole pipeline end to end (the detector's box and skeleton, then ours). Detection:
     the skeleton UNet at each skeleton thickness of the profile and a box-regression
     CNN standing in for the paper's Faster R-CNN.
 
@@ -611,6 +616,7 @@ def benchmark(dataset, profile, out, seed):
     Example:
         gthd benchmark benchmark/datasets/demo.h5 --profile quick
         gthd benchmark gthd.h5 --profile paper --out benchmark/runs/gthd-paper
+        gthd benchmark benchmark/datasets/demo.h5 --profile quick --seeds 3
     """
     from rich.console import Console
 
@@ -633,7 +639,7 @@ def benchmark(dataset, profile, out, seed):
     with user_errors(), bar:
         prof = Profile.load(profile)
         out = out or Path("benchmark") / "runs" / f"{dataset.stem}-{prof.name}"
-        board = run_benchmark(dataset, prof, out, seed=seed, progress=on_epoch, on_batch=on_batch,
+        board = run_benchmark(dataset, prof, out, seed=seed, seeds=seeds, progress=on_epoch, on_batch=on_batch,
                               log=lambda m: bar.console.print(f"[bold]{m}[/bold]") if tty else click.echo(m, err=True))
     console = Console(width=None if sys.stdout.isatty() else 160)  # a log file: room for every column
     for table in board.rich_table():

@@ -41,7 +41,8 @@ def test_benchmark_trains_scores_and_reruns_the_same(tiny):
         assert (tiny / "run" / f).stat().st_size > 0
     board = read_leaderboard(tiny / "run" / "leaderboard.json")
     assert {row["method"] for row in board["pose"]} == {
-        "ours", "ours, true skeleton", "ours w/o skeleton", "single-scale heatmaps (UNet)", "direct regression (Gomez et al.)"}
+        "ours", "ours, true skeleton", "ours, end to end (detector's box)", "ours w/o skeleton", "single-scale heatmaps (UNet)",
+        "direct regression (Gomez et al.)", "constant pose (training mean)"}
     # one detector per thickness of the profile, and the box baseline, named honestly
     assert [row["method"] for row in board["detection"]] == [
         "skeleton UNet (ours), thin skeleton", "skeleton UNet (ours), thick skeleton", "box-regression CNN (stand-in for Faster R-CNN)"]
@@ -49,6 +50,14 @@ def test_benchmark_trains_scores_and_reruns_the_same(tiny):
     rows = {row["method"]: row for row in board["pose"]}
     assert rows["ours"]["params_m"] == rows["ours, true skeleton"]["params_m"]
     assert rows["ours"]["mjpe_px"] != rows["ours, true skeleton"]["mjpe_px"]
+    # every row is measured against the constant pose, and carries a median error
+    assert rows["constant pose (training mean)"]["vs_constant"] == 1.0 and rows["constant pose (training mean)"]["train_s"] == 0
+    gt_crops = [r for m, r in rows.items() if "end to end" not in m]  # (a tiny detector may find no hand: NaN there)
+    assert all(r["vs_constant"] == pytest.approx(r["mjpe_px"] / rows["constant pose (training mean)"]["mjpe_px"]) for r in gt_crops)
+    assert all(r["median_px"] > 0 and r["seeds"] == 1 for r in gt_crops)
+    # the end-to-end row: every test hand frame through detector + crop + pose, misses counted
+    e2e = rows["ours, end to end (detector's box)"]
+    assert 0 <= e2e["found"] <= 1 and e2e["missed"] >= 0 and 0 <= e2e["pck_0.2"] <= 1
     # "ours" trained on the thick detector's skeletons of the training crops (the paper's input)
     cfg = json.loads((tiny / "run" / "ours" / "train.json").read_text())["config"]
     assert cfg["skeleton_crops"].endswith("skeleton-unet-thick/skeletons-train.npz")
@@ -122,3 +131,28 @@ def test_the_shipped_profile_files_are_the_built_in_profiles():
     root = Path(__file__).resolve().parents[1] / "benchmark" / "profiles"
     for name, built_in in PROFILES.items():
         assert Profile.load(str(root / f"{name}.json")) == built_in
+
+
+def test_seeds_train_each_model_again_and_report_mean_and_std(tiny, tmp_path):
+    profile = json.loads((tiny / "tiny.json").read_text())
+    profile.update(methods=["direct regression (Gomez et al.)"], detector=False)
+    (tmp_path / "p.json").write_text(json.dumps(profile))
+    args = ["benchmark", str(tiny / "d.h5"), "--profile", str(tmp_path / "p.json"), "--out", str(tmp_path / "run"), "--seed", "3", "--seeds", "2"]
+    r = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    # the first seed in the run folder (what gthd predict loads), the next in seeds/<seed>/
+    first = json.loads((tmp_path / "run" / "direct-regression-gomez-et-al" / "train.json").read_text())["config"]
+    second = json.loads((tmp_path / "run" / "seeds" / "4" / "direct-regression-gomez-et-al" / "train.json").read_text())["config"]
+    assert (first["seed"], second["seed"]) == (3, 4)
+    board = read_leaderboard(tmp_path / "run" / "leaderboard.json")
+    row = next(r for r in board["pose"] if r["method"] == "direct regression (Gomez et al.)")
+    per_seed = [next(p for p in s["pose"] if p["method"] == row["method"])["mjpe_px"] for s in board["per_seed"]]
+    assert [s["seed"] for s in board["per_seed"]] == [3, 4] and per_seed[0] != per_seed[1]  # two trainings, two results
+    assert row["seeds"] == 2 and row["mjpe_px"] == pytest.approx(sum(per_seed) / 2)
+    assert row["mjpe_px_std"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2**0.5)
+    assert " ± " in (tmp_path / "run" / "leaderboard.md").read_text()
+    # a re-run with more seeds reuses the two trained ones and adds the third
+    r = CliRunner().invoke(main, args[:-1] + ["3"], catch_exceptions=False)
+    assert r.exit_code == 0 and (tmp_path / "run" / "seeds" / "5").is_dir()
+    again = read_leaderboard(tmp_path / "run" / "leaderboard.json")["per_seed"]
+    assert [p["mjpe_px"] for p in again[1]["pose"]] == [p["mjpe_px"] for p in board["per_seed"][1]["pose"]] and len(again) == 3

@@ -157,3 +157,56 @@ def test_the_qualitative_figure_has_a_column_per_method_and_the_truth(dataset):
     assert not np.array_equal(img[y : y + 56, 0:96], img[y : y + 56, 200:296])
     with pytest.raises(ValueError, match="other samples"):
         qualitative_figure(str(dataset), {"a": res["a"], "c": {"predictions": kc[1:], "rows": rows[1:]}})
+
+
+def test_the_constant_row_is_the_training_mean_pose(dataset):
+    from gthd.benchmark.evaluate import evaluate_constant, mean_pose
+    from gthd.dataset.torch_dataset import HandDataset
+
+    mean = mean_pose(str(dataset), "train")
+    train = HandDataset(str(dataset), "train", skeleton=None)
+    j = 8  # one joint by hand: the mean of its visible crop positions
+    assert np.allclose(mean[j], train.keypoints[train.visible[:, j], j].mean(0), atol=1e-4)
+    s = evaluate_constant(mean, str(dataset), "test")
+    rows, kc, vis, _ = _test_rows(dataset)
+    err = np.linalg.norm(kc - mean, axis=-1)[vis]
+    assert s["mjpe_px"] == pytest.approx(err.mean(), rel=1e-5)
+    assert s["median_px"] == pytest.approx(np.median(err), rel=1e-5)
+    assert s["infer_ms"] == 0.0
+
+
+class LabelPipeline:
+    """A stand-in for the detector + pose pipeline, called on the test hand frames in row
+    order: it "finds" the hand in every other frame and returns its true keypoints shifted
+    by a known offset (frame px), so the end-to-end scores are known exactly."""
+
+    def __init__(self, keypoints, shift):
+        self.keypoints, self.shift, self.calls = keypoints, np.asarray(shift, float), 0
+
+    def __call__(self, frame):
+        from gthd.benchmark.pipeline import Detection
+
+        assert frame.ndim == 3  # the stored frame, decoded
+        i, self.calls = self.calls, self.calls + 1
+        if i % 2:
+            return Detection(False, 0, None, None)
+        return Detection(True, 100, np.zeros(4), self.keypoints[i] + self.shift)
+
+
+def test_end_to_end_scores_count_a_missed_hand_as_wrong(dataset):
+    from gthd.benchmark.evaluate import evaluate_end_to_end
+
+    rows, kc, vis, cb = _test_rows(dataset)
+    with open_dataset(dataset) as f:
+        kp = f["labels/keypoints"][rows]
+    s = evaluate_end_to_end(LabelPipeline(kp, (3.0, 4.0)), str(dataset), "test")  # 5 px off in the frame
+    found = np.arange(len(rows)) % 2 == 0
+    assert s["missed"] == int((~found).sum()) and s["found"] == pytest.approx(found.mean())
+    counted = vis & found[:, None]
+    assert s["epe_px"] == pytest.approx(5.0, abs=1e-4)  # over the found frames only
+    side = cb[:, 2] - cb[:, 0]  # the same 5 px in each sample's own crop
+    expected = np.sum(np.where(counted, 5.0 * 128 / side[:, None], 0)) / counted.sum()
+    assert s["mjpe_px"] == pytest.approx(expected, rel=1e-4)
+    # PCK over every hand frame: the found ones are right at a loose threshold, the missed wrong
+    assert s["pck_0.2"] <= counted.sum() / vis.sum() + 1e-9
+    assert s["pck_0.2"] >= 0.9 * counted.sum() / vis.sum()

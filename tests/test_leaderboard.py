@@ -3,6 +3,7 @@ import io
 
 import cv2
 import numpy as np
+import pytest
 
 from gthd.benchmark.leaderboard import PAPER_MJPE, Leaderboard, pck_plot, read_leaderboard
 from gthd.benchmark.metrics import auc, pck_curve
@@ -63,3 +64,25 @@ def test_curves_from_metrics_feed_the_plot(tmp_path):
     b = Leaderboard("x", curves={"m": (thr.tolist(), curve.tolist())}, pose=[{"method": "m", "auc": auc(thr, curve)}])
     b.write(tmp_path)
     assert (tmp_path / "pck.png").exists() and 0 < read_leaderboard(tmp_path / "leaderboard.json")["pose"][0]["auc"] < 1
+
+
+def test_seeds_are_aggregated_to_mean_and_std():
+    from gthd.benchmark.leaderboard import CONSTANT, aggregate_rows, mean_curves
+
+    runs = [
+        [{"method": CONSTANT, "mjpe_px": 20.0}, {"method": "ours", "mjpe_px": 8.0, "params_m": 0.5, "found": 1.0}],
+        [{"method": CONSTANT, "mjpe_px": 20.0}, {"method": "ours", "mjpe_px": 10.0, "params_m": 0.5, "found": 0.5}],
+        [{"method": CONSTANT, "mjpe_px": 20.0}, {"method": "ours", "mjpe_px": 12.0, "params_m": 0.5, "found": 0.0}],
+    ]
+    rows = {r["method"]: r for r in aggregate_rows(runs)}
+    assert rows["ours"]["mjpe_px"] == 10.0 and rows["ours"]["mjpe_px_std"] == pytest.approx(2.0)  # ddof 1
+    assert rows["ours"]["seeds"] == 3 and rows["ours"]["params_m"] == 0.5 and "params_m_std" not in rows["ours"]
+    assert rows[CONSTANT]["mjpe_px_std"] == 0.0
+    assert "mjpe_px_std" not in aggregate_rows(runs[:1])[1]  # one seed: no spread to report
+    b = Leaderboard("demo", pose=list(rows.values()))
+    md = b.markdown()
+    assert "| ours | 10.00 ± 2.00 |" in md  # the mean and its std, side by side
+    ours = next(r for r in b.sorted_pose() if r["method"] == "ours")
+    assert ours["vs_constant"] == pytest.approx(0.5)  # half the constant pose's error
+    curves = mean_curves([{"m": ([0, 1], [0.2, 0.4])}, {"m": ([0, 1], [0.4, 0.8])}])
+    assert curves["m"][1] == pytest.approx([0.3, 0.6])

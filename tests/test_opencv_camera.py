@@ -188,7 +188,7 @@ def test_unpaced_file_is_fast(videos):
         t0 = time.monotonic()
         frames = read_all(cam)
         elapsed = time.monotonic() - t0
-    assert len(frames) == 10 and elapsed < 1.0, elapsed
+    assert len(frames) == 10 and elapsed < 1.8, elapsed  # under the paced 1.8 s (no speed floor: the machine may be loaded)
 
 
 def test_close_wakes_a_paced_read(videos):

@@ -3,7 +3,6 @@ written with make_sample from synthetic frames: a red dot at each keypoint, so t
 returned images can be checked against the returned keypoints."""
 
 import pickle
-import time
 
 import cv2
 import h5py
@@ -358,18 +357,3 @@ def test_unknown_schema_version_is_refused(dataset_file, tmp_path):
         FrameDataset(bad)
     with pytest.raises(FormatError, match="no such dataset file"):
         HandDataset(tmp_path / "missing.h5")
-
-
-def test_reader_speed(dataset_file):
-    """A floor, not a benchmark (the machine is shared): one process, no heatmaps."""
-    path, _ = dataset_file
-    ds = HandDataset(path, split=None)
-    ds[0]
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < 0.5:
-        for i in range(len(ds)):
-            ds[i]
-        n += len(ds)
-    rate = n / (time.perf_counter() - t0)
-    print(f"HandDataset, one process: {rate:.0f} samples/s")
-    assert rate > 150

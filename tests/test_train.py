@@ -135,7 +135,7 @@ def test_every_task_trains_one_epoch(data, tmp_path, name):
 
 
 def test_codecs_follow_the_model():
-    assert make_codec("multiscale_skeleton", (128, 128)).strides == (1, 2, 4, 2, 1)
+    assert make_codec("multiscale_skeleton", (128, 128)).strides == (2, 4, 2, 1, 1)
     assert make_codec("unet_heatmaps", (128, 128)).strides == (1,)
     assert make_codec("resnet50_regression", (128, 128)) is None
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from ..dataset.codec import MultiScaleHeatmapCodec, SingleScaleHeatmapCodec
-from ..dataset.samples import crop, from_crop
+from ..dataset.samples import crop, from_crop, to_crop
 from ..dataset.schema import CROP_SIZE, open_dataset
-from ..dataset.torch_dataset import FrameDataset, HandDataset
+from ..dataset.torch_dataset import FrameDataset, HandDataset, split_mask
+from ..fileio import FormatError
 from . import metrics
 from .models import MODEL_INFO
 
@@ -112,6 +114,7 @@ def score_pose(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, rows: np.ndar
     curve = metrics.pck_curve(pred_img, kp_img, mask, norm, PCK_THRESHOLDS)
     return {
         "mjpe_px": metrics.mjpe(pred, gt, mask),
+        "median_px": _median(metrics.joint_errors(pred, gt, mask)),
         "epe_px": metrics.epe(pred_img, kp_img, mask),
         "pck_0.05": metrics.pck(pred_img, kp_img, mask, 0.05, norm),
         "pck_0.1": metrics.pck(pred_img, kp_img, mask, 0.1, norm),
@@ -122,6 +125,104 @@ def score_pose(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, rows: np.ndar
         "predictions": pred,
         "rows": rows,
     }
+
+
+def _median(errors: np.ndarray) -> float:
+    """The median of the finite values of (N, J) joint errors (NaN: not counted)."""
+    e = errors[np.isfinite(errors)]
+    return float(np.median(e)) if len(e) else float("nan")
+
+
+def mean_pose(dataset: str, split: str = "train") -> np.ndarray:
+    """(J, 2) crop px: the mean of each joint's visible keypoints over the hand crops of
+    ``split`` (the crop's centre where a joint is never visible). Predicting it for every
+    crop is the constant-pose reference row: a method that does not beat it has learnt
+    nothing about the image."""
+    ds = HandDataset(dataset, split=split, skeleton=None)
+    n = ds.visible.sum(0)  # (J,)
+    total = (ds.keypoints * ds.visible[..., None]).sum(0)  # (J, 2)
+    centre = (ds.crop_size - 1) / 2.0
+    return np.where(n[:, None] > 0, total / np.maximum(n, 1)[:, None], centre).astype(np.float32)
+
+
+def evaluate_constant(pose: np.ndarray, dataset: str, split: str = "test") -> dict:
+    """Score the constant prediction ``pose`` (J, 2) crop px on every hand crop of
+    ``split``: the same scores as :func:`evaluate_pose` (infer_ms 0)."""
+    ds = HandDataset(dataset, split=split, skeleton=None)
+    if len(ds) == 0:
+        raise ValueError(f"{dataset}: the {split} split has no hand sample to score")
+    pred = np.broadcast_to(np.asarray(pose, np.float32), ds.keypoints.shape).copy()  # (N, J, 2)
+    return {**score_pose(pred, ds.keypoints, ds.visible, ds.indices.astype(np.int64), dataset), "infer_ms": 0.0}
+
+
+MISSED = 1e9
+"""Where a hand the pipeline missed is "predicted" (px): farther than any PCK threshold."""
+
+
+@torch.no_grad()
+def evaluate_end_to_end(pipeline, dataset: str, split: str = "test") -> dict:
+    """The whole pipeline on every hand frame of ``split``: the detector finds the hand
+    (or misses it), its box gives the square crop, the pose network reads that crop with
+    the detector's skeleton, and the keypoints go back to the frame.
+
+    Args:
+        pipeline: a :class:`~gthd.benchmark.pipeline.HandPosePipeline`.
+
+    Returns:
+        found (share of hand frames the detector found), missed (how many it missed);
+        over the found frames: epe_px (image px), mjpe_px and median_px (the prediction
+        mapped into the sample's own 128 crop, the unit of the other rows);
+        pck_0.05/0.1/0.2, auc and curve over *all* hand frames (a missed hand's joints
+        count as wrong); infer_ms per frame (the whole pipeline); predictions (N, J, 2)
+        in the sample's crop px (NaN where missed) and rows.
+    """
+    with open_dataset(dataset) as f:
+        rows = np.flatnonzero(split_mask(f["meta/split"][...], split) & f["labels/has_hand"][...].astype(bool))
+        if len(rows) == 0:
+            raise ValueError(f"{dataset}: the {split} split has no hand frame to score")
+        kp_img = f["labels/keypoints"][rows].astype(np.float64)  # (N, J, 2)
+        kp_crop = f["labels/keypoints_crop"][rows].astype(np.float64)
+        vis = f["labels/visible"][rows].astype(bool)
+        box = f["labels/box"][rows].astype(np.float64)
+        crop_box = f["labels/crop_box"][rows].astype(np.float64)
+        pred_img = np.full(kp_img.shape, np.nan)
+        t = 0.0
+        for i, row in enumerate(rows):
+            frame = _decode_frame(f, int(row))
+            t0 = time.perf_counter()
+            det = pipeline(frame)
+            t += time.perf_counter() - t0
+            if det.has_hand:
+                pred_img[i] = det.keypoints
+    found = np.isfinite(pred_img).all(axis=(1, 2))  # (N,)
+    vis = vis & np.isfinite(kp_img).all(-1)
+    pred_crop = np.stack([to_crop(p, cb) for p, cb in zip(pred_img, crop_box)])  # (N, J, 2) crop px (NaN if missed)
+    counted = vis & found[:, None]
+    far = np.where(found[:, None, None], pred_img, kp_img + MISSED)  # a missed hand: every joint wrong
+    norm = metrics.box_size(box)
+    curve = metrics.pck_curve(far, kp_img, vis, norm, PCK_THRESHOLDS)
+    return {
+        "found": float(found.mean()), "missed": int((~found).sum()),
+        "mjpe_px": metrics.mjpe(pred_crop, kp_crop, counted) if counted.any() else float("nan"),
+        "median_px": _median(metrics.joint_errors(pred_crop, kp_crop, counted)),
+        "epe_px": metrics.epe(pred_img, kp_img, counted) if counted.any() else float("nan"),
+        "pck_0.05": metrics.pck(far, kp_img, vis, 0.05, norm),
+        "pck_0.1": metrics.pck(far, kp_img, vis, 0.1, norm),
+        "pck_0.2": metrics.pck(far, kp_img, vis, 0.2, norm),
+        "auc": metrics.auc(PCK_THRESHOLDS, curve),
+        "curve": (PCK_THRESHOLDS.tolist(), curve.tolist()),
+        "infer_ms": 1000 * t / len(rows),
+        "predictions": pred_crop, "rows": rows,
+    }
+
+
+def _decode_frame(f, row: int) -> np.ndarray:
+    """(H, W, 3) uint8 BGR: the stored frame of dataset row ``row``."""
+    buf = np.asarray(f["images/frame_jpeg"][row], np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if len(buf) else None
+    if img is None:
+        raise FormatError(f"sample {row}: frame_jpeg is missing or not a readable image")
+    return img
 
 
 HAND_REGION_SHARE = 0.2

@@ -20,6 +20,8 @@ from ..fileio import atomic_write_bytes, dumps_json
 POSE_COLUMNS = (
     ("method", "method", "{}"),
     ("mjpe_px", "MJPE (px, 128x128)", "{:.2f}"),
+    ("median_px", "median (px)", "{:.2f}"),
+    ("vs_constant", "/ constant", "{:.2f}"),
     ("epe_px", "EPE (px, image)", "{:.2f}"),
     ("pck_0.05", "PCK@0.05", "{:.3f}"),
     ("pck_0.1", "PCK@0.1", "{:.3f}"),
@@ -28,6 +30,7 @@ POSE_COLUMNS = (
     ("train_s", "train (s)", "{:.0f}"),
     ("params_m", "params (M)", "{:.2f}"),
     ("infer_ms", "infer (ms)", "{:.1f}"),
+    ("seeds", "seeds", "{:d}"),
 )
 DETECTION_COLUMNS = (
     ("method", "method", "{}"),
@@ -37,6 +40,7 @@ DETECTION_COLUMNS = (
     ("recall", "Rec", "{:.3f}"),
     ("f1", "F1", "{:.3f}"),
     ("auc", "AUC", "{:.3f}"),
+    ("seeds", "seeds", "{:d}"),
 )
 
 # The paper's own figures (Kourbane & Genc), for reference beside ours: Table II (MJPE in
@@ -48,11 +52,54 @@ PAPER_MJPE = {
 PAPER_IOU = {"GTHD": {"Faster R-CNN": 0.912, "ours (skeleton)": 0.923}, "LSMV": {"Faster R-CNN": 0.895, "ours (skeleton)": 0.917}}
 PAPER_DETECTION_GTHD = {"accuracy": 0.99, "precision": 0.97, "recall": 0.99, "f1": 0.98, "auc": 0.99}
 
+CONSTANT = "constant pose (training mean)"
+"""The reference row of every pose table: no network, the mean training pose on every crop.
+A method has learned something only where it beats it (its "/ constant" below 1)."""
 
-def _fmt(fmt: str, v) -> str:
+_NOT_AVERAGED = ("seeds", "params_m")
+
+
+def _fmt(fmt: str, v, std=None) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "-"
-    return fmt.format(v)
+    text = fmt.format(v)
+    if std is not None and isinstance(std, float) and np.isfinite(std):
+        text += " ± " + fmt.format(std)
+    return text
+
+
+def aggregate_rows(runs: list[list[dict]]) -> list[dict]:
+    """One row per method from the rows of several seeds' runs (each a list of dicts with
+    a "method" key): every numeric value becomes the mean over the seeds that have the
+    method, with its sample standard deviation (ddof 1) under ``<key>_std`` when there
+    are two or more; "seeds" says how many stand behind the row. Methods keep the order
+    of their first appearance; non-numeric values are the first run's."""
+    by_method: dict[str, list[dict]] = {}
+    for rows in runs:
+        for r in rows:
+            by_method.setdefault(r["method"], []).append(r)
+    out = []
+    for method, rows in by_method.items():
+        agg = dict(rows[0])
+        for key, v in rows[0].items():
+            if key in _NOT_AVERAGED or isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                continue
+            vals = np.array([float(r[key]) if r.get(key) is not None else np.nan for r in rows])
+            agg[key] = float(np.mean(vals))
+            if len(rows) > 1:
+                agg[f"{key}_std"] = float(np.std(vals, ddof=1))
+        agg["seeds"] = len(rows)
+        out.append(agg)
+    return out
+
+
+def mean_curves(runs: list[dict]) -> dict:
+    """{method: (thresholds, PCK)} averaged over seeds' curves (the same thresholds)."""
+    out = {}
+    for name in dict.fromkeys(k for c in runs for k in c):
+        cs = [c[name] for c in runs if name in c]
+        out[name] = (list(cs[0][0]), np.mean([c[1] for c in cs], axis=0).tolist())
+    return out
 
 
 @dataclass
@@ -66,10 +113,14 @@ class Leaderboard:
     detection: list[dict] = field(default_factory=list)
     curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
     config: dict = field(default_factory=dict)
+    per_seed: list[dict] = field(default_factory=list)
 
     def sorted_pose(self) -> list[dict]:
-        """Pose rows, best (lowest MJPE) first."""
-        return sorted(self.pose, key=lambda r: r.get("mjpe_px", np.inf) if r.get("mjpe_px") is not None else np.inf)
+        """Pose rows, best (lowest MJPE) first, each with "vs_constant" (its MJPE over the
+        constant row's) when there is a constant row."""
+        ref = next((r.get("mjpe_px") for r in self.pose if r["method"] == CONSTANT), None)
+        rows = [dict(r, vs_constant=r["mjpe_px"] / ref) if ref and r.get("mjpe_px") is not None else dict(r) for r in self.pose]
+        return sorted(rows, key=lambda r: r.get("mjpe_px", np.inf) if r.get("mjpe_px") is not None else np.inf)
 
     def markdown(self, paper: str | None = None) -> str:
         """The tables as Markdown; with ``paper`` ("GTHD" or "LSMV"), the paper's figures
@@ -82,13 +133,13 @@ class Leaderboard:
             row = dict(r)
             if paper:
                 row["paper_mjpe"] = PAPER_MJPE.get(paper, {}).get(r.get("paper_name", r["method"]))
-            out.write("| " + " | ".join(_fmt(c[2], row.get(c[0])) for c in cols) + " |\n")
+            out.write("| " + " | ".join(_fmt(c[2], row.get(c[0]), row.get(f"{c[0]}_std")) for c in cols) + " |\n")
         if self.detection:
             out.write(f"\n## Hand detection on {self.dataset} (test split)\n\n")
             cols = list(DETECTION_COLUMNS)
             out.write("| " + " | ".join(c[1] for c in cols) + " |\n|" + "---|" * len(cols) + "\n")
             for r in self.detection:
-                out.write("| " + " | ".join(_fmt(c[2], r.get(c[0])) for c in cols) + " |\n")
+                out.write("| " + " | ".join(_fmt(c[2], r.get(c[0]), r.get(f"{c[0]}_std")) for c in cols) + " |\n")
             if paper:
                 ref = {"method": f"the paper's ({paper}): ours", "iou": PAPER_IOU.get(paper, {}).get("ours (skeleton)"), **(PAPER_DETECTION_GTHD if paper == "GTHD" else {})}
                 out.write("| " + " | ".join(_fmt(c[2], ref.get(c[0])) for c in cols) + " |\n")
@@ -98,8 +149,10 @@ class Leaderboard:
 
     def csv_text(self) -> str:
         out = io.StringIO()
-        keys = [c[0] for c in POSE_COLUMNS]
-        w = csv.DictWriter(out, fieldnames=["table"] + keys + [c[0] for c in DETECTION_COLUMNS if c[0] not in keys], extrasaction="ignore")
+        keys = list(dict.fromkeys(c[0] for c in POSE_COLUMNS + DETECTION_COLUMNS))
+        rows = self.sorted_pose() + self.detection
+        keys += [f"{k}_std" for k in keys if any(f"{k}_std" in r for r in rows)]  # seeds' spread, when several
+        w = csv.DictWriter(out, fieldnames=["table"] + keys, extrasaction="ignore")
         w.writeheader()
         for r in self.sorted_pose():
             w.writerow({"table": "pose", **r})
@@ -109,7 +162,8 @@ class Leaderboard:
 
     def to_dict(self) -> dict:
         return {"format": "gthd-leaderboard", "format_version": 1, "gthd_version": __version__, "dataset": self.dataset,
-                "pose": self.sorted_pose(), "detection": self.detection, "curves": self.curves, "config": self.config}
+                "pose": self.sorted_pose(), "detection": self.detection, "curves": self.curves, "config": self.config,
+                "per_seed": self.per_seed}
 
     def write(self, out_dir: str | Path, paper: str | None = None) -> list[Path]:
         """leaderboard.md, .csv, .json and pck.png in ``out_dir`` (atomic writes)."""
@@ -133,14 +187,14 @@ class Leaderboard:
         for _, head, _ in POSE_COLUMNS:
             t.add_column(head, justify="left" if head == "method" else "right")
         for r in self.sorted_pose():
-            t.add_row(*[_fmt(fmt, r.get(key)) for key, _, fmt in POSE_COLUMNS])
+            t.add_row(*[_fmt(fmt, r.get(key), r.get(f"{key}_std")) for key, _, fmt in POSE_COLUMNS])
         tables.append(t)
         if self.detection:
             d = Table(title=f"hand detection on {self.dataset}")
             for _, head, _ in DETECTION_COLUMNS:
                 d.add_column(head, justify="left" if head == "method" else "right")
             for r in self.detection:
-                d.add_row(*[_fmt(fmt, r.get(key)) for key, _, fmt in DETECTION_COLUMNS])
+                d.add_row(*[_fmt(fmt, r.get(key), r.get(f"{key}_std")) for key, _, fmt in DETECTION_COLUMNS])
             tables.append(d)
         return tables
 
@@ -202,4 +256,4 @@ def read_leaderboard(path: str | Path) -> dict:
     return read_json(path, fmt="gthd-leaderboard", versions=(1,))
 
 
-__all__ = ["Leaderboard", "line_plot", "pck_plot", "read_leaderboard", "PAPER_MJPE", "PAPER_IOU", "PAPER_DETECTION_GTHD"]
+__all__ = ["CONSTANT", "Leaderboard", "aggregate_rows", "mean_curves", "line_plot", "pck_plot", "read_leaderboard", "PAPER_MJPE", "PAPER_IOU", "PAPER_DETECTION_GTHD"]

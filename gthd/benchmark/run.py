@@ -35,10 +35,11 @@ import torch
 
 from ..dataset.schema import open_dataset
 from ..fileio import FormatError, atomic_write_bytes, dumps_json, read_json, write_json
-from .evaluate import detector_skeleton_crops, evaluate_detector, evaluate_pose
+from .evaluate import detector_skeleton_crops, evaluate_constant, evaluate_detector, evaluate_end_to_end, evaluate_pose, mean_pose
 from .figures import qualitative_figure
-from .leaderboard import Leaderboard, line_plot
-from .models import count_parameters, create_model
+from .leaderboard import CONSTANT, Leaderboard, aggregate_rows, line_plot, mean_curves
+from .models import MODEL_INFO, count_parameters, create_model
+from .pipeline import HandPosePipeline
 from .train import TrainConfig, config_differences, load_checkpoint, save_skeleton_crops, train
 
 POSE_METHODS = {
@@ -50,6 +51,7 @@ POSE_METHODS = {
 DETECTOR = ("skeleton UNet (ours)", "skeleton_unet")
 BOX_BASELINE = ("box-regression CNN (stand-in for Faster R-CNN)", "box_regressor")
 TRUE_SKELETON = "ours, true skeleton"
+END_TO_END = "ours, end to end (detector's box)"
 
 RUN_FORMAT, RUN_VERSION = "gthd-benchmark-run", 1
 
@@ -66,6 +68,12 @@ class Profile:
     not ``epochs``. pose_skeleton: what "ours" trains on: "detector", the skeletons the
     trained detector predicts for the training crops (the paper feeds "the predicted
     skeleton"), or "labels", skeletons drawn from the labels.
+    seeds: how many seeds train every model (``--seeds`` overrides it); the leaderboard
+    gives their mean and standard deviation. threads: torch threads (None: torch's
+    default). schedule, warmup_steps, augment (the :class:`Augment` fields),
+    heatmap_sigmas, deterministic: as :class:`~gthd.benchmark.train.TrainConfig`'s
+    ``schedule``, ``warmup_steps``, ``augment_kwargs``, ``heatmap_sigmas``,
+    ``deterministic``.
     """
 
     name: str
@@ -85,6 +93,13 @@ class Profile:
     box_baseline: bool = True
     detector_epochs: int | None = None
     pose_skeleton: str = "detector"
+    seeds: int = 1
+    threads: int | None = None
+    schedule: str = "step"
+    warmup_steps: int = 0
+    augment: dict = field(default_factory=dict)
+    heatmap_sigmas: list | None = None
+    deterministic: bool = True
 
     def __post_init__(self):
         unknown = [m for m in self.methods if m not in POSE_METHODS]
@@ -144,7 +159,9 @@ def train_config(builder: str, profile: Profile, dataset: str, seed: int, skelet
     return TrainConfig(
         model=builder, model_kwargs=kwargs, data=str(dataset), epochs=epochs, batch_size=profile.batch_size, lr=profile.lr,
         lr_step=profile.lr_step, lr_gamma=profile.lr_gamma, seed=seed, max_samples=profile.max_samples, num_workers=profile.num_workers,
-        frame_size=tuple(profile.frame_size), sigma=profile.sigma, skeleton=skeleton, skeleton_crops=skeleton_crops,
+        frame_size=tuple(profile.frame_size), sigma=profile.sigma, skeleton=skeleton, skeleton_crops=skeleton_crops, schedule=profile.schedule,
+        warmup_steps=profile.warmup_steps, augment_kwargs=profile.augment, deterministic=profile.deterministic,
+        heatmap_sigmas=profile.heatmap_sigmas if MODEL_INFO[builder].task == "pose-heatmap" and len(MODEL_INFO[builder].strides) > 1 else None,
     )
 
 
@@ -203,57 +220,123 @@ def check_run_folder(out: Path, fingerprint: str | None = None) -> None:
             raise ValueError(f"{out} was trained on other data (the dataset changed since): use another --out, or delete it")
 
 
+@dataclass
+class SeedRun:
+    """What one seed's run gives: leaderboard rows, PCK curves, the threshold sweeps of
+    the detectors, the pose predictions (for the qualitative figure) and run.json's
+    content (the models of this seed)."""
+
+    seed: int
+    pose: list = field(default_factory=list)
+    detection: list = field(default_factory=list)
+    curves: dict = field(default_factory=dict)
+    sweeps: dict = field(default_factory=dict)
+    predictions: dict = field(default_factory=dict)
+    manifest: dict = field(default_factory=dict)
+
+
+def seed_folder(out: Path, seed: int, first_seed: int) -> Path:
+    """Where the models of ``seed`` live: the run folder itself for the first seed (the
+    models ``gthd predict`` loads), ``seeds/<seed>/`` in it for the others."""
+    return out if seed == first_seed else out / "seeds" / str(seed)
+
+
 def run_benchmark(
-    dataset: str | Path, profile: Profile, out: str | Path, seed: int = 0,
+    dataset: str | Path, profile: Profile, out: str | Path, seed: int = 0, seeds: int | None = None,
     progress: Callable[[dict], None] | None = None, log=print, on_batch: Callable[[str, int, int], None] | None = None,
 ) -> Leaderboard:
-    """Train (or reuse) every model of ``profile`` and score it on the test split.
+    """Train (or reuse) every model of ``profile`` for each seed and score it on the test
+    split; the leaderboard holds the mean and standard deviation over the seeds.
 
     Args:
+        seed: the first seed; seeds: how many (``seed``, ``seed + 1``, ...; default the
+            profile's ``seeds``). Each seed trains every model anew (its init, shuffling
+            and augmentation), so the spread says how much of a difference between two
+            rows is noise.
         progress: per-epoch callback (see :func:`~gthd.benchmark.train.train`).
         log: one line per step. on_batch: ``(label, done, total)`` after each batch.
     """
     dataset, out = str(dataset), Path(out)
+    seeds = int(seeds if seeds is not None else profile.seeds)
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
     with open_dataset(dataset) as f:
         split = f["meta/split"][...]
         has = f["labels/has_hand"][...]
-        name = Path(dataset).stem
-        crop_margin = float(f.attrs.get("crop_margin", 0.25))
-        box_margin = float(f.attrs.get("box_margin", 0.05))
     if not ((split == 2) & has).any():
         raise ValueError(f"{dataset}: no test split with hands to score on (build it with splits)")
     fingerprint = dataset_fingerprint(dataset)
     check_run_folder(out, fingerprint)
     detectors = bool(profile.detector and (split == 1).any())
-    for config, folder in plan(profile, dataset, seed, out, with_detectors=detectors):  # refuse before any work
-        check_model_folder(config, out / folder)
+    for s in range(seed, seed + seeds):  # refuse before any work
+        for config, folder in plan(profile, dataset, s, seed_folder(out, s, seed), with_detectors=detectors):
+            check_model_folder(config, seed_folder(out, s, seed) / folder)
     out.mkdir(parents=True, exist_ok=True)
-    board = Leaderboard(name, config={"profile": asdict(profile), "seed": seed, "dataset": dataset})
-    manifest = {"dataset": dataset, "dataset_fingerprint": fingerprint, "profile": profile.name, "crop_margin": crop_margin, "box_margin": box_margin, "pose": [], "detector": None}
+    set_threads(profile.threads)
+    runs = []
+    for s in range(seed, seed + seeds):
+        if seeds > 1:
+            log(f"seed {s} ({s - seed + 1} of {seeds})")
+        runs.append(run_seed(dataset, profile, s, seed_folder(out, s, seed), detectors, progress, log, on_batch))
+
+    # -- the leaderboard over the seeds, and the files
+    name = Path(dataset).stem
+    board = Leaderboard(name, pose=aggregate_rows([r.pose for r in runs]), detection=aggregate_rows([r.detection for r in runs]),
+                        curves=mean_curves([r.curves for r in runs]),
+                        config={"profile": asdict(profile), "seed": seed, "seeds": seeds, "dataset": dataset, "threads": torch.get_num_threads()})
+    board.per_seed = [{"seed": r.seed, "pose": r.pose, "detection": r.detection} for r in runs]
+    board.write(out, paper="GTHD")
+    first = runs[0]
+    if first.sweeps:
+        line_plot(first.sweeps, out / "thresholds.png", title=f"Hand/NoHand F1 against the pixel threshold ({name}, test, seed {first.seed})",
+                  xlabel="threshold (foreground pixels)", x_format="{:.0f}")
+    shown = [m for m in ("direct regression (Gomez et al.)", "ours") if m in first.predictions] or list(first.predictions)[:2]
+    if shown:
+        img = qualitative_figure(dataset, {m: first.predictions[m] for m in shown})
+        atomic_write_bytes(out / "qualitative.png", cv2.imencode(".png", img)[1].tobytes())
+    atomic_write_bytes(out / "config.json", dumps_json({"format": "gthd-benchmark-config", "format_version": 1, **board.config}).encode())
+    with open_dataset(dataset) as f:
+        margins = {"crop_margin": float(f.attrs.get("crop_margin", 0.25)), "box_margin": float(f.attrs.get("box_margin", 0.05))}
+    manifest = {"dataset": dataset, "dataset_fingerprint": fingerprint, "profile": profile.name, **margins, **first.manifest}
+    write_json(out / "run.json", manifest, fmt=RUN_FORMAT, version=RUN_VERSION)
+    return board
+
+
+def run_seed(
+    dataset: str, profile: Profile, seed: int, out: Path, detectors: bool, progress=None, log=print, on_batch=None,
+) -> SeedRun:
+    """Train (or reuse) and score every model of ``profile`` with one ``seed``, its models
+    in ``out``: the detectors (one per thickness) and the box baseline, the pose methods,
+    the constant-pose reference, "ours" with the true skeleton, and the end-to-end
+    pipeline (the main detector's box and skeleton, then "ours")."""
+    run = SeedRun(seed, manifest={"pose": [], "detector": None})
     batches = (lambda label: (lambda done, total: on_batch(label, done, total))) if on_batch else (lambda label: None)
+    with open_dataset(dataset) as f:
+        crop_margin = float(f.attrs.get("crop_margin", 0.25))
+        box_margin = float(f.attrs.get("box_margin", 0.05))
 
     def fit(label: str, config: TrainConfig, folder: str):
         log(f"{label}: {config.model}")
-        model, info = train_or_load(config, out / folder, progress, batches(label))
-        return model, info
+        return train_or_load(config, out / folder, progress, batches(label))
 
     # -- hand detection: the skeleton UNet at each thickness, the box baseline
-    skeletons, sweeps = None, {}
+    skeletons = main_detector = None
     if detectors:
         for thickness in profile.thicknesses:
             label = f"{DETECTOR[0]}, {thickness} skeleton"
             folder = f"skeleton-unet-{thickness}"
             model, info = fit(label, train_config(DETECTOR[1], profile, dataset, seed, thickness), folder)
             row = evaluate_detector(model, dataset, size=profile.frame_size)
-            sweeps[f"{thickness} skeleton"] = row.pop("sweep")
-            board.detection.append({"method": label, "train_s": info.get("train_time_s"), **row})
+            run.sweeps[f"{thickness} skeleton"] = row.pop("sweep")
+            run.detection.append({"method": label, "train_s": info.get("train_time_s"), **row})
             if thickness == profile.main_thickness:
                 log(f"{label}: its skeletons for the pose pipeline")
+                main_detector = (model, row["threshold"])
                 skeletons = detector_skeleton_crops(model, dataset, "test", size=profile.frame_size)
                 train_crops = out / folder / "skeletons-train.npz"
                 if profile.pose_skeleton == "detector" and not train_crops.exists():
                     save_skeleton_crops(train_crops, detector_skeleton_crops(model, dataset, "train", size=profile.frame_size))
-                manifest["detector"] = {
+                run.manifest["detector"] = {
                     "method": DETECTOR[0], "builder": DETECTOR[1], "model_kwargs": model_kwargs(profile, DETECTOR[1]),
                     "checkpoint": f"{folder}/last.pt", "frame_size": list(profile.frame_size), "threshold_pixels": row["threshold"],
                     "thickness": thickness,
@@ -263,10 +346,14 @@ def run_benchmark(
             model, info = fit(label, train_config(builder, profile, dataset, seed), _slug(label))
             row = evaluate_detector(model, dataset, size=profile.frame_size)
             row.pop("sweep")
-            board.detection.append({"method": label, "train_s": info.get("train_time_s"), **row})
+            run.detection.append({"method": label, "train_s": info.get("train_time_s"), **row})
 
-    # -- pose estimation
-    predictions = {}
+    # -- pose estimation (on the ground-truth crops: the paper's Table II protocol)
+    def add(label: str, scores: dict, **common):
+        run.pose.append({"method": label, **common, **_pose_row(scores)})
+        run.curves[label] = scores["curve"]
+
+    add(CONSTANT, evaluate_constant(mean_pose(dataset, "train"), dataset, "test"), paper_name=CONSTANT, train_s=0.0, params_m=0.0)
     for label in profile.methods:
         builder = POSE_METHODS[label]
         folder = _slug(label)
@@ -274,27 +361,26 @@ def run_benchmark(
         common = {"paper_name": label, "train_s": info.get("train_time_s"), "params_m": count_parameters(model) / 1e6}
         takes_skeleton = builder == "multiscale_skeleton"
         s = evaluate_pose(model, builder, dataset, "test", skeletons=skeletons if takes_skeleton else None)
-        board.pose.append({"method": label, **common, **_pose_row(s)})
-        board.curves[label] = s["curve"]
-        predictions[label] = s
+        add(label, s, **common)
+        run.predictions[label] = s
         if takes_skeleton and skeletons is not None:
-            t = evaluate_pose(model, builder, dataset, "test")  # the true skeleton
-            board.pose.append({"method": TRUE_SKELETON, **common, **_pose_row(t)})
-            board.curves[TRUE_SKELETON] = t["curve"]
-        manifest["pose"].append({"method": label, "builder": builder, "model_kwargs": model_kwargs(profile, builder), "checkpoint": f"{folder}/last.pt"})
+            add(TRUE_SKELETON, evaluate_pose(model, builder, dataset, "test"), **common)  # the true skeleton
+            # -- the whole pipeline: the detector's box and skeleton, then the pose network
+            detector, threshold = main_detector
+            pipe = HandPosePipeline(detector, model, builder, profile.frame_size, threshold, crop_margin, box_margin)
+            e = evaluate_end_to_end(pipe, dataset, "test")
+            add(END_TO_END, e, **common, found=e["found"], missed=e["missed"])
+        run.manifest["pose"].append({"method": label, "builder": builder, "model_kwargs": model_kwargs(profile, builder), "checkpoint": f"{folder}/last.pt"})
+    return run
 
-    # -- files
-    board.write(out, paper="GTHD")
-    if sweeps:
-        line_plot(sweeps, out / "thresholds.png", title=f"Hand/NoHand F1 against the pixel threshold ({name}, test)",
-                  xlabel="threshold (foreground pixels)", x_format="{:.0f}")
-    shown = [m for m in ("direct regression (Gomez et al.)", "ours") if m in predictions] or list(predictions)[:2]
-    if shown:
-        img = qualitative_figure(dataset, {m: predictions[m] for m in shown})
-        atomic_write_bytes(out / "qualitative.png", cv2.imencode(".png", img)[1].tobytes())
-    atomic_write_bytes(out / "config.json", dumps_json({"format": "gthd-benchmark-config", "format_version": 1, **board.config}).encode())
-    write_json(out / "run.json", manifest, fmt=RUN_FORMAT, version=RUN_VERSION)
-    return board
+
+def set_threads(threads: int | None) -> None:
+    """Use ``threads`` torch threads (None: keep torch's choice). The benchmark loads its
+    data in the training process (``num_workers`` 0 in the quick profile), so on a small
+    machine torch may have every core: loader workers beside torch's threads would
+    oversubscribe them (measured: 2 threads ran 10x slower than 1 beside 2 workers)."""
+    if threads:
+        torch.set_num_threads(int(threads))
 
 
 def plan(profile: Profile, dataset: str, seed: int, out: Path, with_detectors: bool = True) -> list[tuple[TrainConfig, str]]:
@@ -325,7 +411,7 @@ def model_kwargs(profile: Profile, builder: str) -> dict:
 
 
 def _pose_row(s: dict) -> dict:
-    keys = ("mjpe_px", "epe_px", "pck_0.05", "pck_0.1", "pck_0.2", "auc", "infer_ms")
+    keys = ("mjpe_px", "median_px", "epe_px", "pck_0.05", "pck_0.1", "pck_0.2", "auc", "infer_ms")
     return {k: float(s[k]) for k in keys}
 
 

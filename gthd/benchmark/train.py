@@ -54,7 +54,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from .. import __version__
 from ..dataset.codec import MultiScaleHeatmapCodec, SingleScaleHeatmapCodec, default_sigma
-from ..dataset.torch_dataset import FrameDataset, HandDataset
+from ..dataset.torch_dataset import Augment, FrameDataset, HandDataset
 from .models import (
     MODEL_INFO,
     MODELS,
@@ -101,6 +101,18 @@ class TrainConfig:
     skeleton_crops: an .npz of the skeleton channel to train on instead of drawing it
         from the labels ("rows" (N,) dataset rows, "crops" (N, S, S) uint8): the
         detector's predicted skeletons, the paper's pose input (:func:`save_skeleton_crops`).
+    schedule: "step" (the paper's: the learning rate times ``lr_gamma`` every ``lr_step``
+        epochs) or "cosine" (from ``lr`` down to 0 over the run, step by step).
+    warmup_steps: the learning rate rises linearly from ``lr / warmup_steps`` to ``lr``
+        over the first optimizer steps (0: none).
+    augment_kwargs: the :class:`~gthd.dataset.torch_dataset.Augment` fields, when
+        ``augment`` (empty: its defaults, rotations of +-30 deg, scale 0.8-1.2, flips).
+    heatmap_sigmas: the heatmap targets' sigma of each output, in that output's own
+        heatmap pixels (None: from ``sigma``, :func:`~gthd.dataset.codec.default_sigma`).
+    deterministic: ``torch.use_deterministic_algorithms`` (and no cuDNN autotuning):
+        the same machine, thread count and seed give the same weights bit for bit.
+        Off, a GPU may pick faster, non-deterministic kernels.
+    compile: ``torch.compile`` the model (CUDA only; ignored elsewhere).
     """
 
     model: str = "multiscale_skeleton"
@@ -122,6 +134,12 @@ class TrainConfig:
     frame_size: tuple[int, int] = (256, 192)
     sigma: float = 2.0
     skeleton_crops: str | None = None
+    schedule: str = "step"
+    warmup_steps: int = 0
+    augment_kwargs: dict = field(default_factory=dict)
+    heatmap_sigmas: list | None = None
+    deterministic: bool = True
+    compile: bool = False
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -133,6 +151,16 @@ class TrainConfig:
         self.data = str(self.data)
         self.frame_size = (int(self.frame_size[0]), int(self.frame_size[1]))
         self.model_kwargs = dict(self.model_kwargs)
+        if self.schedule not in ("step", "cosine"):
+            raise ValueError(f"schedule must be step or cosine, got {self.schedule!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        unknown = set(self.augment_kwargs) - {f.name for f in fields(Augment)}
+        if unknown:
+            raise ValueError(f"augment_kwargs: unknown fields {sorted(unknown)}; known: {', '.join(f.name for f in fields(Augment))}")
+        self.augment_kwargs = dict(self.augment_kwargs)
+        if self.heatmap_sigmas is not None:
+            self.heatmap_sigmas = [float(v) for v in self.heatmap_sigmas]
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -204,13 +232,37 @@ def _plain(v):
 
 
 # ----------------------------------------------------------------- data, targets, loss
+def augment_of(config: TrainConfig) -> Augment | None:
+    """The :class:`Augment` of a config (None: no augmentation)."""
+    if not config.augment:
+        return None
+    kw = dict(config.augment_kwargs)
+    if "scale" in kw:
+        kw["scale"] = tuple(kw["scale"])
+    return Augment(**kw)
+
+
+def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """The learning rate after ``step`` optimizer steps, as a factor of ``config.lr``:
+    the schedule (step decay by epoch, or cosine over the run) times the warm-up ramp."""
+    if config.schedule == "cosine":
+        total = max(1, config.epochs * steps_per_epoch)
+        f = 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    else:
+        f = config.lr_gamma ** ((step // max(1, steps_per_epoch)) // config.lr_step)
+    if config.warmup_steps:
+        f *= min(1.0, (step + 1) / config.warmup_steps)
+    return f
+
+
 def make_dataset(config: TrainConfig):
     """The training dataset the model's task needs (capped to ``max_samples``)."""
     info = MODEL_INFO[config.model]
     if info.task in ("pose-heatmap", "pose-regression"):
         skel = config.skeleton if "skeleton" in info.inputs else None
         given = load_skeleton_crops(config.skeleton_crops) if skel and config.skeleton_crops else None
-        ds = HandDataset(config.data, config.train_split, augment=config.augment, skeleton=skel, seed=config.seed, skeletons=given)
+        augment = augment_of(config)
+        ds = HandDataset(config.data, config.train_split, augment=augment, skeleton=skel, seed=config.seed, skeletons=given)
     else:
         skel = config.skeleton if info.task == "detector" else None  # the skeleton UNet's target
         ds = FrameDataset(config.data, config.train_split, size=config.frame_size, skeleton=skel)
@@ -241,13 +293,16 @@ def load_skeleton_crops(path) -> dict[int, np.ndarray]:
     return {int(r): c for r, c in zip(rows, crops)}
 
 
-def make_codec(name: str, input_size: tuple[int, int], sigma: float = 2.0):
+def make_codec(name: str, input_size: tuple[int, int], sigma: float = 2.0, sigmas: list | None = None):
     """The heatmap codec of a heatmap model (``input_size`` (width, height) px, targets of
-    ``sigma`` input px at stride 1), else None."""
+    ``sigma`` input px at stride 1, or ``sigmas``: each output's own, in its heatmap px),
+    else None."""
     info = MODEL_INFO[name]
     if info.task != "pose-heatmap":
         return None
-    sigmas = [default_sigma(s, sigma) for s in info.strides]
+    if sigmas is not None and len(sigmas) != len(info.strides):
+        raise ValueError(f"{name} has {len(info.strides)} outputs (strides {info.strides}): expected as many heatmap sigmas, got {len(sigmas)}")
+    sigmas = list(sigmas) if sigmas is not None else [default_sigma(s, sigma) for s in info.strides]
     if len(info.strides) == 1:
         return SingleScaleHeatmapCodec(input_size, stride=info.strides[0], sigma=sigmas[0])
     return MultiScaleHeatmapCodec(input_size, strides=info.strides, sigmas=sigmas)
@@ -385,12 +440,23 @@ def train(
             print(f"epoch {p['epoch']}/{p['epochs']} loss {p['loss']:.5g} lr {p['lr']:.3g} "
                   f"{p['samples_per_s']:.1f} samples/s", file=sys.stderr)
 
+    # -- data (each rank takes every world-th sample: steps per epoch from that share)
+    dataset = make_dataset(config)
+    sample = dataset[0]
+    H, W = sample["image"].shape[-2:]
+    codec = make_codec(config.model, (W, H), config.sigma, config.heatmap_sigmas)
+    steps_per_epoch = math.ceil(math.ceil(len(dataset) / world) / config.batch_size)
+
     # -- model, optimizer, schedule (the same init on every rank: one seed)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(config.deterministic, warn_only=True)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not config.deterministic  # autotuned kernels differ run to run
     seed_everything(config.seed)
     model = create_model(config.model, **config.model_kwargs).to(device)
     n_params = count_parameters(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(config, step, steps_per_epoch))  # stepped per batch
     start_epoch = 0
     ckpt_path = out_dir / CHECKPOINT
     if resume and ckpt_path.exists():
@@ -405,14 +471,11 @@ def train(
         scheduler.load_state_dict(ckpt["scheduler"])
         start_epoch = int(ckpt["epoch"])
     raw_model = model
+    if config.compile and device.type == "cuda":
+        model = torch.compile(model)
     if ddp:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    # -- data
-    dataset = make_dataset(config)
-    sample = dataset[0]
-    H, W = sample["image"].shape[-2:]
-    codec = make_codec(config.model, (W, H), config.sigma)
     in_channels = raw_model.config.in_channels
 
     # -- the loop
@@ -443,12 +506,12 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            scheduler.step()
             B = x.shape[0]
             loss_sum += loss.detach().double() * B
             n_sum += B
             if on_batch is not None and is_main:
                 on_batch(epoch * len(loader) + step + 1, config.epochs * len(loader))
-        scheduler.step()
         if ddp:
             dist.all_reduce(loss_sum)
             dist.all_reduce(n_sum)
@@ -472,6 +535,7 @@ def train(
             progress({"epoch": epoch + 1, "epochs": config.epochs, "loss": epoch_loss,
                       "lr": optimizer.param_groups[0]["lr"], "samples_per_s": n_epoch / max(dt, 1e-9)})
     train_time = time.perf_counter() - t0
+    torch.use_deterministic_algorithms(deterministic)  # the caller's setting again
 
     result = TrainResult(
         model=config.model,

@@ -37,6 +37,7 @@ from torch import nn
 
 from ._common import count_parameters, normalised_to_px, px_to_normalised
 from .multiscale import (
+    PAPER_STRIDES,
     MultiScaleNet,
     fuse_heatmaps,
     multiscale_loss,
@@ -94,8 +95,8 @@ CROP_SIZE = (128, 128)
 MODEL_INFO: dict[str, ModelInfo] = {
     skeleton_unet.__name__: ModelInfo("detector", ("image",), FRAME_SIZE, "mask", size_multiple=16),
     unet_heatmaps.__name__: ModelInfo("pose-heatmap", ("image",), CROP_SIZE, "heatmaps", strides=(1,)),
-    multiscale_skeleton.__name__: ModelInfo("pose-heatmap", ("image", "skeleton"), CROP_SIZE, "heatmaps", strides=(1, 2, 4, 2, 1)),
-    multiscale_plain.__name__: ModelInfo("pose-heatmap", ("image",), CROP_SIZE, "heatmaps", strides=(1, 2, 4, 2, 1)),
+    multiscale_skeleton.__name__: ModelInfo("pose-heatmap", ("image", "skeleton"), CROP_SIZE, "heatmaps", strides=PAPER_STRIDES),
+    multiscale_plain.__name__: ModelInfo("pose-heatmap", ("image",), CROP_SIZE, "heatmaps", strides=PAPER_STRIDES),
     resnet50_regression.__name__: ModelInfo("pose-regression", ("image",), CROP_SIZE, "keypoints"),
     box_regressor.__name__: ModelInfo("box", ("image",), FRAME_SIZE, "box", size_multiple=32),
 }

@@ -9,25 +9,27 @@ apply a 1x1 convolution layer followed by a sigmoid [...]. The heatmaps resoluti
 divided/multiplied by two after each downsampling/upsampling." with k = 5 outputs at
 scales 128, 64 and 32.
 
-Our arrangement, giving exactly 128, 64, 32, 64, 128 for a 128 x 128 crop (strides
-1, 2, 4, 2, 1, those of :class:`gthd.dataset.codec.MultiScaleHeatmapCodec`)::
+Our arrangement, giving 64, 32, 64, 128, 128 for a 128 x 128 crop (strides 2, 4, 2,
+1, 1: :data:`PAPER_STRIDES`, those a :class:`gthd.dataset.codec.MultiScaleHeatmapCodec`
+is built with for this model)::
 
     x (B, 4, 128, 128): RGB crop + skeleton mask (3 channels without it)
-    stem   7x7 conv-BN-ReLU, 3x3 conv-BN-ReLU   (B,  w, 128, 128) -> head 0: 128
-    down1  ResNet block, stride 2               (B, 2w,  64,  64) -> head 1:  64
-    down2  ResNet block, stride 2               (B, 4w,  32,  32) -> head 2:  32
-    up1    ResNet block, 4x4 transposed conv x2 (B, 2w,  64,  64) -> head 3:  64
-    up2    ResNet block at 64                   (B,  w,  64,  64)
-    final  4x4 transposed conv x2 -BN-ReLU      (B,  w, 128, 128) -> head 4: 128
+    stem   7x7 conv-BN-ReLU                        (B,  w, 128, 128)
+    down1  ResNet block, stride 2                  (B, 2w,  64,  64) -> head 0:  64
+    down2  ResNet block, stride 2                  (B, 4w,  32,  32) -> head 1:  32
+    up1    ResNet block, 4x4 transposed conv x2    (B, 2w,  64,  64) -> head 2:  64
+    up2    ResNet block, 4x4 transposed conv x2    (B,  w, 128, 128) -> head 3: 128
+    final  3x3 transposed conv-BN-ReLU             (B,  w, 128, 128) -> head 4: 128
 
+A head follows each downsampling and each upsampling, as the paper places them ("after
+each downsampling (similarly upsampling)"), and the fifth follows the final transposed
+convolution at the input resolution: k = 5 outputs at the paper's scales 128, 64 and 32.
+(An earlier arrangement put a head on the stem, before any downsampling: it was the
+weakest head, 29 px alone against 19 for the final one, and took 31 % of the fusion.)
 Each head is a 1x1 conv to J maps and a sigmoid (its bias starts at the ``prior``). An
 upsampling ResNet block is a residual block followed by a learnt 2x upsampling (a
-transposed convolution); for the
-second one that upsampling *is* the paper's "final transposed convolution layer that
-recovers the input resolution", so both up blocks multiply the resolution by two, as
-the text says, and the last output is at the input resolution. There are no skip
-connections (the paper names none). ``blocks`` > 1 adds stride-1 residual blocks to
-each down/up stage (the paper: 1).
+transposed convolution). There are no skip connections (the paper names none).
+``blocks`` > 1 adds stride-1 residual blocks to each down/up stage (the paper: 1).
 
 Inputs are float in [0, 1] as :class:`gthd.dataset.torch_dataset.HandDataset` gives
 them: ``torch.cat([image, skeleton], 1)``.
@@ -53,8 +55,12 @@ __all__ = [
     "multiscale_loss",
     "multiscale_plain",
     "multiscale_skeleton",
+    "PAPER_STRIDES",
     "scale_deltas",
 ]
+
+PAPER_STRIDES = (2, 4, 2, 1, 1)
+"""The downscale factor of each of :class:`MultiScaleNet`'s five outputs, in output order."""
 
 
 # ------------------------------------------------------------------------------ blocks
@@ -125,7 +131,7 @@ class MultiScaleConfig:
     @property
     def strides(self) -> tuple[int, ...]:
         """The downscale factor of each output, in output order."""
-        return (1, 2, 4, 2, 1)
+        return PAPER_STRIDES
 
 
 class MultiScaleNet(nn.Module):
@@ -137,24 +143,22 @@ class MultiScaleNet(nn.Module):
         x: (B, in_channels, S, S) float, S = ``input_size`` (128): the hand crop, with its
         skeleton mask as channel 3 when ``in_channels`` is 4.
 
-        Returns {"heatmaps": [(B, J, S, S), (B, J, S/2, S/2), (B, J, S/4, S/4),
-        (B, J, S/2, S/2), (B, J, S, S)]}: sigmoid maps, strides (1, 2, 4, 2, 1).
+        Returns {"heatmaps": [(B, J, S/2, S/2), (B, J, S/4, S/4), (B, J, S/2, S/2),
+        (B, J, S, S), (B, J, S, S)]}: sigmoid maps, strides :data:`PAPER_STRIDES`.
     """
 
     def __init__(self, in_channels: int = 4, joints: int = 21, width: int = 64, blocks: int = 1, input_size: int = 128, prior: float = 0.01):
         super().__init__()
         self.config = MultiScaleConfig(in_channels, joints, width, blocks, input_size, prior)
         w = width
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, w, 7, padding=3, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-            nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-        )
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, w, 7, padding=3, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True))
         self.down1 = _stage(w, 2 * w, 2, blocks)
         self.down2 = _stage(2 * w, 4 * w, 2, blocks)
         self.up1 = nn.Sequential(_stage(4 * w, 2 * w, 1, blocks), upsample2x(2 * w))
-        self.up2 = _stage(2 * w, w, 1, blocks)
-        self.final = upsample2x(w)  # the paper's "final transposed convolution"
-        self.heads = nn.ModuleList(nn.Conv2d(c, joints, 1) for c in (w, 2 * w, 4 * w, 2 * w, w))
+        self.up2 = nn.Sequential(_stage(2 * w, w, 1, blocks), upsample2x(w))
+        self.final = nn.Sequential(  # the paper's "final transposed convolution", at the input resolution
+            nn.ConvTranspose2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True))
+        self.heads = nn.ModuleList(nn.Conv2d(c, joints, 1) for c in (2 * w, 4 * w, 2 * w, w, w))
         for head in self.heads:
             nn.init.constant_(head.bias, math.log(prior / (1 - prior)))
 
@@ -165,22 +169,22 @@ class MultiScaleNet(nn.Module):
     def forward(self, x: torch.Tensor) -> dict:
         cfg = self.config
         check_input(x, cfg.in_channels, (cfg.input_size, cfg.input_size))
-        f0 = self.stem(x)  # (B, w, S, S)
-        f1 = self.down1(f0)  # (B, 2w, S/2, S/2)
+        f1 = self.down1(self.stem(x))  # (B, 2w, S/2, S/2)
         f2 = self.down2(f1)  # (B, 4w, S/4, S/4)
         f3 = self.up1(f2)  # (B, 2w, S/2, S/2)
-        f4 = self.final(self.up2(f3))  # (B, w, S, S)
-        return {"heatmaps": [torch.sigmoid(head(f)) for head, f in zip(self.heads, (f0, f1, f2, f3, f4))]}
+        f4 = self.up2(f3)  # (B, w, S, S)
+        f5 = self.final(f4)  # (B, w, S, S)
+        return {"heatmaps": [torch.sigmoid(head(f)) for head, f in zip(self.heads, (f1, f2, f3, f4, f5))]}
 
 
 # ---------------------------------------------------------------------------- builders
 def multiscale_skeleton(width: int = 64, joints: int = 21, **kwargs) -> MultiScaleNet:
-    """"Ours": (B, 4, 128, 128) crop + skeleton -> 5 heatmap sets at 128, 64, 32, 64, 128."""
+    """"Ours": (B, 4, 128, 128) crop + skeleton -> 5 heatmap sets at 64, 32, 64, 128, 128."""
     return MultiScaleNet(in_channels=4, joints=joints, width=width, **kwargs)
 
 
 def multiscale_plain(width: int = 64, joints: int = 21, **kwargs) -> MultiScaleNet:
-    """"Ours w/o skeleton": (B, 3, 128, 128) crop -> 5 heatmap sets at 128, 64, 32, 64, 128."""
+    """"Ours w/o skeleton": (B, 3, 128, 128) crop -> 5 heatmap sets at 64, 32, 64, 128, 128."""
     return MultiScaleNet(in_channels=3, joints=joints, width=width, **kwargs)
 
 
