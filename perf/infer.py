@@ -47,7 +47,7 @@ def main() -> int:
     print(f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}; profile {prof.name}; {len(frames)} frames 640x480")
     for name in ("multiscale_skeleton", "resnet50_regression"):
         pose = create_model(name, **({"width": w[name]} if name in w else {}))
-        pipe = HandPosePipeline(det, pose, name, frame_size=prof.frame_size, threshold_pixels=-1)
+        pipe = HandPosePipeline(det, pose, name, frame_size=prof.frame_size, threshold_pixels=-1, skeleton_pass=prof.skeleton_pass)
         pipe(frames[0])  # warm up
         t = time.perf_counter()
         for f in frames:

@@ -156,3 +156,15 @@ def test_seeds_train_each_model_again_and_report_mean_and_std(tiny, tmp_path):
     assert r.exit_code == 0 and (tmp_path / "run" / "seeds" / "5").is_dir()
     again = read_leaderboard(tmp_path / "run" / "leaderboard.json")["per_seed"]
     assert [p["mjpe_px"] for p in again[1]["pose"]] == [p["mjpe_px"] for p in board["per_seed"][1]["pose"]] and len(again) == 3
+
+
+def test_profile_overrides_set_a_models_own_fields():
+    from gthd.benchmark.run import PROFILES, Profile, train_config
+
+    quick = PROFILES["quick"]
+    assert train_config("resnet50_regression", quick, "d.h5", 0).lr == quick.overrides["resnet50_regression"]["lr"] != quick.lr
+    assert train_config("multiscale_skeleton", quick, "d.h5", 0).lr == quick.lr  # not overridden: the profile's
+    with pytest.raises(ValueError, match="cannot be overridden"):
+        Profile("x", epochs=1, batch_size=8, overrides={"resnet50_regression": {"model": "unet_heatmaps"}})
+    with pytest.raises(ValueError, match="overrides"):
+        Profile("x", epochs=1, batch_size=8, overrides={"resnet": {"lr": 0.1}})

@@ -104,6 +104,32 @@ def test_detector_skeletons_are_cropped_like_the_samples(dataset):
     assert checked > 0
 
 
+class RedDetector(torch.nn.Module):
+    """A "detector" whose mask is its input's red channel: what each pass of
+    detector_skeleton_crops shows it can be compared with the sample's crop itself."""
+
+    def forward(self, img):
+        return {"logits": img[:, :1], "mask": img[:, :1]}
+
+
+def test_both_skeleton_passes_see_the_samples_crop(dataset):
+    from gthd.benchmark.evaluate import detector_skeleton_crops
+    from gthd.dataset.torch_dataset import HandDataset
+
+    ds = HandDataset(str(dataset), "test", skeleton=None)
+    red = {int(ds.indices[i]): ds[i]["image"][0].numpy() for i in range(len(ds))}  # (128, 128) each
+    on_crop = detector_skeleton_crops(RedDetector(), str(dataset), "test", on="crop")
+    assert sorted(on_crop) == sorted(red) and all(np.array_equal(on_crop[r], red[r]) for r in red)  # exactly the crop
+    with open_dataset(dataset) as f:
+        W, H = (int(v) for v in f["meta/image_size"][0])
+    on_frame = detector_skeleton_crops(RedDetector(), str(dataset), "test", size=(W, H), on="frame")
+    # the whole frame's mask cropped like the sample: the same picture, but for JPEG and resampling
+    diffs = [np.abs(on_frame[r] - red[r]).mean() for r in red]
+    assert np.median(diffs) < 0.03, np.median(diffs)
+    with pytest.raises(ValueError, match="frame or crop"):
+        detector_skeleton_crops(RedDetector(), str(dataset), "test", on="image")
+
+
 def test_the_pipeline_skeleton_replaces_the_true_one(dataset):
     from gthd.benchmark.evaluate import detector_skeleton_crops
 

@@ -106,7 +106,7 @@ def test_resume_repeats_an_uninterrupted_run(data, tmp_path):
     a = load_checkpoint(tmp_path / "full" / CHECKPOINT)
     b = load_checkpoint(tmp_path / "part" / CHECKPOINT)
     assert b["epoch"] == 2
-    assert b["scheduler"]["last_epoch"] == 2
+    assert b["scheduler"]["last_epoch"] == 8  # the schedule steps per batch: 2 epochs of 4
     # Adam's step counters went on from the saved ones
     steps = {int(s["step"]) for s in b["optimizer"]["state"].values()}
     assert steps == {int(s["step"]) for s in a["optimizer"]["state"].values()} == {8}
@@ -191,3 +191,21 @@ def test_two_process_ddp_matches_one_process_with_the_total_batch(data, tmp_path
     for k in b["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-4, atol=1e-5, msg=k)
     assert saved["final_loss"] == pytest.approx(single.final_loss, rel=1e-4)
+
+
+def test_learning_rate_schedules():
+    from gthd.benchmark.train import lr_factor
+
+    paper = TrainConfig(model="multiscale_skeleton", epochs=30, lr_step=8, lr_gamma=0.9)
+    # the paper's: -10 % after every 8 epochs, whatever the step within the epoch
+    assert [lr_factor(paper, e * 100 + 50, 100) for e in (0, 7, 8, 16, 29)] == pytest.approx([1, 1, 0.9, 0.81, 0.729])
+    cos = TrainConfig(model="multiscale_skeleton", epochs=10, schedule="cosine", warmup_steps=100)
+    steps = 10 * 50
+    assert lr_factor(cos, 0, 50) == pytest.approx(0.01 * (0.5 * (1 + np.cos(0))))  # the first warm-up step
+    assert lr_factor(cos, 99, 50) == pytest.approx(0.5 * (1 + np.cos(np.pi * 99 / steps)))  # warm-up done
+    assert lr_factor(cos, steps // 2, 50) == pytest.approx(0.5)
+    assert lr_factor(cos, steps, 50) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(model="multiscale_skeleton", schedule="linear")
+    with pytest.raises(ValueError, match="augment_kwargs"):
+        TrainConfig(model="multiscale_skeleton", augment_kwargs={"rotation": 10})

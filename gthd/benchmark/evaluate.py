@@ -85,6 +85,15 @@ def evaluate_pose(
     return {**score_pose(pred, gt, mask, rows, dataset), "infer_ms": 1000 * t_model / len(ds)}
 
 
+def pck_norm(box: np.ndarray, crop_box: np.ndarray, crop_margin: float) -> np.ndarray:
+    """(N,) the PCK normaliser of each sample: its hand box's larger side (image px). A
+    hand with one visible joint has a box of size 0: then the side of the box its square
+    crop was made from (at least 8 px: samples.square_crop_box)."""
+    crop_side = (crop_box[:, 2] - crop_box[:, 0]) / (1 + 2 * crop_margin)
+    norm = metrics.box_size(box)
+    return np.where(np.isfinite(norm) & (norm > 0), norm, crop_side)
+
+
 def score_pose(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, rows: np.ndarray, dataset: str) -> dict:
     """Scores of crop-pixel predictions (N, J, 2) for dataset rows (N,): see
     :func:`evaluate_pose`. The predictions are mapped to image pixels through each
@@ -106,11 +115,7 @@ def score_pose(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, rows: np.ndar
         keep[json.loads(labelled) if isinstance(labelled, str) else list(labelled)] = True
         mask = mask & keep
     pred_img = np.stack([from_crop(p, cb) for p, cb in zip(pred, crop_box)])
-    # a hand with one visible joint has a box of size 0: fall back to the side of the box
-    # its square crop was made from (at least 8 px: samples.square_crop_box)
-    crop_side = (crop_box[:, 2] - crop_box[:, 0]) / (1 + 2 * crop_margin)
-    norm = metrics.box_size(box)
-    norm = np.where(np.isfinite(norm) & (norm > 0), norm, crop_side)
+    norm = pck_norm(box, crop_box, crop_margin)
     curve = metrics.pck_curve(pred_img, kp_img, mask, norm, PCK_THRESHOLDS)
     return {
         "mjpe_px": metrics.mjpe(pred, gt, mask),
@@ -185,6 +190,7 @@ def evaluate_end_to_end(pipeline, dataset: str, split: str = "test") -> dict:
         vis = f["labels/visible"][rows].astype(bool)
         box = f["labels/box"][rows].astype(np.float64)
         crop_box = f["labels/crop_box"][rows].astype(np.float64)
+        crop_margin = float(f.attrs.get("crop_margin", 0.25))
         pred_img = np.full(kp_img.shape, np.nan)
         t = 0.0
         for i, row in enumerate(rows):
@@ -199,7 +205,7 @@ def evaluate_end_to_end(pipeline, dataset: str, split: str = "test") -> dict:
     pred_crop = np.stack([to_crop(p, cb) for p, cb in zip(pred_img, crop_box)])  # (N, J, 2) crop px (NaN if missed)
     counted = vis & found[:, None]
     far = np.where(found[:, None, None], pred_img, kp_img + MISSED)  # a missed hand: every joint wrong
-    norm = metrics.box_size(box)
+    norm = pck_norm(box, crop_box, crop_margin)
     curve = metrics.pck_curve(far, kp_img, vis, norm, PCK_THRESHOLDS)
     return {
         "found": float(found.mean()), "missed": int((~found).sum()),
@@ -315,16 +321,34 @@ def threshold_sweep(scores: np.ndarray, has_hand: np.ndarray, n: int = 41) -> tu
 
 
 @torch.no_grad()
-def detector_skeleton_crops(model: torch.nn.Module, dataset: str, split: str = "test", size=(256, 192), device: str = "cpu") -> dict[int, np.ndarray]:
-    """The skeleton the detector predicts for each hand sample of ``split``, cropped like
-    the sample's 128 x 128 crop: dataset row -> (128, 128) float32 in [0, 1]. The pose
-    network's skeleton channel in the paper's pipeline (see :func:`evaluate_pose`)."""
+def detector_skeleton_crops(model: torch.nn.Module, dataset: str, split: str = "test", size=(256, 192), device: str = "cpu",
+                            on: str = "frame") -> dict[int, np.ndarray]:
+    """The skeleton the detector predicts for each hand sample of ``split``, as the
+    sample's 128 x 128 crop: dataset row -> (128, 128) float32 in [0, 1]. The pose
+    network's skeleton channel in the paper's pipeline (see :func:`evaluate_pose`).
+
+    ``on``: "frame", the detector reads the whole frame resized to ``size`` and its mask
+    is cropped like the sample; "crop", the detector reads the 128 x 128 crop itself (a
+    second pass at the crop's resolution: a hand of 85 px there is 20-100 px in a
+    256 x 192 frame, the sizes it was trained on; the skeleton comes out several times
+    sharper than a frame mask blown up into the crop).
+    """
+    if on == "crop":
+        ds = HandDataset(dataset, split=split, skeleton=None)
+        model.eval().to(device)
+        out: dict[int, np.ndarray] = {}
+        for batch in DataLoader(ds, batch_size=32, shuffle=False, num_workers=0):
+            masks = model(batch["image"].to(device))["mask"].float().cpu().numpy()[:, 0]  # (B, 128, 128)
+            out.update(zip(batch["index"].tolist(), masks))
+        return out
+    if on != "frame":
+        raise ValueError(f"on must be frame or crop, got {on!r}")
     ds = FrameDataset(dataset, split=split, size=size)
     with open_dataset(dataset) as f:
         crop_boxes = f["labels/crop_box"][...]
         image_size = f["meta/image_size"][...]
     model.eval().to(device)
-    out: dict[int, np.ndarray] = {}
+    out = {}
     for batch in DataLoader(ds, batch_size=16, shuffle=False, num_workers=0):
         masks = model(batch["image"].to(device))["mask"].float().cpu().numpy()[:, 0]  # (B, h, w)
         for mask, row, has in zip(masks, batch["index"].tolist(), batch["has_hand"].tolist()):

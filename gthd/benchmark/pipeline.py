@@ -1,9 +1,11 @@
 """The paper's pipeline on a new frame: the skeleton UNet finds the hand (Hand/NoHand by
 its count of foreground pixels, the box from the hand's connected region), the square
 crop around the box is resampled to 128x128, and the pose network reads the crop with
-the detector's own skeleton (cropped the same way) as its extra channel.
+the detector's own skeleton as its extra channel: the frame's mask cropped the same way
+(``skeleton_pass="frame"``), or the detector run again on the crop itself
+(``skeleton_pass="crop"``: a sharper skeleton, at the crop's resolution).
 
-Used by ``perf/infer.py`` (latency per frame) and, next, ``gthd predict``.
+Used by ``gthd benchmark`` (its end-to-end row), ``gthd predict`` and ``perf/infer.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from ..dataset.samples import crop, from_crop, square_crop_box
 from . import metrics
 from .evaluate import keypoints_from_output, skeleton_boxes
 from .models import MODEL_INFO
+
+SKELETON_PASSES = ("frame", "crop")
+"""How the pose network's skeleton channel is made from the detector: its mask of the
+whole frame, cropped like the image ("frame"), or a second pass on the crop ("crop")."""
 
 
 @dataclass
@@ -42,10 +48,15 @@ class HandPosePipeline:
             validation data: ``evaluate_detector`` reports it).
         crop_margin, box_margin: as the dataset's crops and boxes (the box: the hand
             region's bounds grown by 5 % of its larger side; the crop: 25 % around it).
+        skeleton_pass: "frame" or "crop" (:data:`SKELETON_PASSES`): as the pose network
+            was trained (``gthd benchmark`` records it in run.json).
     """
 
     def __init__(self, detector, pose, pose_name: str, frame_size=(256, 192), threshold_pixels: float = 20.0, crop_margin: float = 0.25,
-                 box_margin: float = 0.05, device: str = "cpu"):
+                 box_margin: float = 0.05, device: str = "cpu", skeleton_pass: str = "frame"):
+        if skeleton_pass not in SKELETON_PASSES:
+            raise ValueError(f"skeleton_pass must be one of {', '.join(SKELETON_PASSES)}, got {skeleton_pass!r}")
+        self.skeleton_pass = skeleton_pass
         self.detector = detector.eval().to(device)
         self.pose = pose.eval().to(device)
         self.info = MODEL_INFO[pose_name]
@@ -78,7 +89,9 @@ class HandPosePipeline:
         cb = square_crop_box(box, self.crop_margin)
         size = self.info.input_size[0]
         x = self._tensor(crop(frame, cb, size))
-        if "skeleton" in self.info.inputs:
+        if "skeleton" in self.info.inputs and self.skeleton_pass == "crop":
+            x = torch.cat([x, self.detector(x)["mask"]], dim=1)  # the detector again, on the crop: (1, 4, S, S)
+        elif "skeleton" in self.info.inputs:
             cb_small = np.array([(cb[0] + 0.5) / sx - 0.5, (cb[1] + 0.5) / sy - 0.5, (cb[2] + 0.5) / sx - 0.5, (cb[3] + 0.5) / sy - 0.5])
             skel = crop(mask.astype(np.float32), cb_small, size)  # the detector's skeleton, same crop
             x = torch.cat([x, torch.from_numpy(skel)[None, None].to(self.device)], dim=1)

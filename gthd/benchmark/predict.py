@@ -35,7 +35,7 @@ from .. import __version__
 from ..draw import draw_box, draw_skeleton, label
 from ..fileio import FormatError, atomic_write_bytes
 from .models import MODEL_INFO, MODELS, create_model
-from .pipeline import Detection, HandPosePipeline
+from .pipeline import SKELETON_PASSES, Detection, HandPosePipeline
 from .train import load_checkpoint
 
 RUN_FORMAT = "gthd-benchmark-run"
@@ -68,7 +68,8 @@ class RunModel:
 class RunInfo:
     """What ``RUN/run.json`` says. ``detector`` is None when the run trained none;
     ``frame_size`` is the detector's input (width, height) px; ``box_margin`` None when
-    the file does not say (the pipeline's default)."""
+    the file does not say (the pipeline's default); ``skeleton_pass`` how the pose
+    network's skeleton channel is made ("frame" when the file does not say)."""
 
     path: Path
     pose: tuple[RunModel, ...]
@@ -78,6 +79,7 @@ class RunInfo:
     crop_margin: float
     box_margin: float | None
     gthd_version: str | None
+    skeleton_pass: str = "frame"
 
 
 def read_run(run_dir: str | os.PathLike) -> RunInfo:
@@ -105,9 +107,13 @@ def read_run(run_dir: str | os.PathLike) -> RunInfo:
     detector = d.get("detector")
     det = None if detector is None else _run_model(detector, run_dir, path, "detector")
     frame_size = threshold = None
+    skeleton_pass = "frame"
     if det is not None:
         frame_size = _frame_size(_field(detector, "frame_size", list, path, "detector"), det.builder, path)
         threshold = float(_field(detector, "threshold_pixels", (int, float), path, "detector"))
+        skeleton_pass = _field(detector, "skeleton_pass", str, path, "detector") if "skeleton_pass" in detector else "frame"
+        if skeleton_pass not in SKELETON_PASSES:
+            raise FormatError(f"{path}: detector.skeleton_pass must be one of {', '.join(SKELETON_PASSES)}, got {skeleton_pass!r}")
     return RunInfo(
         path=run_dir,
         pose=tuple(_run_model(p, run_dir, path, f"pose[{i}]") for i, p in enumerate(pose)),
@@ -117,6 +123,7 @@ def read_run(run_dir: str | os.PathLike) -> RunInfo:
         crop_margin=float(_field(d, "crop_margin", (int, float), path)),
         box_margin=float(_field(d, "box_margin", (int, float), path)) if "box_margin" in d else None,
         gthd_version=d.get("gthd_version"),
+        skeleton_pass=skeleton_pass,
     )
 
 
@@ -241,7 +248,8 @@ def load_run(run_dir: str | os.PathLike, method: str = "ours", device: str | tor
     extra = {} if run.box_margin is None else {"box_margin": run.box_margin}
     return HandPosePipeline(
         load_model(run.detector), load_model(pose), pose.builder,
-        frame_size=run.frame_size, threshold_pixels=run.threshold_pixels, crop_margin=run.crop_margin, device=device, **extra,
+        frame_size=run.frame_size, threshold_pixels=run.threshold_pixels, crop_margin=run.crop_margin, device=device,
+        skeleton_pass=run.skeleton_pass, **extra,
     )
 
 

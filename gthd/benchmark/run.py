@@ -7,18 +7,22 @@ regression (Gomez et al.)" (ResNet-50). Hand detection (Table I, section IV-B): 
 skeleton UNet, at each skeleton thickness of the profile (the paper's Figure 6
 ablation), and a direct box-regression CNN standing in for the paper's Faster R-CNN.
 
-The paper's pipeline scores "ours" with the skeleton the detector predicts (cropped like
-each test crop); "ours, true skeleton" is the same network fed the skeleton drawn from
-the labels (an upper bound for a perfect detector).
+The paper's pipeline scores "ours" with the skeleton the detector predicts (for each
+test crop); "ours, true skeleton" is the same network fed the skeleton drawn from the
+labels; "ours, end to end" runs the whole pipeline on every test hand frame (the
+detector's box makes the crop). Every pose table has a constant-pose row (the training
+mean): the reference a method must beat to have learnt anything from the image.
 
-Profiles: ``quick`` (narrow models, few samples and epochs: minutes on a laptop CPU) and
+Profiles: ``quick`` (narrow models and the CPU recipe: minutes on a laptop CPU) and
 ``paper`` (the paper's widths and schedule: Adam, lr 0.01 decayed by 10 % every 8
 epochs, 30 epochs, batch 8), or a JSON file of the same fields
-(``benchmark/profiles/*.json``).
+(``benchmark/profiles/*.json``). With several seeds every model is trained once per seed
+and the leaderboard gives means and standard deviations.
 
 A run folder holds one sub-folder per trained model (``last.pt``, ``train.json``), the
-leaderboard files, ``pck.png``, ``thresholds.png``, ``qualitative.png``, ``config.json``
-and ``run.json`` (what ``gthd predict`` loads: docs/predict.md).
+seeds beyond the first under ``seeds/<seed>/``, the leaderboard files, ``pck.png``,
+``thresholds.png``, ``qualitative.png``, ``config.json`` and ``run.json`` (what ``gthd
+predict`` loads: docs/predict.md).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -39,7 +43,7 @@ from .evaluate import detector_skeleton_crops, evaluate_constant, evaluate_detec
 from .figures import qualitative_figure
 from .leaderboard import CONSTANT, Leaderboard, aggregate_rows, line_plot, mean_curves
 from .models import MODEL_INFO, count_parameters, create_model
-from .pipeline import HandPosePipeline
+from .pipeline import SKELETON_PASSES, HandPosePipeline
 from .train import TrainConfig, config_differences, load_checkpoint, save_skeleton_crops, train
 
 POSE_METHODS = {
@@ -56,6 +60,10 @@ END_TO_END = "ours, end to end (detector's box)"
 RUN_FORMAT, RUN_VERSION = "gthd-benchmark-run", 1
 
 
+OVERRIDABLE = frozenset({"lr", "epochs", "batch_size", "schedule", "warmup_steps", "lr_step", "lr_gamma", "sigma", "heatmap_sigmas", "augment_kwargs"})
+"""The :class:`TrainConfig` fields a profile may set per model (``Profile.overrides``)."""
+
+
 @dataclass
 class Profile:
     """How big and how long.
@@ -65,15 +73,21 @@ class Profile:
     trained on (one row each; "thick", the paper's choice, feeds the pose pipeline).
     box_baseline: also train the box-regression baseline. detector: train detectors.
     detector_epochs: the epochs of the whole-frame models (detectors, box baseline), if
-    not ``epochs``. pose_skeleton: what "ours" trains on: "detector", the skeletons the
-    trained detector predicts for the training crops (the paper feeds "the predicted
-    skeleton"), or "labels", skeletons drawn from the labels.
+    not ``epochs``. overrides: per builder name, :class:`TrainConfig` fields that model
+    trains with instead of the profile's (e.g. ``{"resnet50_regression": {"lr": 0.001}}``:
+    each method at the learning rate it learns at). skeleton_pass: how the
+    detector's skeleton for "ours" is made, in training, scoring and ``gthd predict``
+    alike: "frame" (its mask of the whole frame, cropped like the image) or "crop" (the
+    detector run again on the 128 x 128 crop: a sharper skeleton). pose_skeleton: what
+    "ours" trains on: "detector", the skeletons the trained detector predicts for the
+    training crops (the paper feeds "the predicted skeleton"), or "labels", skeletons
+    drawn from the labels.
     seeds: how many seeds train every model (``--seeds`` overrides it); the leaderboard
     gives their mean and standard deviation. threads: torch threads (None: torch's
     default). schedule, warmup_steps, augment (the :class:`Augment` fields),
-    heatmap_sigmas, deterministic: as :class:`~gthd.benchmark.train.TrainConfig`'s
+    heatmap_sigmas, deterministic, compile: as :class:`~gthd.benchmark.train.TrainConfig`'s
     ``schedule``, ``warmup_steps``, ``augment_kwargs``, ``heatmap_sigmas``,
-    ``deterministic``.
+    ``deterministic``, ``compile`` (CUDA only).
     """
 
     name: str
@@ -93,6 +107,8 @@ class Profile:
     box_baseline: bool = True
     detector_epochs: int | None = None
     pose_skeleton: str = "detector"
+    overrides: dict = field(default_factory=dict)
+    skeleton_pass: str = "frame"
     seeds: int = 1
     threads: int | None = None
     schedule: str = "step"
@@ -100,11 +116,20 @@ class Profile:
     augment: dict = field(default_factory=dict)
     heatmap_sigmas: list | None = None
     deterministic: bool = True
+    compile: bool = False
 
     def __post_init__(self):
         unknown = [m for m in self.methods if m not in POSE_METHODS]
         if unknown:
             raise ValueError(f"profile {self.name!r}: unknown methods {unknown}; known: {', '.join(POSE_METHODS)}")
+        for builder, fields_ in self.overrides.items():
+            if builder not in MODEL_INFO or not isinstance(fields_, dict):
+                raise ValueError(f"profile {self.name!r}: overrides: expected {{builder: {{field: value}}}} with builders among {', '.join(MODEL_INFO)}, got {builder!r}")
+            bad = set(fields_) - OVERRIDABLE
+            if bad:
+                raise ValueError(f"profile {self.name!r}: overrides[{builder!r}]: {sorted(bad)} cannot be overridden; these can: {', '.join(sorted(OVERRIDABLE))}")
+        if self.skeleton_pass not in SKELETON_PASSES:
+            raise ValueError(f"profile {self.name!r}: skeleton_pass must be one of {', '.join(SKELETON_PASSES)}, got {self.skeleton_pass!r}")
         if self.pose_skeleton not in ("detector", "labels"):
             raise ValueError(f"profile {self.name!r}: pose_skeleton must be detector or labels, got {self.pose_skeleton!r}")
         bad = [t for t in self.thicknesses if t not in ("thin", "medium", "thick")]
@@ -134,13 +159,27 @@ class Profile:
         return "thick" if "thick" in self.thicknesses else self.thicknesses[-1]
 
 
+QUICK_RECIPE = dict(
+    batch_size=8, lr=0.01, schedule="cosine", warmup_steps=100, lr_step=1, lr_gamma=1.0, max_samples=None, num_workers=0,
+    sigma=2.0, skeleton_pass="crop",
+    heatmap_sigmas=[2.0, 2.0, 2.0, 2.0, 2.0], augment={"rotate_deg": 15.0, "scale": [0.9, 1.1], "translate": 0.05, "flip": 0.0},
+    widths={"multiscale_skeleton": 16, "multiscale_plain": 16, "unet_heatmaps": 8, "resnet50_regression": 0.25, "skeleton_unet": 8, "box_regressor": 16},
+    overrides={"skeleton_unet": {"lr": 0.003}, "box_regressor": {"lr": 0.003}, "resnet50_regression": {"lr": 0.001},
+               "unet_heatmaps": {"lr": 0.003, "sigma": 4.0}},
+)
+"""The CPU recipe of the quick profiles, found by measurement (docs/benchmark.md, "A CPU
+recipe that learns"): the paper's batch 8; Adam 0.01 with 100 warm-up steps, then a
+cosine decay to 0 over the run (the paper's step decay, 10 % every 8 epochs, barely moves in a few epochs); milder
+augmentation; targets of sigma 2 heatmap pixels at every scale; the detector's skeleton
+made on the crop; data loaded in the training process (no workers to oversubscribe 2
+cores). Each baseline at the learning rate it learns at (``overrides``): the detector and
+box regressor 0.003 (at 0.01 the detector can collapse to an empty mask), ResNet-50
+regression 0.001 (at 0.01 it only learns the mean pose), the single-scale UNet 0.003
+with 4 px targets (at 2 px it stays at the all-zero output for 12 epochs)."""
+
 PROFILES = {
-    "quick": Profile(
-        "quick", epochs=5, batch_size=16, lr=0.005, lr_step=1, lr_gamma=0.7, max_samples=1200, num_workers=2, sigma=3.0, detector_epochs=3,
-        widths={"multiscale_skeleton": 16, "multiscale_plain": 16, "unet_heatmaps": 8, "resnet50_regression": 0.25, "skeleton_unet": 8, "box_regressor": 16},
-        frame_size=(128, 96),
-    ),
-    "paper": Profile("paper", epochs=30, batch_size=8, lr=0.01, max_samples=None, num_workers=4),
+    "quick": Profile("quick", epochs=12, detector_epochs=4, frame_size=(256, 192), thicknesses=["thick"], box_baseline=False, **QUICK_RECIPE),
+    "paper": Profile("paper", epochs=30, batch_size=8, lr=0.01, max_samples=None, num_workers=4, deterministic=False),
 }
 
 
@@ -156,13 +195,14 @@ def train_config(builder: str, profile: Profile, dataset: str, seed: int, skelet
     kwargs = model_kwargs(profile, builder)
     frames = builder in (DETECTOR[1], BOX_BASELINE[1])
     epochs = profile.detector_epochs if frames and profile.detector_epochs else profile.epochs
-    return TrainConfig(
+    config = TrainConfig(
         model=builder, model_kwargs=kwargs, data=str(dataset), epochs=epochs, batch_size=profile.batch_size, lr=profile.lr,
         lr_step=profile.lr_step, lr_gamma=profile.lr_gamma, seed=seed, max_samples=profile.max_samples, num_workers=profile.num_workers,
         frame_size=tuple(profile.frame_size), sigma=profile.sigma, skeleton=skeleton, skeleton_crops=skeleton_crops, schedule=profile.schedule,
-        warmup_steps=profile.warmup_steps, augment_kwargs=profile.augment, deterministic=profile.deterministic,
+        warmup_steps=profile.warmup_steps, augment_kwargs=profile.augment, deterministic=profile.deterministic, compile=profile.compile,
         heatmap_sigmas=profile.heatmap_sigmas if MODEL_INFO[builder].task == "pose-heatmap" and len(MODEL_INFO[builder].strides) > 1 else None,
     )
+    return replace(config, **profile.overrides.get(builder, {}))
 
 
 def train_or_load(config: TrainConfig, out_dir: Path, progress=None, on_batch=None) -> tuple[torch.nn.Module, dict]:
@@ -332,14 +372,14 @@ def run_seed(
             if thickness == profile.main_thickness:
                 log(f"{label}: its skeletons for the pose pipeline")
                 main_detector = (model, row["threshold"])
-                skeletons = detector_skeleton_crops(model, dataset, "test", size=profile.frame_size)
-                train_crops = out / folder / "skeletons-train.npz"
+                skeletons = detector_skeleton_crops(model, dataset, "test", size=profile.frame_size, on=profile.skeleton_pass)
+                train_crops = out / skeleton_crops_file(profile)
                 if profile.pose_skeleton == "detector" and not train_crops.exists():
-                    save_skeleton_crops(train_crops, detector_skeleton_crops(model, dataset, "train", size=profile.frame_size))
+                    save_skeleton_crops(train_crops, detector_skeleton_crops(model, dataset, "train", size=profile.frame_size, on=profile.skeleton_pass))
                 run.manifest["detector"] = {
                     "method": DETECTOR[0], "builder": DETECTOR[1], "model_kwargs": model_kwargs(profile, DETECTOR[1]),
                     "checkpoint": f"{folder}/last.pt", "frame_size": list(profile.frame_size), "threshold_pixels": row["threshold"],
-                    "thickness": thickness,
+                    "thickness": thickness, "skeleton_pass": profile.skeleton_pass,
                 }
         if profile.box_baseline:
             label, builder = BOX_BASELINE
@@ -367,7 +407,7 @@ def run_seed(
             add(TRUE_SKELETON, evaluate_pose(model, builder, dataset, "test"), **common)  # the true skeleton
             # -- the whole pipeline: the detector's box and skeleton, then the pose network
             detector, threshold = main_detector
-            pipe = HandPosePipeline(detector, model, builder, profile.frame_size, threshold, crop_margin, box_margin)
+            pipe = HandPosePipeline(detector, model, builder, profile.frame_size, threshold, crop_margin, box_margin, skeleton_pass=profile.skeleton_pass)
             e = evaluate_end_to_end(pipe, dataset, "test")
             add(END_TO_END, e, **common, found=e["found"], missed=e["missed"])
         run.manifest["pose"].append({"method": label, "builder": builder, "model_kwargs": model_kwargs(profile, builder), "checkpoint": f"{folder}/last.pt"})
@@ -401,8 +441,15 @@ def pose_config(label: str, profile: Profile, dataset: str, seed: int, out: Path
     builder = POSE_METHODS[label]
     crops = None
     if builder == "multiscale_skeleton" and profile.pose_skeleton == "detector" and detectors:
-        crops = str(out / f"skeleton-unet-{profile.main_thickness}" / "skeletons-train.npz")
+        crops = str(out / skeleton_crops_file(profile))
     return train_config(builder, profile, dataset, seed, skeleton_crops=crops)
+
+
+def skeleton_crops_file(profile: Profile) -> str:
+    """Where, in a seed's folder, the main detector's skeletons of the training crops are
+    kept (what "ours" trains on), one file per way of making them."""
+    name = "skeletons-train.npz" if profile.skeleton_pass == "frame" else f"skeletons-train-{profile.skeleton_pass}.npz"
+    return f"skeleton-unet-{profile.main_thickness}/{name}"
 
 
 def model_kwargs(profile: Profile, builder: str) -> dict:
