@@ -30,6 +30,7 @@ POSE_COLUMNS = (
     ("train_s", "train (s)", "{:.0f}"),
     ("params_m", "params (M)", "{:.2f}"),
     ("infer_ms", "infer (ms)", "{:.1f}"),
+    ("found", "hands found", "{:.3f}"),
     ("seeds", "seeds", "{:d}"),
 )
 DETECTION_COLUMNS = (
@@ -211,7 +212,7 @@ def _jsonable(x):
     return x
 
 
-_PALETTE = [(40, 40, 220), (40, 160, 40), (200, 120, 20), (160, 40, 160), (20, 160, 200), (90, 90, 90)]
+_PALETTE = [(40, 40, 220), (40, 160, 40), (200, 120, 20), (160, 40, 160), (20, 160, 200), (90, 90, 90), (0, 130, 255), (120, 60, 0)]
 
 
 def pck_plot(curves: dict[str, tuple], path: str | Path, title: str = "PCK", size=(860, 460)) -> None:
