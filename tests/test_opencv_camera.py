@@ -178,17 +178,16 @@ def test_realtime_file_is_paced(videos):
         frames = read_all(cam)
         elapsed = time.monotonic() - t0
     assert len(frames) == 10
-    assert 0.175 <= elapsed < 2.0, elapsed  # 9 intervals of 20 ms
+    assert elapsed >= 0.175, elapsed  # 9 intervals of 20 ms (a hang is pytest-timeout's)
     gaps = np.diff([f.t_host_ns for f in frames]) / 1e6
     assert gaps.min() > 15.0, gaps  # ms: each stamp is when the frame became due
 
 
-def test_unpaced_file_is_fast(videos):
-    with OpenCVCamera(str(videos["10@5"])) as cam:  # 1.8 s of video when paced
-        t0 = time.monotonic()
+def test_unpaced_file_is_not_paced(videos):
+    with OpenCVCamera(str(videos["10@5"])) as cam:  # paced, its frames would come 200 ms apart
         frames = read_all(cam)
-        elapsed = time.monotonic() - t0
-    assert len(frames) == 10 and elapsed < 1.8, elapsed  # under the paced 1.8 s (no speed floor: the machine may be loaded)
+    gaps = np.diff([f.t_host_ns for f in frames]) / 1e6  # ms
+    assert len(frames) == 10 and gaps.min() < 150.0, gaps
 
 
 def test_close_wakes_a_paced_read(videos):

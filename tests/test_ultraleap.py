@@ -324,7 +324,9 @@ def test_replay_unpaced_yields_every_event_in_order_with_brackets(leap, tmp_path
     recorded = make_recording(tmp_path / "r.lmt", 150)  # 1.5 s recorded
     info, items, elapsed = replay(tmp_path / "r.lmt", realtime=False)
     assert info == {"kind": "replay", "serial": None, "tracking_mode": None, "clock": "leapc_us", "recording": str(tmp_path / "r.lmt")}
-    assert elapsed < 1.5  # under the recording's own 1.5 s (no speed floor: the machine may be loaded)
+    # not paced: replaying at the recording's rate would space every frame >= 10 ms apart
+    arrivals = np.diff([f.t_arrival_ns for f in of(items, TrackerFrame)]) / 1e6  # ms
+    assert arrivals.min() < 9.0, arrivals.min()
     assert isinstance(items[0], ClockBracket)
     frames = of(items, TrackerFrame)
     assert [(f.frame_id, f.t_device_us) for f in frames] == [(r["tracking_frame_id"], r["timestamp"]) for r in recorded]
