@@ -174,11 +174,8 @@ def test_grayscale_video_comes_out_bgr(videos):
 
 def test_realtime_file_is_paced(videos):
     with OpenCVCamera(str(videos["10@50"]), realtime_file=True) as cam:
-        t0 = time.monotonic()
         frames = read_all(cam)
-        elapsed = time.monotonic() - t0
     assert len(frames) == 10
-    assert elapsed >= 0.175, elapsed  # 9 intervals of 20 ms (a hang is pytest-timeout's)
     gaps = np.diff([f.t_host_ns for f in frames]) / 1e6
     assert gaps.min() > 15.0, gaps  # ms: each stamp is when the frame became due
 

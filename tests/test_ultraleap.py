@@ -322,7 +322,7 @@ def replay(path, realtime):
 
 def test_replay_unpaced_yields_every_event_in_order_with_brackets(leap, tmp_path):
     recorded = make_recording(tmp_path / "r.lmt", 150)  # 1.5 s recorded
-    info, items, elapsed = replay(tmp_path / "r.lmt", realtime=False)
+    info, items, _ = replay(tmp_path / "r.lmt", realtime=False)
     assert info == {"kind": "replay", "serial": None, "tracking_mode": None, "clock": "leapc_us", "recording": str(tmp_path / "r.lmt")}
     # not paced: replaying at the recording's rate would space every frame >= 10 ms apart
     arrivals = np.diff([f.t_arrival_ns for f in of(items, TrackerFrame)]) / 1e6  # ms
@@ -344,8 +344,7 @@ def test_replay_unpaced_yields_every_event_in_order_with_brackets(leap, tmp_path
 
 def test_replay_realtime_is_paced_by_the_timestamps(leap, tmp_path):
     recorded = make_recording(tmp_path / "r.lmt", 30)  # 0.29 s recorded
-    _, items, elapsed = replay(tmp_path / "r.lmt", realtime=True)
-    assert elapsed >= 0.28
+    _, items, _ = replay(tmp_path / "r.lmt", realtime=True)  # paced: each frame no earlier than due (below)
     b0 = of(items, ClockBracket)[0]
     frames = of(items, TrackerFrame)
     assert len(frames) == 30
