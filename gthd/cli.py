@@ -644,7 +644,8 @@ def benchmark(dataset, profile, out, seed, seeds):
     console = Console(width=None if sys.stdout.isatty() else 160)  # a log file: room for every column
     for table in board.rich_table():
         console.print(table)
-    click.echo(f"wrote {out}: leaderboard.md/.csv/.json, pck.png, thresholds.png, qualitative.png, config.json, run.json")
+    written = [p.name for p in sorted(Path(out).iterdir()) if p.is_file()]
+    click.echo(f"wrote {out}: {', '.join(written)}")
 
 
 # ----------------------------------------------------------------------------- predict
