@@ -131,6 +131,11 @@ def test_the_shipped_profile_files_are_the_built_in_profiles():
     root = Path(__file__).resolve().parents[1] / "benchmark" / "profiles"
     for name, built_in in PROFILES.items():
         assert Profile.load(str(root / f"{name}.json")) == built_in
+    # every other shipped profile loads too, and is the quick recipe made longer or narrower
+    others = {p.stem: Profile.load(str(p)) for p in root.glob("*.json") if p.stem not in PROFILES}
+    assert {"long", "ours-long", "thickness"} <= set(others)
+    for profile in others.values():
+        assert (profile.lr, profile.schedule, profile.overrides) == (PROFILES["quick"].lr, "cosine", PROFILES["quick"].overrides)
 
 
 def test_seeds_train_each_model_again_and_report_mean_and_std(tiny, tmp_path):
