@@ -10,7 +10,7 @@ What a model eats and how it is scored follows :data:`~gthd.benchmark.models.MOD
 - "pose-heatmap" (``multiscale_skeleton``, ``multiscale_plain``, ``unet_heatmaps``):
   :class:`~gthd.dataset.torch_dataset.HandDataset` crops (+ the skeleton channel when the
   model's inputs include "skeleton"); Gaussian targets made per batch on the device by a
-  :class:`~gthd.dataset.codec.MultiScaleHeatmapCodec` (strides 1, 2, 4, 2, 1) or a
+  :class:`~gthd.dataset.codec.MultiScaleHeatmapCodec` (the model's strides, 2, 4, 2, 1, 1) or a
   :class:`~gthd.dataset.codec.SingleScaleHeatmapCodec`; :func:`multiscale_loss` with the
   visibility weights.
 - "pose-regression" (``resnet50_regression``): crops; :func:`keypoint_regression_loss`.

@@ -19,7 +19,9 @@ Conventions:
 
 The paper's network ("Skeleton-aware multi-scale heatmap regression", section III)
 outputs its heatmaps at five scales, 128, 64, 32, 64, 128 for a 128 crop: strides
-(1, 2, 4, 2, 1). Its loss weights them delta = 1, 1/2, 1/4 (1 / stride), and at test
+(1, 2, 4, 2, 1) in the order the paper lists them (gthd's network emits them as 64, 32,
+64, 128, 128: strides (2, 4, 2, 1, 1), ``gthd.benchmark.models.PAPER_STRIDES``; a codec
+takes the strides in any order). Its loss weights them delta = 1, 1/2, 1/4 (1 / stride), and at test
 time it takes a weighted average of the five maps brought to one resolution, then the
 argmax. :class:`MultiScaleHeatmapCodec` does exactly that, adding a sub-pixel step.
 """

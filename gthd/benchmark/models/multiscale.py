@@ -231,7 +231,8 @@ def multiscale_loss(outputs, targets, weights: torch.Tensor | None = None, delta
         targets: k target maps of the same shapes (e.g. the codec's ``encode``).
         weights: (B, J) or (J,) per-joint weights multiplying the squared error (0 for
             an invisible joint: it contributes nothing), or None for all 1.
-        deltas: k per-output weights; default :func:`scale_deltas` (1, 1/2, 1/4, 1/2, 1).
+        deltas: k per-output weights; default :func:`scale_deltas` (1 / stride: 1/2, 1/4,
+            1/2, 1, 1 for this network's five outputs).
 
     Returns:
         () scalar.
