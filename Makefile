@@ -39,6 +39,7 @@ test: $(STAMP)
 perf: $(STAMP)
 	$(BIN)/python perf/simulate.py
 	$(BIN)/python perf/capture.py
+	$(BIN)/python perf/sigkill.py
 	$(BIN)/python perf/calibration.py
 	$(BIN)/python perf/dataset.py
 	$(BIN)/python perf/train.py --profile quick

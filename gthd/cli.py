@@ -7,6 +7,7 @@ Progress goes to stderr, results to stdout.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 from pathlib import Path
 
@@ -200,16 +201,17 @@ def capture(out, camera_spec, tracker_spec, duration, max_frames, image_size, fp
             view = Preview(calibration)
         elif calibration is not None:
             raise ValueError("--calibration is for the --preview window")
+    finalize = None
+    if sim:  # the rig's ground truth, boards and clicks belong to the session: written before its manifest
+        from .capture.simulated import write_truth_for
+
+        finalize = functools.partial(write_truth_for, cam)
     live, show = _live_progress()
     try:
         with live:
-            result = Capture(out, cam, trk, config).run(on_progress=show, preview=view)
+            result = Capture(out, cam, trk, config).run(on_progress=show, preview=view, finalize=finalize)
     except (SourceError, OSError) as e:  # no device, wrong package, folder taken or unwritable
         raise click.ClickException(e.strerror if isinstance(e, OSError) and e.strerror else str(e)) from None
-    if sim:
-        from .capture.simulated import write_truth_for
-
-        write_truth_for(cam, out)
     for line in summary_lines(result.summary):
         click.echo(line)
     click.echo(f"wrote {out} ({result.status})")
@@ -291,8 +293,10 @@ def _live_progress():
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for calibration.json and the report. Default: calibration/<session name>/.")
 @click.option("--force", is_flag=True, help="Replace an existing calibration.json in the output folder.")
+@click.option("--accept-weak", is_flag=True,
+              help="Keep a solution the observations do not pin down (docs/calibration.md, weak clicks): written with a warning, recorded in calibration.json.")
 @click.pass_context
-def calibrate(ctx, click_session, clicks_file, auto_session, detector, intrinsics, joint, n_frames, ransac_px, offset_range_ms, offset_ms, bootstrap, out, force):
+def calibrate(ctx, click_session, clicks_file, auto_session, detector, intrinsics, joint, n_frames, ransac_px, offset_range_ms, offset_ms, bootstrap, out, force, accept_weak):
     """Calibrate the camera and the tracker together.
 
     `gthd calibrate --click SESSION` finds T_cam_leap (the tracker-to-camera transform)
@@ -300,7 +304,8 @@ def calibrate(ctx, click_session, clicks_file, auto_session, detector, intrinsic
     and a PnP solver (SQPnP + RANSAC + Levenberg-Marquardt) pairs the clicks with the
     tracked joints, searching the offset that fits best. Intrinsics come from
     --intrinsics or the session's board views. Writes calibration.json, a report and
-    pictures (see docs/calibration.md).
+    pictures (see docs/calibration.md), only once every input is checked and the
+    solution is pinned down (else one error line, nothing written).
 
     \b
     Example:
@@ -315,8 +320,9 @@ def calibrate(ctx, click_session, clicks_file, auto_session, detector, intrinsic
     if clicks_file is not None and click_session is None:
         raise click.UsageError("--clicks goes with --click SESSION")
     from .calibration.extrinsics import Observations, solve_extrinsics
-    from .calibration.files import Calibration, read_clicks, write_calibration
-    from .calibration.report import extrinsics_lines, offset_plot, overlay_sheet, truth_lines
+    from .calibration.files import Calibration, check_clicks, read_clicks, write_calibration
+    from .calibration.report import extrinsics_lines, offset_png, overlay_png, truth_lines
+    from .fileio import atomic_write_bytes
     from .hand import JOINT_INDEX
     from .session import Session
 
@@ -332,8 +338,9 @@ def calibrate(ctx, click_session, clicks_file, auto_session, detector, intrinsic
         if (out / "calibration.json").exists() and not force:
             hint = "; clicking resumes from its clicks.jsonl" if (out / "clicks.jsonl").exists() and clicks_file is None and click_session else ""
             raise FileExistsError(f"{out / 'calibration.json'} exists (use --force to replace it{hint}, or -o another folder)")
-        out.mkdir(parents=True, exist_ok=True)
-        camera = _camera_for(session, intrinsics, out)
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(f"{out} exists and is not a folder: -o takes a folder")
+        camera, board_intrinsics = _camera_for(session, intrinsics)
         w, h = session.camera_size
         if (camera.width, camera.height) != (w, h):
             raise ValueError(f"the intrinsics are for {camera.width}x{camera.height} images but {path} has {w}x{h}: calibrate at the resolution you capture")
@@ -351,45 +358,68 @@ def calibrate(ctx, click_session, clicks_file, auto_session, detector, intrinsic
             source = f"--auto ({det.name} on {len(frames)} frames)"
         else:
             if clicks_file is not None:
-                header, clicks = read_clicks(clicks_file)
+                warnings: list[str] = []
+                header, clicks = read_clicks(clicks_file, warnings)
+                for w in warnings:
+                    click.echo(f"Warning: {w}", err=True)
                 if header.get("session_id") not in (None, session.manifest["session_id"]):
                     raise ValueError(f"{clicks_file} holds clicks of session {header['session_id']!r}, not {session.manifest['session_id']!r}")
                 source = f"clicks file {clicks_file}"
+                check_clicks(clicks, session.frames.index, session.frames.t_host_ns, camera, str(clicks_file))
             else:
+                out.mkdir(parents=True, exist_ok=True)  # the clicks log is kept as clicks happen (resumable)
                 clicks = _click_window(session, camera, joint, n_frames, out / "clicks.jsonl", ransac_px, offset_range_ms)
                 source = f"clicks in a window, saved to {out / 'clicks.jsonl'}"
+                check_clicks(clicks, session.frames.index, session.frames.t_host_ns, camera, str(out / "clicks.jsonl"))
             obs = Observations.from_clicks(clicks)
         result = solve_extrinsics(
             camera, session.tracker, obs, ransac_px=ransac_px, offset_range_ms=offset_range_ms,
             fixed_offset_ns=None if offset_ms is None else int(offset_ms * 1e6), bootstrap=bootstrap,
         )
-        cal = Calibration(camera, result.T_cam_leap, result.clock_offset_ns, result.quality(obs))
-        write_calibration(out / "calibration.json", cal, {"session": str(path), "correspondences": source, "command": command})
-        overlay_sheet(session, cal, obs, result, out / "overlay.png")
-        offset_plot(result, out / "offset.png")
+        quality = result.quality(obs)
+        if result.weakness:
+            if not accept_weak:
+                raise ValueError(
+                    f"{result.weakness}: click frames where the hand is spread over the view and in depth "
+                    "(or pass --accept-weak to keep this calibration anyway)"
+                )
+            click.echo(f"Warning: {result.weakness} (kept: --accept-weak)", err=True)
+            quality["warnings"] = [result.weakness]
+        cal = Calibration(camera, result.T_cam_leap, result.clock_offset_ns, quality)
+        # everything is made before anything is written: a failure leaves no partial output
+        pictures = {"overlay.png": overlay_png(session, cal, obs, result), "offset.png": offset_png(result)}
         lines = extrinsics_lines(result, obs, command)
         if session.has_ground_truth:
             lines += truth_lines(cal, session.ground_truth())
-        from .fileio import atomic_write_bytes
-
+        out.mkdir(parents=True, exist_ok=True)
+        if board_intrinsics is not None:
+            _write_intrinsics(out, *board_intrinsics)
+        for name, data in pictures.items():
+            atomic_write_bytes(out / name, data)
         atomic_write_bytes(out / "report.txt", ("\n".join(lines) + "\n").encode())
+        write_calibration(out / "calibration.json", cal, {"session": str(path), "correspondences": source, "command": command})  # last: it says "done"
     for line in lines:
         click.echo(line)
     click.echo(f"wrote {out / 'calibration.json'}, report.txt, overlay.png, offset.png")
 
 
-def _camera_for(session, intrinsics: Path | None, out: Path):
-    """The camera: from --intrinsics, else calibrated from the session's board views."""
+def _camera_for(session, intrinsics: Path | None):
+    """The camera: from --intrinsics, else calibrated from the session's board views.
+
+    Returns:
+        (camera, None) from a file, or (camera, (result, views, source)) when calibrated
+        here: :func:`_write_intrinsics` writes those once everything else is done.
+    """
     from .calibration.files import read_intrinsics
 
     if intrinsics is not None:
-        return read_intrinsics(intrinsics)
+        return read_intrinsics(intrinsics), None
     if not session.boards():
         raise ValueError(f"{session.path} has no board views: give --intrinsics FILE (made by gthd calibrate intrinsics)")
-    result = _intrinsics(session.path, None, out)
+    result, views = _intrinsics(session.path, None)
     for line in result.report_lines(_command()):
         click.echo(line)
-    return result.camera
+    return result.camera, (result, views, session.path)
 
 
 def _command() -> str:
@@ -417,12 +447,11 @@ def _board_spec(board: str):
     return BoardSpec.from_dict({k: v for k, v in d.items() if k not in ("format", "format_version", "gthd_version")})
 
 
-def _intrinsics(source: Path, board: str | None, out: Path):
-    """Calibrate intrinsics from a session's boards, a folder of images or a video; write
-    intrinsics.yaml/.json and intrinsics.png into ``out``. Returns the IntrinsicsResult."""
-    from .calibration.files import write_intrinsics
+def _intrinsics(source: Path, board: str | None):
+    """Calibrate intrinsics from a session's boards, a folder of images or a video.
+    Returns (IntrinsicsResult, the views); nothing is written (:func:`_write_intrinsics`)."""
     from .calibration.intrinsics import calibrate as calibrate_views
-    from .calibration.intrinsics import report_png, views_from_folder, views_from_session, views_from_video
+    from .calibration.intrinsics import views_from_folder, views_from_session, views_from_video
 
     if source.is_dir() and (source / "manifest.json").exists():
         found = views_from_session(source)
@@ -440,11 +469,17 @@ def _intrinsics(source: Path, board: str | None, out: Path):
         views = views_from_video(source, _board_spec(board))
     else:
         raise ValueError(f"{source}: no such folder, video or session")
-    result = calibrate_views(views, views.spec)
+    return calibrate_views(views, views.spec), views
+
+
+def _write_intrinsics(out: Path, result, views, source: Path) -> None:
+    """Write intrinsics.yaml/.json and intrinsics.png into ``out`` (each atomically)."""
+    from .calibration.files import write_intrinsics
+    from .calibration.intrinsics import report_png
+
     out.mkdir(parents=True, exist_ok=True)
     write_intrinsics(out / "intrinsics", result.camera, {**result.quality(), "source": str(source), "command": _command()})
     report_png(result, views, out / "intrinsics.png")
-    return result
 
 
 @calibrate.command("intrinsics")
@@ -470,7 +505,10 @@ def calibrate_intrinsics(source, board, out, force):
     with user_errors():
         if (out / "intrinsics.yaml").exists() and not force:
             raise FileExistsError(f"{out / 'intrinsics.yaml'} exists (use --force to replace it, or -o another folder)")
-        result = _intrinsics(source, board, out)
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(f"{out} exists and is not a folder: -o takes a folder")
+        result, views = _intrinsics(source, board)
+        extra = []
         if source.is_dir() and (source / "manifest.json").exists():
             from .session import Session
 
@@ -479,10 +517,7 @@ def calibrate_intrinsics(source, board, out, force):
                 from .calibration.report import intrinsics_truth_line
 
                 extra = [intrinsics_truth_line(result.camera, s.ground_truth())]
-            else:
-                extra = []
-        else:
-            extra = []
+        _write_intrinsics(out, result, views, source)  # last: every input was read
     for line in result.report_lines(_command()) + extra:
         click.echo(line)
     click.echo(f"wrote {out / 'intrinsics.yaml'}, intrinsics.json, intrinsics.png")
@@ -531,9 +566,11 @@ def _click_window(session, camera, joint, n_frames, clicks_path, ransac_px, offs
               help="A frame is NoHand only if the tracker saw no hand within +-this.")
 @click.option("--max-gap-ms", type=click.FloatRange(1, 1000), default=50.0, show_default=True, help="Widest tracker gap to interpolate across.")
 @click.option("--smooth-ms", type=click.FloatRange(0, 200), default=0.0, show_default=True, help="Fit the tracked joints linearly over +-this (averages tracker noise; 0: plain interpolation).")
-@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Threads.")
+@click.option("--hand", "hand_side", type=click.Choice(["any", "left", "right"]), default="any", show_default=True,
+              help="Label only this hand; any: either (one hand per frame, followed by its id: docs/dataset.md).")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Worker processes that decode and draw (1: in this process).")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
-def build_dataset_cmd(sessions, calibrations, out, split_by, seed, thickness, box_margin, crop_margin, nohand_share, nohand_guard_ms, max_gap_ms, smooth_ms, workers, force):
+def build_dataset_cmd(sessions, calibrations, out, split_by, seed, thickness, box_margin, crop_margin, nohand_share, nohand_guard_ms, max_gap_ms, smooth_ms, hand_side, workers, force):
     """Build an HDF5 dataset from sessions and their calibration.
 
     Projects the tracked 3D joints (at each frame's time plus the calibrated clock
@@ -554,7 +591,7 @@ def build_dataset_cmd(sessions, calibrations, out, split_by, seed, thickness, bo
             report = build_dataset(
                 list(sessions), list(calibrations), out, split_by=split_by, seed=seed, thickness=thickness, box_margin=box_margin,
                 crop_margin=crop_margin, nohand_share=nohand_share, nohand_guard_ms=nohand_guard_ms, max_gap_ms=max_gap_ms, smooth_ms=smooth_ms, workers=workers,
-                force=force, attrs={"command": _command()}, progress=update,
+                hand_type=None if hand_side == "any" else hand_side, force=force, attrs={"command": _command()}, progress=update,
             )
     for line in report.lines():
         click.echo(line)
@@ -589,7 +626,8 @@ def inspect(dataset, sheet, count):
 # --------------------------------------------------------------------------- benchmark
 @main.command()
 @click.argument("dataset", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--profile", default="quick", show_default=True, help="quick, paper, or a profile JSON file (benchmark/profiles/).")
+@click.option("--profile", default="quick", show_default=True,
+              help="quick, paper, or a profile JSON file (benchmark/profiles/); fields a file leaves out come from quick (or the profile its \"inherits\" names).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="The run folder. Default: benchmark/runs/<dataset>-<profile>/.")
 @click.option("--seed", type=int, default=0, show_default=True, help="The first seed (the same seed, data, machine and threads give the same numbers).")
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Train every model with this many seeds (seed, seed+1, ...) and report mean ± std. Default: the profile's (1 for quick and paper).")

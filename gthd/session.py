@@ -17,6 +17,7 @@ appended and flushed while recording and read back tolerating a torn last line.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -47,8 +48,11 @@ class SessionWriter:
     """Writes a session folder incrementally; safe to kill at any moment.
 
     The manifest is written at start with status ``recording`` and rewritten by
-    :meth:`finish`. Frame files are written before their index line, so every indexed
-    frame is complete. Logs are flushed every ``flush_every_s``.
+    :meth:`finish`, last of all, so a session never claims to be complete before
+    everything else is on disk. Frame files are written before their index line, so every
+    indexed frame is complete. Each log's header reaches the OS at once; records are
+    flushed every ``flush_every_s`` (0, capture's choice: every line as it is written, so
+    a kill loses at most the line being written).
 
     Args:
         path: the session folder; it must not exist or be empty.
@@ -98,10 +102,12 @@ class SessionWriter:
         for name, fmt in {**LOG_FORMATS, **OPTIONAL_LOGS}.items():
             log = JsonlAppender(self.path / name, flush_every_s)
             log.write({"format": fmt, "format_version": LOG_VERSION, "gthd_version": __version__})
+            log.flush()  # a header still in a buffer is an unreadable log after a kill
             self._logs[name] = log
         self.n_frames = 0
         self.n_tracker = 0
         self.n_clock = 0
+        self._log_errors: dict[str, str] = {}
 
     @property
     def session_id(self) -> str:
@@ -178,18 +184,22 @@ class SessionWriter:
         for log in self._logs.values():
             log.flush()
 
-    def finish(self, status: str = "complete", **extra) -> None:
-        """Close the logs and finalise the manifest with counts and ``status``."""
-        if status not in STATUSES[1:]:
-            raise ValueError(f"status must be 'complete' or 'interrupted', got {status!r}")
-        errors = {}
+    def close_logs(self) -> None:
+        """Flush, fsync and close every log (again: a no-op). The session is then
+        readable as it stands, its manifest still ``recording`` until :meth:`finish`."""
         for name, log in self._logs.items():
             try:
                 log.close()
             except OSError as e:  # a full disk: the lines flushed before are kept; say so
-                errors[name] = str(e)
-        if errors:
-            self._manifest["log_errors"] = errors
+                self._log_errors[name] = str(e)
+
+    def finish(self, status: str = "complete", **extra) -> None:
+        """Close the logs and finalise the manifest with counts and ``status``."""
+        if status not in STATUSES[1:]:
+            raise ValueError(f"status must be 'complete' or 'interrupted', got {status!r}")
+        self.close_logs()
+        if self._log_errors:
+            self._manifest["log_errors"] = self._log_errors
         self._manifest["status"] = status
         self._manifest["counts"] = {
             "frames": self.n_frames,
@@ -232,20 +242,41 @@ class TrackerStream:
         return len(self.frame_id)
 
     def primary(self, hand_type: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """One hand per frame: the most confident (of ``hand_type`` if given).
+        """One hand per frame, of side ``hand_type`` if given: the primary hand follows
+        its id from frame to frame, whatever order the tracker lists the hands in.
+
+        A new hand is picked only on the first frame with a hand of that side, or when the
+        followed id is missing from a frame that has other hands: the hand of the same
+        side as the one before, then the one seen longest (earliest first frame), then the
+        lowest id. Confidence is not used: LeapC documents it as unused (always 1.0).
+        A frame without hands of that side keeps the followed id, should it come back.
+
+        Args:
+            hand_type: "left", "right", or None for either.
 
         Returns:
             joints: (T, 21, 3) float64 mm, NaN where no such hand.
             hand_id: (T,) int64, -1 where no such hand.
         """
+        if hand_type is not None and hand_type not in HAND_TYPES:
+            raise ValueError(f"hand type must be one of {', '.join(HAND_TYPES)} or None, got {hand_type!r}")
         joints = np.full((len(self), NUM_JOINTS, 3), np.nan)
         ids = np.full(len(self), -1, dtype=np.int64)
+        first_seen: dict[int, int] = {}  # hand id -> index of the first frame it is in
+        followed: dict | None = None
         for k, hs in enumerate(self.hands):
+            for h in hs:
+                first_seen.setdefault(h["id"], k)
             hs = [h for h in hs if hand_type is None or h["type"] == hand_type]
-            if hs:
-                h = max(hs, key=lambda h: h["confidence"])
-                joints[k] = h["joints"]
-                ids[k] = h["id"]
+            if not hs:
+                continue
+            h = next((h for h in hs if followed is not None and h["id"] == followed["id"]), None)
+            if h is None:  # the first hand, or the followed one is gone: pick anew
+                side = None if followed is None else followed["type"]
+                h = min(hs, key=lambda c: (side is not None and c["type"] != side, first_seen[c["id"]], c["id"]))
+            followed = h
+            joints[k] = h["joints"]
+            ids[k] = h["id"]
         return joints, ids
 
     def joints_at(self, t_host_ns, max_gap_ns: int = 50_000_000, hand_type: str | None = None, smooth_ns: int = 0) -> np.ndarray:
@@ -261,6 +292,8 @@ class TrackerStream:
 
         Args:
             t_host_ns: scalar or (M,) int64 host times.
+            hand_type: "left", "right", or None for either: whose joints (the
+                :meth:`primary` hand of that side).
 
         Returns:
             (M, 21, 3) float64 mm in ``leap`` (or (21, 3) for a scalar time).
@@ -341,6 +374,7 @@ class Session:
         if not path.is_dir():
             raise FormatError(f"{path}: not a session folder (no such directory)")
         manifest = read_json(path / "manifest.json", fmt=SESSION_FORMAT, versions=(SESSION_VERSION,))
+        _check_manifest(path / "manifest.json", manifest)
         torn, logs = {}, {}
         for name, fmt in {**LOG_FORMATS, **OPTIONAL_LOGS}.items():
             if not (path / name).exists():
@@ -348,15 +382,25 @@ class Session:
                     logs[name] = []
                     continue
                 raise FormatError(f"{path / name}: missing")
-            records, torn[name] = read_jsonl(path / name)
-            if not records or records[0].get("format") != fmt:
+            try:
+                records, torn[name] = read_jsonl(path / name)
+            except OSError as e:
+                raise FormatError(f"{path / name}: not readable ({e.strerror or e})") from None
+            if not records and manifest["status"] == "recording":
+                # Killed before the header line reached the disk: an empty log, not a
+                # broken session (what was written elsewhere is still readable).
+                logs[name] = []  # (a torn header is counted in torn[name])
+                continue
+            head = records[0] if records else None
+            if not isinstance(head, dict) or head.get("format") != fmt:
                 raise FormatError(f"{path / name}: expected a '{fmt}' log header")
-            if records[0].get("format_version") != LOG_VERSION:
+            if head.get("format_version") != LOG_VERSION:
                 raise FormatError(
-                    f"{path / name}: {fmt} version {records[0].get('format_version')!r} is not one "
+                    f"{path / name}: {fmt} version {head.get('format_version')!r} is not one "
                     f"this gthd ({__version__}) reads (it reads {LOG_VERSION}); upgrade gthd"
                 )
             logs[name] = records[1:]
+            _check_records(path / name, logs[name], _RECORD_CHECKS[name])
         fr = logs["frames.jsonl"]
         frames = Frames(
             index=np.array([r["index"] for r in fr], dtype=np.int64),
@@ -365,10 +409,6 @@ class Session:
             files=[r["file"] for r in fr],
         )
         tr = logs["tracker.jsonl"]
-        for r in tr:
-            for h in r["hands"]:
-                h["joints"] = np.asarray(h["joints"], dtype=np.float64)
-                h["palm"] = np.asarray(h["palm"], dtype=np.float64)
         tracker = TrackerStream(
             frame_id=np.array([r["frame_id"] for r in tr], dtype=np.int64),
             t_device_us=np.array([r["t_device_us"] for r in tr], dtype=np.int64),
@@ -378,6 +418,18 @@ class Session:
         )
         clock = np.array([[r["h0_ns"], r["leap_us"], r["h1_ns"]] for r in logs["clock.jsonl"]], dtype=np.int64)
         return cls(path, manifest, frames, tracker, clock.reshape(-1, 3), torn, logs["events.jsonl"])
+
+    def index_problems(self) -> list[str]:
+        """What makes the frame index unusable for labelling, as sentences (empty: none):
+        frames not numbered 0, 1, 2, ... or camera timestamps that do not increase (a
+        frame's time decides which tracked pose it gets)."""
+        out = []
+        if len(self.frames) and not np.array_equal(self.frames.index, np.arange(len(self.frames))):
+            out.append("the frame index is not numbered 0, 1, 2, ...")
+        back = np.flatnonzero(np.diff(self.frames.t_host_ns) <= 0)
+        if len(back):
+            out.append(f"{len(back)} camera timestamps do not increase (first at frame {back[0] + 1})")
+        return out
 
     def image(self, i: int) -> np.ndarray:
         """Frame ``i`` of the index as (H, W, 3) uint8 BGR."""
@@ -402,5 +454,99 @@ class Session:
         return {
             d.name: sorted(p for p in d.iterdir() if pat.match(p.name))
             for d in sorted(root.iterdir())
-            if d.is_dir()
+            if d.is_dir() and not d.name.startswith(".")  # ".NAME.partial": still being written
         }
+
+
+# ------------------------------------------------------------------------ validation
+# Every record is checked as it is read: a session log that parses yet holds the wrong
+# thing (a hand-edited line, a bit flip, another tool's file) is one clear FormatError,
+# never a KeyError three stages later. A frame's file must be frames/NNNNNN.jpg|png: a
+# path from a data file never leaves the session folder.
+_FRAME_FILE = re.compile(r"^frames/[0-9]{1,9}\.(jpg|png)$")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _frame_record(r: dict) -> str | None:
+    if not (_is_int(r.get("index")) and _is_int(r.get("t_host_ns"))):
+        return "needs integer 'index' and 't_host_ns'"
+    if not (isinstance(r.get("file"), str) and _FRAME_FILE.match(r["file"])):
+        return f"'file' must be frames/NNNNNN.jpg or .png, got {r.get('file')!r}"
+    for k in ("seq", "t_device_ns"):
+        if r.get(k) is not None and not _is_int(r[k]):
+            return f"'{k}' must be an integer or null"
+    return None
+
+
+def _hand_record(h) -> str | None:
+    if not isinstance(h, dict):
+        return "a hand must be an object"
+    if not (_is_int(h.get("id")) and h.get("type") in HAND_TYPES and _is_num(h.get("confidence"))):
+        return f"a hand needs an integer 'id', 'type' in {HAND_TYPES} and a number 'confidence'"
+    try:
+        joints = np.asarray(h.get("joints"), dtype=np.float64)
+        palm = np.asarray(h.get("palm"), dtype=np.float64)
+    except (TypeError, ValueError):
+        return "hand 'joints' and 'palm' must be numbers"
+    if joints.shape != (NUM_JOINTS, 3) or palm.shape != (3,):  # NaN passes: build-dataset counts and skips it
+        return f"hand 'joints' must be {NUM_JOINTS} x 3 and 'palm' 3 numbers"
+    h["joints"], h["palm"] = joints, palm
+    return None
+
+
+def _tracker_record(r: dict) -> str | None:
+    if not all(_is_int(r.get(k)) for k in ("frame_id", "t_device_us", "t_host_ns", "t_arrival_ns")):
+        return "needs integer 'frame_id', 't_device_us', 't_host_ns' and 't_arrival_ns'"
+    if not isinstance(r.get("hands"), list):
+        return "'hands' must be a list"
+    for h in r["hands"]:
+        if (why := _hand_record(h)) is not None:
+            return why
+    return None
+
+
+def _clock_record(r: dict) -> str | None:
+    if not all(_is_int(r.get(k)) for k in ("h0_ns", "leap_us", "h1_ns")):
+        return "needs integer 'h0_ns', 'leap_us' and 'h1_ns'"
+    return None
+
+
+def _event_record(r: dict) -> str | None:
+    if not (_is_int(r.get("t_host_ns")) and all(isinstance(r.get(k), str) for k in ("source", "kind", "detail"))):
+        return "needs an integer 't_host_ns' and text 'source', 'kind', 'detail'"
+    return None
+
+
+_RECORD_CHECKS = {"frames.jsonl": _frame_record, "tracker.jsonl": _tracker_record, "clock.jsonl": _clock_record, "events.jsonl": _event_record}
+
+
+def _check_records(path: Path, records: list, check) -> None:
+    for k, r in enumerate(records):
+        why = "not a JSON object" if not isinstance(r, dict) else check(r)
+        if why is not None:
+            raise FormatError(f"{path}: record {k + 1}: {why}")
+
+
+def _check_manifest(path: Path, m: dict) -> None:
+    """The manifest fields every reader relies on."""
+    def bad(why: str):
+        return FormatError(f"{path}: {why}")
+
+    if not isinstance(m.get("session_id"), str) or m.get("status") not in STATUSES or not isinstance(m.get("source"), str):
+        raise bad(f"needs a text 'session_id' and 'source' and a 'status' in {STATUSES}")
+    cam = m.get("camera")
+    if not isinstance(cam, dict) or not all(_is_int(cam.get(k)) and 0 < cam[k] <= 65536 for k in ("width", "height")):
+        raise bad("'camera' needs a positive integer 'width' and 'height'")
+    if not isinstance(m.get("tracker"), dict):
+        raise bad("'tracker' must be an object")
+    if m.get("image_format", "jpg") not in ("jpg", "png"):
+        raise bad(f"'image_format' must be jpg or png, got {m.get('image_format')!r}")
+    if not isinstance(m.get("counts", {}), dict):
+        raise bad("'counts' must be an object")

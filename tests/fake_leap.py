@@ -16,7 +16,11 @@ It copies the real package's shapes and behaviour where gthd depends on them:
   about (``__slots__``): any other name raises AttributeError. Tracking events' hands
   live in one buffer that is overwritten with junk (NaN, id -1, the other hand type)
   after every callback, as LeapC reuses its message buffer.
-- ``DeviceEvent.device.open()`` (context manager) then ``device.get_info().serial``.
+- ``DeviceEvent.device.open()`` (context manager) then ``device.get_info().serial``, which
+  is junk, as in the real bindings: they hand LeapC a serial buffer that cffi has already
+  freed. The serial to use comes from ``get_server_status(timeout)``: ``{"version": str,
+  "devices": [{"serial": str, "type": str}, ...]}``, the devices attached at the time.
+- Hands' ``confidence`` is 1.0 by default, as LeapC documents it (unused).
 - ``get_now()``: the LeapC clock, µs, an offset plus drift of ``time.monotonic_ns()``.
 - ``Recording(fpath: str, mode="r")``: opened by ``with`` (``__enter__``), then iterated
   for TrackingEvents. The fake's ``.lmt`` file is JSON written by :func:`write_recording`.
@@ -140,25 +144,27 @@ class ConnectionLostEvent:
         self.type = EventType.ConnectionLost
 
 
+FREED_SERIAL = "\x10\x8c\x7f\x00\x00LP-F\ufffd"
+"""What the real ``DeviceInfo.serial`` may read: the freed buffer's bytes, not the serial."""
+
+
 class DeviceInfo:
     __slots__ = ("serial",)
 
-    def __init__(self, serial: str):
-        self.serial = serial
+    def __init__(self):
+        self.serial = FREED_SERIAL
 
 
 class Device:
-    __slots__ = ("_serial", "_open", "_fails")
+    __slots__ = ("_serial", "_open")
 
-    def __init__(self, serial: str, fails: bool = False):
-        self._serial, self._open, self._fails = serial, False, fails
+    def __init__(self, serial: str):
+        self._serial, self._open = serial, False
 
     @contextmanager
     def open(self):
         if self._open:
             raise LeapCannotOpenDeviceError("Device is already open")
-        if self._fails:
-            raise LeapCannotOpenDeviceError("fake: the device cannot be opened")
         self._open = True
         try:
             yield self
@@ -168,7 +174,7 @@ class Device:
     def get_info(self) -> DeviceInfo:
         if not self._open:
             raise DeviceNotOpenException()
-        return DeviceInfo(self._serial)
+        return DeviceInfo()
 
 
 class DeviceEvent:
@@ -208,7 +214,7 @@ class _BrokenTrackingEvent:
 
 
 # ------------------------------------------------------------------------------ hands
-def hand_spec(id: int, side: str, base: float = 0.0, confidence: float = 0.9) -> dict:
+def hand_spec(id: int, side: str, base: float = 0.0, confidence: float = 1.0) -> dict:
     """Distinct numbers for every joint of a hand (so a test can tell which attribute a
     value came from).
 
@@ -311,7 +317,9 @@ def pause(seconds: float) -> tuple:
 class Scenario:
     """What the fake service does. With ``service``, the polling thread delivers a
     connection event, then a device event if ``serial``; then it waits for ``go`` (set by
-    the test once the tracker is started) and plays ``steps``; then sets ``done``."""
+    the test once the tracker is started) and plays ``steps``; then sets ``done``.
+    ``get_server_status`` lists the devices attached by then (device events, less device
+    losses) plus ``other_devices``, or raises LeapTimeoutError with ``status_fails``."""
 
     service: bool = True
     serial: str | None = "LP-FAKE-0001"
@@ -321,7 +329,8 @@ class Scenario:
     clock_drift_ppm: float = 80.0
     latency_us: int = 6_000  # a frame's timestamp is this long before it is delivered
     first_frame_id: int = 1000
-    device_open_fails: bool = False
+    status_fails: bool = False
+    other_devices: list = field(default_factory=list)  # serials of further devices the service lists
     idle_error_s: float = 0.05  # LeapPollConnection timeout while nothing arrives
     # filled in while it runs
     go: threading.Event = field(default_factory=threading.Event)
@@ -330,6 +339,7 @@ class Scenario:
     tracking_mode: TrackingMode | None = None
     threads: list = field(default_factory=list)  # the polling threads started
     delivered: list = field(default_factory=list)  # (frame_id, timestamp) of tracking events
+    attached: list = field(default_factory=list)  # serials of the devices attached now
 
     def leap_us(self, host_ns: int) -> float:
         """The fake LeapC clock (µs) at host time ``host_ns``."""
@@ -349,6 +359,18 @@ def use(scenario: Scenario) -> Scenario:
 def get_now() -> int:
     """The LeapC clock, µs."""
     return int(_scenario.leap_us(time.monotonic_ns()))
+
+
+def get_server_status(timeout) -> dict:
+    """As ``leap.get_server_status``: LeapGetServerStatus(uint32_t timeout ms, ...), its
+    strings copied out."""
+    if not isinstance(timeout, int) or not 0 <= timeout < 2**32:
+        raise TypeError(f"fake: LeapGetServerStatus takes a uint32_t timeout in ms, got {timeout!r}")  # as cffi would
+    sc = _scenario
+    if sc.status_fails:
+        raise LeapTimeoutError("fake: LeapGetServerStatus timed out")
+    devices = [{"serial": s, "type": "Leap Motion Controller 2"} for s in sc.attached + sc.other_devices]
+    return {"version": "v5.17.1-fake", "devices": devices}
 
 
 # -------------------------------------------------------------------------- listeners
@@ -471,7 +493,7 @@ class Connection:
         self._connected.set()
         self._deliver(ConnectionEvent())
         if sc.serial is not None:
-            self._deliver(DeviceEvent(Device(sc.serial, sc.device_open_fails)))
+            self._deliver(self._simple_event("device", (sc.serial,), sc))
         if not self._idle(until=sc.go):
             return
         self._play(sc)
@@ -505,8 +527,11 @@ class Connection:
         if kind == "connection_lost":
             return ConnectionLostEvent()
         if kind == "device":
+            if args[0] not in sc.attached:  # the service lists a device before it tells of it
+                sc.attached.append(args[0])
             return DeviceEvent(Device(args[0]))
         if kind == "device_lost":
+            sc.attached.clear()
             return DeviceLostEvent(Device(sc.serial or ""))
         raise ValueError(f"unknown fake step {kind!r}")
 

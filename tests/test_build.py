@@ -102,6 +102,44 @@ def test_nohand_samples_rarely_hide_a_hand(tmp_path):
     assert r.nohand_near_hand > 0
 
 
+def test_a_second_hand_never_takes_over_and_hand_picks_a_side(tmp_path):
+    """Two hands, listed in alternating order as LeapC may, all of confidence 1.0: the
+    labels stay on the hand followed from the start, and --hand picks one side."""
+    simulate(tmp_path / "s", 1, RigConfig(duration_s=3.0, tracker_noise_mm=0.0, jitter_ms=0.0), boards=0, clicks=0)
+    cal = _true_calibration(tmp_path / "s")
+    write_calibration(tmp_path / "cal.json", cal)
+
+    def build(name, *opts):
+        args = ["build-dataset", str(tmp_path / "s"), "--calibration", str(tmp_path / "cal.json"), "-o", str(tmp_path / name), "--workers", "1"]
+        r = CliRunner().invoke(main, args + list(opts), catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        with open_dataset(tmp_path / name) as f:
+            has = f["labels/has_hand"][...]
+            return f["meta/frame_index"][...][has], f["labels/keypoints"][...][has], f.attrs["hand"]
+
+    fi, kp, _ = build("one.h5")  # one hand: the labels to keep
+    assert len(fi) > 20
+    lines = (tmp_path / "s" / "tracker.jsonl").read_text().splitlines()
+    for k in range(1, len(lines)):  # after the header: the same hand, then a left one 40 mm away
+        rec = json.loads(lines[k])
+        if rec["hands"]:
+            real = {**rec["hands"][0], "type": "right"}
+            other = {**real, "id": 99_999, "type": "left", "confidence": 1.0,
+                     "joints": (np.array(real["joints"]) + [40.0, 0.0, 0.0]).tolist()}  # fmt: skip
+            rec["hands"] = [real, other] if k % 2 else [other, real]
+        lines[k] = json.dumps(rec)
+    (tmp_path / "s" / "tracker.jsonl").write_text("\n".join(lines) + "\n")
+    for opts, side in [((), "any"), (("--hand", "right"), "right")]:
+        fi2, kp2, attr = build(f"{side}.h5", *opts)
+        assert attr == side
+        np.testing.assert_array_equal(fi2, fi)
+        np.testing.assert_array_equal(kp2, kp)
+    fi_left, kp_left, attr = build("left.h5", "--hand", "left")
+    common, a, b = np.intersect1d(fi, fi_left, return_indices=True)
+    assert attr == "left" and len(common) > 20
+    assert np.all(np.nanmax(np.abs(kp_left[b] - kp[a]), axis=(1, 2)) > 5)  # the other hand's labels
+
+
 def test_same_inputs_same_dataset(ideal, tmp_path):
     root, _ = ideal
     build_dataset([root / "s"], [_true_calibration(root / "s")], tmp_path / "again.h5", workers=1)

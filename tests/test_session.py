@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gthd.fileio import FormatError
-from gthd.session import Session, SessionWriter
+from gthd.session import Session, SessionWriter, TrackerStream
 
 
 def _writer(path, **kw):
@@ -52,6 +52,54 @@ def test_joints_at_interpolates_and_refuses(tmp_path):
     assert out[5, 0, 2] == pytest.approx(215)
     assert np.isnan(out[6]).all() and np.isnan(out[7]).all()  # never extrapolate
     assert tr.joints_at(10).shape == (21, 3)
+
+
+def _stream(hands_per_frame):
+    n = len(hands_per_frame)
+    t = np.arange(n, dtype=np.int64) * 10
+    return TrackerStream(np.arange(n), t, t, t, hands_per_frame)
+
+
+def _real(hid, z, kind):
+    """A hand as LeapC reports it: confidence is always 1.0 (documented as unused)."""
+    return {**_hand(hid, z, kind), "confidence": 1.0}
+
+
+def test_primary_follows_the_hand_whatever_the_listing_order():
+    left, right = (lambda k: _real(5, 100 + k, "left")), (lambda k: _real(6, 200 + k, "right"))
+    frames = [[left(k), right(k)] if k % 2 else [right(k), left(k)] for k in range(10)]  # LeapC's order alternates
+    joints, ids = _stream(frames).primary()
+    assert ids.tolist() == [5] * 10  # picked once (lowest id: both seen as long), then followed
+    np.testing.assert_array_equal(joints[:, 0, 2], 100 + np.arange(10))
+    # the same with the right hand seen first: it is seen longest, so it stays primary
+    joints, ids = _stream([[right(0)]] + frames[1:]).primary()
+    assert ids.tolist() == [6] * 10
+    # joints_at never mixes the two hands (the old choice flickered between them)
+    out = _stream(frames).joints_at(np.arange(0, 91, 5), max_gap_ns=10)
+    np.testing.assert_allclose(out[:, 0, 2], 100 + np.arange(0, 91, 5) / 10)
+
+
+def test_primary_picks_anew_when_its_id_disappears():
+    a, b, c = (lambda k: _real(5, k, "right")), (lambda k: _real(6, 100 + k, "left")), (lambda k: _real(9, 200 + k, "right"))
+    frames = [[b(0), a(0)], [b(1), a(1)], [], [b(3)], [c(4), b(4)], [c(5), b(5), a(5)]]
+    _, ids = _stream(frames).primary()
+    # 5 (lowest id) -> kept through a frame without hands -> gone: 6, the only one -> kept
+    # while 9 (same side as 5 was, but not as 6) comes, and when 5 comes back
+    assert ids.tolist() == [5, 5, -1, 6, 6, 6]
+    # two new hands at once after a loss: the one of the side the primary hand had
+    frames = [[a(0)], [], [b(2), c(2)], [c(3), b(3)]]
+    assert _stream(frames).primary()[1].tolist() == [5, -1, 9, 9]
+
+
+def test_primary_of_one_side():
+    frames = [[_real(5, 1, "left"), _real(6, 2, "right")], [_real(6, 3, "right")], [_real(7, 4, "left"), _real(6, 5, "right")]]
+    tr = _stream(frames)
+    assert tr.primary("right")[1].tolist() == [6, 6, 6]
+    assert tr.primary("left")[1].tolist() == [5, -1, 7]
+    assert tr.primary()[1].tolist() == [5, 6, 6]
+    np.testing.assert_array_equal(tr.joints_at(np.array([0, 20]), hand_type="left")[:, 0, 2], [1, 4])
+    with pytest.raises(ValueError, match="hand type"):
+        tr.primary("any")
 
 
 def test_existing_folder_is_refused(tmp_path):

@@ -1,22 +1,26 @@
 """The Ultraleap tracker and the .lmt replay, against a fake ``leap`` module
 (tests/fake_leap.py) that has the real bindings' object shapes and nothing more."""
 
+import importlib
 import sys
 import threading
 import time
 import types
 
+import cv2
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import fake_leap as fl
 from gthd.capture import ultraleap
 from gthd.capture.sources import ClockBracket, SourceError, TrackerEvent, TrackerFrame
 from gthd.capture.ultraleap import LeapRecordingTracker, UltraleapTracker, frame_from_event
+from gthd.cli import main
 from gthd.hand import JOINT_INDEX
 
-LEFT = fl.hand_spec(7, "left", base=1000.0, confidence=0.75)
-RIGHT = fl.hand_spec(8, "right", base=2000.0, confidence=0.5)
+LEFT = fl.hand_spec(7, "left", base=1000.0)  # confidence 1.0, as LeapC reports it
+RIGHT = fl.hand_spec(8, "right", base=2000.0)
 
 
 @pytest.fixture
@@ -74,8 +78,8 @@ def test_frames_carry_hands_in_our_joint_order(leap):
     assert [len(f.hands) for f in frames] == [2, 1, 0] * 3
     assert all(f.framerate == 200.0 for f in frames)
     left, right = frames[0].hands
-    assert (left["id"], left["type"], left["confidence"]) == (7, "left", 0.75)
-    assert (right["id"], right["type"], right["confidence"]) == (8, "right", 0.5)
+    assert (left["id"], left["type"], left["confidence"]) == (7, "left", 1.0)
+    assert (right["id"], right["type"], right["confidence"]) == (8, "right", 1.0)
     assert frames[1].hands[0]["type"] == "right"
     j = left["joints"]
     assert j.shape == (21, 3) and j.dtype == np.float64
@@ -199,14 +203,34 @@ def test_a_failing_emit_never_reaches_the_bindings(leap):
     assert kinds(calls).count("error") == 4  # each failed frame reported (and that failed too)
 
 
-def test_device_that_cannot_be_opened_still_counts(leap):
-    fl.use(fl.Scenario(device_open_fails=True))
+def test_the_serial_comes_from_the_server_status_not_the_freed_buffer(leap):
+    device = fl.Device("LP-FAKE-0001")
+    with device.open():
+        assert device.get_info().serial == fl.FREED_SERIAL  # what the bindings' get_info() gives
+    assert ultraleap.clean_serial(fl.FREED_SERIAL) is None
+    info, items = run_live(fl.Scenario(serial="LP-FAKE-0001"))
+    assert info["serial"] == "LP-FAKE-0001" and of(items, TrackerEvent)[1].detail == "LP-FAKE-0001"
+
+
+@pytest.mark.parametrize("scenario, why", [
+    (fl.Scenario(status_fails=True), "LeapTimeoutError"),
+    (fl.Scenario(other_devices=["LP-OTHER-0002"]), "2 Ultraleap devices connected (LP-FAKE-0001, LP-OTHER-0002)"),
+])  # fmt: skip
+def test_a_device_whose_serial_is_unknown_still_counts(leap, scenario, why):
+    fl.use(scenario)
     tracker = UltraleapTracker(connect_timeout_s=1.0)
     assert tracker.open()["serial"] is None
     items = []
     tracker.start(items.append)
     tracker.stop()
-    assert kinds(items) == ["connected", "error", "device"] and "serial" in of(items, TrackerEvent)[1].detail
+    assert kinds(items) == ["connected", "error", "device"]
+    assert "serial" in of(items, TrackerEvent)[1].detail and why in of(items, TrackerEvent)[1].detail
+
+
+def test_serials_are_checked():
+    assert ultraleap.clean_serial(" LP-1234 ") == "LP-1234"
+    for junk in ["", "   ", "LP\x00", "\x10\x8cLP", "LP-\u00e9", "A" * 65, None, b"LP-1234"]:
+        assert ultraleap.clean_serial(junk) is None, junk
 
 
 @pytest.mark.parametrize("mode, name", [("hmd", "HMD"), ("ScreenTop", "ScreenTop")])
@@ -271,6 +295,65 @@ def test_bindings_that_cannot_find_leapc(monkeypatch, tmp_path):
         UltraleapTracker().open()
     assert "\n" not in str(e.value)
     sys.modules.pop("leap", None)
+
+
+@pytest.fixture
+def fresh_modules():
+    """Forget the fake bindings a test imported from its own site folder."""
+    yield
+    for name in [n for n in sys.modules if n.split(".")[0] in ("leap", "leapc_cffi")]:
+        del sys.modules[name]
+
+
+def fake_bindings_without_compiled_module(site, wrapped=True):
+    """``leap`` and ``leapc_cffi`` as installed with Ultraleap's prebuilt module for
+    another Python: ``leapc_cffi/__init__.py`` imports ``._leapc_cffi``, which is not
+    there; the real ``leap/__init__.py`` re-raises that as an ImportError (``wrapped``)."""
+    (site / "leap").mkdir(parents=True)
+    (site / "leapc_cffi").mkdir()
+    (site / "leapc_cffi" / "__init__.py").write_text("from ._leapc_cffi import ffi, lib as libleapc\n")
+    if wrapped:
+        body = (
+            "try:\n    from leapc_cffi import ffi, libleapc\nexcept ImportError as import_error:\n"
+            "    raise ImportError(f'Cannot import leapc_cffi: Unknown error, please consult readme for help. "
+            "Attempting to find leapc_cffi within /usr/lib/ultraleap-hand-tracking-service. Caught ImportError: {import_error}')\n"
+        )
+    else:
+        body = "from leapc_cffi import ffi, libleapc\n"
+    (site / "leap" / "__init__.py").write_text(body)
+
+
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_a_missing_compiled_module_says_to_build_it(monkeypatch, tmp_path, fresh_modules, wrapped):
+    fake_bindings_without_compiled_module(tmp_path / "site", wrapped)
+    for name in ("leap", "leapc_cffi"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(ModuleNotFoundError if not wrapped else ImportError, match="leapc_cffi._leapc_cffi"):
+        importlib.import_module("leap")  # the fake fails the way the real one does
+    sys.modules.pop("leap", None)
+    with pytest.raises(SourceError) as e:
+        UltraleapTracker().open()
+    msg = str(e.value)
+    v = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert "\n" not in msg and f"compiled module `leapc_cffi._leapc_cffi` for Python {v}" in msg
+    assert "python -m build leapc-cffi" in msg and "docs/install-leap.md" in msg and "LEAPSDK_INSTALL_LOCATION" not in msg
+
+
+def test_the_cli_says_it_in_one_line(monkeypatch, tmp_path, fresh_modules):
+    fake_bindings_without_compiled_module(tmp_path / "site")
+    for name in ("leap", "leapc_cffi"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    video = tmp_path / "cam.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 20.0, (160, 120))
+    for i in range(5):
+        w.write(np.full((120, 160, 3), 10 * i, np.uint8))
+    w.release()
+    r = CliRunner().invoke(main, ["capture", str(tmp_path / "s"), "--camera", str(video), "--tracker", "ultraleap"])
+    assert r.exit_code == 1 and r.output.count("\n") == 1 and isinstance(r.exception, SystemExit), r.output
+    assert r.output.startswith("Error: ") and "python -m build leapc-cffi" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "s").exists()
 
 
 # --------------------------------------------------------------------------------- stop

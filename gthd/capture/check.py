@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from ..images import decode_checked
 from ..session import Session
 
 
@@ -67,13 +67,9 @@ def check_session(path: str | Path, decode: bool = False, max_gap_ms: float = 50
     orphans = [p for p in (s.path / "frames").iterdir() if pat.match(p.name) and f"frames/{p.name}" not in indexed] if (s.path / "frames").is_dir() else []
     if orphans:
         r.warnings.append(f"{len(orphans)} frame file{'s' * (len(orphans) > 1)} written but never indexed (the capture stopped between file and index): ignored")
-    if len(s.frames) and not np.array_equal(s.frames.index, np.arange(len(s.frames))):
-        r.problems.append("the frame index is not numbered 0, 1, 2, ...")
+    r.problems.extend(s.index_problems())
     t = s.frames.t_host_ns
     if len(t) >= 2:
-        back = int(np.sum(np.diff(t) <= 0))
-        if back:
-            r.problems.append(f"{back} camera timestamps do not increase")
         span = (t[-1] - t[0]) / 1e9
         seq = s.frames.seq
         gaps = int(np.sum(np.diff(seq) > 1)) if (seq >= 0).all() else 0
@@ -82,10 +78,18 @@ def check_session(path: str | Path, decode: bool = False, max_gap_ms: float = 50
         r.facts.append(f"camera: {len(t)} frames")
         if not len(t):
             r.problems.append("no camera frames")
-    to_decode = range(len(s.frames)) if decode else sorted({0, len(s.frames) - 1} - {-1})
-    bad = [i for i in to_decode if s.frames.files[i] not in missing and cv2.imread(str(s.path / s.frames.files[i])) is None]
+    n = len(s.frames)
+    to_decode = range(n) if decode else sorted({0, n - 1}) if n else []
+    bad = []
+    for i in to_decode:
+        if s.frames.files[i] in missing:
+            continue
+        _, problem = decode_checked((s.path / s.frames.files[i]).read_bytes())
+        if problem is not None:
+            bad.append((i, problem))
     if bad:
-        r.problems.append(f"{len(bad)} frames do not decode (first: {s.frames.files[bad[0]]})")
+        i, problem = bad[0]
+        r.problems.append(f"{len(bad)} frames do not decode cleanly (first: {s.frames.files[i]}: {problem})")
 
     # ---- tracker
     tt = s.tracker.t_host_ns

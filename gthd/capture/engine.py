@@ -46,7 +46,7 @@ class CaptureConfig:
     jpeg_quality: int = 90
     camera_queue: int = 64
     tracker_queue: int = 8192
-    flush_every_s: float = 0.25
+    flush_every_s: float = 0.25  # how often an idle writer thread wakes
     reconnect_s: float = 5.0
     session_id: str | None = None
     created_utc: str | None = None
@@ -157,7 +157,13 @@ class Capture:
         self._writer: SessionWriter | None = None
 
     # ------------------------------------------------------------------ run
-    def run(self, on_progress: Callable[[Progress], None] | None = None, preview: Callable[["Capture"], bool] | None = None, handle_signals: bool = True) -> CaptureResult:
+    def run(
+        self,
+        on_progress: Callable[[Progress], None] | None = None,
+        preview: Callable[["Capture"], bool] | None = None,
+        handle_signals: bool = True,
+        finalize: Callable[[Path], None] | None = None,
+    ) -> CaptureResult:
         """Open the sources, record until a stop, finalise the session.
 
         Args:
@@ -165,6 +171,10 @@ class Capture:
             preview: called from the main thread about 30 times a second; returns False
                 to stop (the ``q`` key).
             handle_signals: install SIGINT/SIGTERM handlers (main thread only).
+            finalize: called with the session folder once every frame and log line is
+                written and before the manifest is finalised: files that belong to the
+                session (a simulation's ground truth). A Ctrl-C or a disk error during it
+                ends the session ``interrupted``, never ``complete`` without its files.
 
         Raises:
             SourceError: a source cannot open (nothing is written then), FileExistsError,
@@ -177,11 +187,14 @@ class Capture:
         try:
             trk_info = self.tracker.open() if self.tracker is not None else {"kind": "none"}
             try:
+                # Every log line goes to the OS as it is written (flush_every_s=0): a kill
+                # loses at most the line being written, at the cost of one write() per
+                # line (~150 a second live).
                 self._writer = SessionWriter(
                     self.out, source="simulated" if cam_info.get("source", "").startswith("gthd.sim") else "capture",
                     camera={**cam_info, "image_format": cfg.image_format, **({"jpeg_quality": cfg.jpeg_quality} if cfg.image_format == "jpg" else {})},
                     tracker=trk_info, session_id=cfg.session_id or self.out.name, created_utc=cfg.created_utc,
-                    subject=cfg.subject, image_format=cfg.image_format, flush_every_s=cfg.flush_every_s,
+                    subject=cfg.subject, image_format=cfg.image_format, flush_every_s=0.0,
                 )
             except OSError as e:
                 if self.tracker is not None:
@@ -241,6 +254,8 @@ class Capture:
         if on_progress is not None:
             on_progress(self.progress(wall))
         reason = self._stop.reason or "error"
+        if finalize is not None:
+            reason = self._finalize(finalize, reason)
         status = "complete" if reason in COMPLETE_REASONS else "interrupted"
         summary = self._summary(reason, status, wall)
         try:
@@ -249,6 +264,19 @@ class Capture:
         except OSError as e:  # a full disk may refuse even this: the logs are flushed already
             summary["finalise_error"] = str(e)
         return CaptureResult(self.out, status, reason, summary)
+
+    def _finalize(self, finalize: Callable[[Path], None], reason: str) -> str:
+        """Run the ``finalize`` hook on the closed logs; returns the stop reason, changed
+        when the hook did not finish (the default SIGINT handler is back: a second
+        Ctrl-C raises KeyboardInterrupt here)."""
+        self._writer.close_logs()
+        try:
+            finalize(self.out)
+        except KeyboardInterrupt:
+            return f"{reason}, then Ctrl-C while finishing the session's files: they are incomplete"
+        except OSError as e:
+            return f"disk: {e.strerror or e} while finishing the session's files ({self.out})"
+        return reason
 
     def stop(self, reason: str) -> None:
         """Ask the capture to stop (from any thread)."""

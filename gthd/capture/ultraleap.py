@@ -23,6 +23,7 @@ the LeapC clock, the time of the device's image); ``t_arrival_ns`` is the host c
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 import time
 from pathlib import Path
@@ -41,6 +42,12 @@ BRACKET_READINGS = 5
 TRACKING_MODES = {"desktop": "Desktop", "hmd": "HMD", "screentop": "ScreenTop"}
 """Our names for the tracking modes -> the names of ``leap.TrackingMode`` members."""
 _MAX_PENDING = 1000  # tracker events kept between open() and start()
+COMPILED_MODULE = "leapc_cffi._leapc_cffi"
+"""The bindings' compiled part; Ultraleap ships it for Python 3.8 only (3.8-3.11 on Linux ARM): on
+gthd's Python (>= 3.10) it must be built (docs/install-leap.md)."""
+SERVER_STATUS_TIMEOUT_MS = 1000
+"""How long ``leap.get_server_status`` may block the polling thread at a device event."""
+SERIAL_MAX_CHARS = 64
 
 
 def _one_line(e: BaseException | str) -> str:
@@ -52,8 +59,9 @@ def _one_line(e: BaseException | str) -> str:
 # ----------------------------------------------------------------------------- bindings
 def import_leap() -> ModuleType:
     """Import Ultraleap's bindings (``leap``), or raise :class:`SourceError` saying what
-    to install: not installed, installed but failing to load LeapC, or the wrong package
-    (PyPI's unrelated ``leap``, which has no ``leap.Connection``)."""
+    to install: not installed, installed without their compiled module for this Python
+    (``leapc_cffi._leapc_cffi``: it must be built), failing to load LeapC, or the wrong
+    package (PyPI's unrelated ``leap``, which has no ``leap.Connection``)."""
     try:
         leap = importlib.import_module("leap")
     except ModuleNotFoundError as e:
@@ -71,10 +79,62 @@ def import_leap() -> ModuleType:
 
 
 def _broken_bindings(e: BaseException) -> SourceError:
+    if _missing_compiled_module(e):
+        v = f"{sys.version_info.major}.{sys.version_info.minor}"
+        return SourceError(
+            f"Ultraleap's Python bindings are installed but not their compiled module `{COMPILED_MODULE}` for Python {v} "
+            "(Ultraleap ships it for Python 3.8 only, 3.8-3.11 on Linux ARM): build it with gthd's Python, in your "
+            "leapc-python-bindings clone: `python -m build leapc-cffi` then `pip install "
+            f"leapc-cffi/dist/leapc_cffi-0.0.1.tar.gz` (needs a C compiler); see {INSTALL_DOC}"
+        )
     return SourceError(
         f"Ultraleap's Python bindings (`import leap`) failed to load ({_one_line(e)}): is Ultraleap Hand Tracking "
         f"installed? if its LeapSDK is not in the default place set LEAPSDK_INSTALL_LOCATION; see {INSTALL_DOC}"
     )
+
+
+def _missing_compiled_module(e: BaseException | None) -> bool:
+    """Whether an import failure comes down to ``leapc_cffi._leapc_cffi`` missing: raised
+    as is, or (the bindings' ``__init__`` does this) re-raised as an ImportError naming it."""
+    for _ in range(8):  # a chain of causes; bounded, should one ever loop
+        if e is None:
+            return False
+        if (isinstance(e, ModuleNotFoundError) and e.name == COMPILED_MODULE) or COMPILED_MODULE in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def clean_serial(serial) -> str | None:
+    """A device serial as reported, if it looks like one (printable ASCII, 1 to
+    ``SERIAL_MAX_CHARS`` characters once stripped), else None: it comes from C memory."""
+    if not isinstance(serial, str):
+        return None
+    serial = serial.strip()
+    ok = 0 < len(serial) <= SERIAL_MAX_CHARS and serial.isascii() and serial.isprintable()
+    return serial if ok else None
+
+
+def device_serial(leap: ModuleType) -> str | None:
+    """The serial of the device the service reports, from ``leap.get_server_status``.
+
+    Not ``Device.get_info().serial``: the bindings hand LeapC a serial buffer that cffi
+    has already freed (``info_ptr.serial = ffi.new(...)`` keeps no reference to it), so
+    LeapC writes, and the bindings read, freed memory. ``get_server_status`` copies its
+    strings out before releasing them; they are still checked (:func:`clean_serial`).
+
+    Returns:
+        The serial; None if the service lists no device or one that does not look like
+        a serial.
+    Raises:
+        SourceError: several devices (which one this connection tracks is not said).
+        Exception: whatever ``get_server_status`` raises (e.g. ``LeapTimeoutError``).
+    """
+    devices = leap.get_server_status(SERVER_STATUS_TIMEOUT_MS).get("devices") or []
+    serials = [clean_serial(d.get("serial")) for d in devices]
+    if len(serials) > 1:
+        raise SourceError(f"{len(serials)} Ultraleap devices connected ({', '.join(map(str, serials))}): which one is tracked is unknown")
+    return serials[0] if serials else None
 
 
 def leap_clock_bracket(get_now, readings: int = BRACKET_READINGS) -> ClockBracket:
@@ -109,7 +169,8 @@ def hand_from_leap(hand, leap: ModuleType) -> dict:
     """Copy one LeapC hand out of the bindings' buffers.
 
     Returns:
-        ``id`` (int), ``type`` ("left"/"right"), ``confidence`` (float), ``joints``
+        ``id`` (int), ``type`` ("left"/"right"), ``confidence`` (float, as given: LeapC
+        documents it as unused, always 1.0), ``joints``
         ((21, 3) float64, mm, frame ``leap``, our joint order), ``palm`` ((3,) float64 mm).
     """
     p = hand.palm.position
@@ -328,8 +389,7 @@ class UltraleapTracker:
     def _on_device(self, event) -> None:
         serial = None
         try:
-            with event.device.open():
-                serial = str(event.device.get_info().serial)
+            serial = device_serial(self._leap)
         except Exception as e:
             self._event("error", f"could not read the Ultraleap device's serial: {type(e).__name__}: {_one_line(e)}")
         if self._serial is None:

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..calibration.files import Calibration, read_calibration
 from ..geometry import box_from_points
+from ..images import decode_checked
 from ..session import Session
 from .samples import CROP_SIZE, make_sample, square_crop_box
 from .schema import DatasetWriter, Sample, assign_splits
@@ -71,15 +72,16 @@ def _sha256(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def _decode(data: bytes, crop_side: float | None) -> tuple[np.ndarray | None, int]:
+def _decode(data: bytes, crop_side: float | None) -> tuple[np.ndarray | None, int, str | None]:
     """Decode a JPEG at 1/1, 1/2 or 1/4 scale: the smallest that keeps ``crop_side``
-    frame pixels at >= 128 crop pixels. Returns (image, scale)."""
-    buf = np.frombuffer(data, np.uint8)
+    frame pixels at >= 128 crop pixels. Returns (image, scale, the decoder's complaint or
+    None): a frame the decoder complained about is left out, never stored half-garbled."""
     scale = 1
     if crop_side is not None:
         scale = 4 if crop_side >= 4 * CROP_SIZE else 2 if crop_side >= 2 * CROP_SIZE else 1
     flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4}[scale]
-    return cv2.imdecode(buf, flag), scale
+    img, problem = decode_checked(data, flag)
+    return img, scale, problem
 
 
 @dataclass
@@ -97,21 +99,24 @@ class _Job:
     size: tuple[int, int]
 
 
-def _process(job: _Job, opts: dict) -> Sample | None:
-    """Read, decode (at the scale the crop allows) and make the sample; None if corrupt."""
+def _process(job: _Job, opts: dict) -> Sample | str:
+    """Read, decode (at the scale the crop allows) and make the sample; or why the frame
+    is corrupt."""
     try:
         data = job.file.read_bytes()
-    except OSError:
-        return None
+    except OSError as e:
+        return f"{job.name}: {e.strerror or e}"
     side = None
     if job.uv is not None:
         box = box_from_points(job.uv, job.visible, *job.size, margin=opts["box_margin"])
         if box is not None:
             cb = square_crop_box(box, opts["crop_margin"])
             side = float(cb[2] - cb[0])
-    img, scale = _decode(data, side)
-    if img is None or img.shape[1] * scale != job.size[0] or img.shape[0] * scale != job.size[1]:
-        return None  # not a JPEG, or not of the session's size
+    img, scale, problem = _decode(data, side)
+    if problem is not None:
+        return f"{job.name}: {problem}"
+    if img.shape[1] * scale != job.size[0] or img.shape[0] * scale != job.size[1]:
+        return f"{job.name}: {img.shape[1] * scale}x{img.shape[0] * scale}, not the session's {job.size[0]}x{job.size[1]}"
     meta = dict(session=job.session, subject=job.subject, frame_index=job.frame, t_host_ns=job.t_host_ns, name=job.name)
     if job.uv is None:
         return make_sample(img, data, None, None, scale=scale, **meta)
@@ -121,7 +126,7 @@ def _process(job: _Job, opts: dict) -> Sample | None:
     )
 
 
-def _process_many(jobs: list[_Job], opts: dict) -> list[Sample | None]:
+def _process_many(jobs: list[_Job], opts: dict) -> list[Sample | str]:
     return [_process(j, opts) for j in jobs]
 
 
@@ -140,12 +145,18 @@ def build_dataset(
     nohand_guard_ms: float = 500.0,
     max_gap_ms: float = 50.0,
     smooth_ms: float = 0.0,
+    hand_type: str | None = None,
     workers: int = 2,
     force: bool = False,
     attrs: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> BuildReport:
     """Build a dataset from sessions and their calibrations (one per session, or one for all).
+
+    Args:
+        hand_type: label the "left" or "right" hand only, or None for either; in both
+            cases one hand per frame, the tracker stream's primary hand
+            (:meth:`~gthd.session.TrackerStream.primary`).
 
     Raises:
         ValueError: a calibration for another resolution, an unknown split or thickness.
@@ -165,6 +176,8 @@ def build_dataset(
     subjects: list[str] = []
     jobs: list[_Job] = []
     for k, (s, cal) in enumerate(zip(opened, cals)):
+        if problems := s.index_problems():  # what `session check` refuses, refused here too
+            raise ValueError(f"session {s.path}: {problems[0]}: its frames cannot be matched to tracked poses (see gthd session check)")
         w, h = s.camera_size
         cal.check_image_size(w, h, what=f"session {s.path}")
         if s.manifest["status"] == "recording":
@@ -174,7 +187,7 @@ def build_dataset(
         subj = s.manifest.get("subject") or "unknown"
         if subj not in subjects:
             subjects.append(subj)
-        jobs.extend(_session_jobs(s, k, subjects.index(subj), cal, max_gap_ms, smooth_ms, nohand_guard_ms, report))
+        jobs.extend(_session_jobs(s, k, subjects.index(subj), cal, max_gap_ms, smooth_ms, nohand_guard_ms, report, hand_type))
     # the NoHand cap, deterministic
     rng = np.random.default_rng(seed)
     hand = [j for j in jobs if j.uv is not None]
@@ -193,6 +206,7 @@ def build_dataset(
         "split_by": split_by, "split_seed": seed, "split_fractions": list(fractions),
         "skeleton_thickness": thickness, "box_margin": box_margin, "crop_margin": crop_margin,
         "nohand_share": nohand_share, "nohand_guard_ms": nohand_guard_ms, "max_gap_ms": max_gap_ms, "smooth_ms": smooth_ms,
+        "hand": hand_type or "any",
         **(attrs or {}),
     }
     # Worker processes (forked before the output file is opened) decode, draw and encode,
@@ -216,8 +230,10 @@ def build_dataset(
     def write(batch, parts):
         for part in parts:
             for s in part if isinstance(part, list) else part.result():
-                if s is None:
+                if isinstance(s, str):
                     report.corrupt += 1
+                    if report.corrupt <= 3:
+                        report.warnings.append(f"left out a corrupt frame: {s}")
                     continue
                 writer.add(s)
                 report.hand += s.has_hand
@@ -250,12 +266,13 @@ def build_dataset(
 
 
 def _session_jobs(
-    s: Session, k: int, subject: int, cal: Calibration, max_gap_ms: float, smooth_ms: float, nohand_guard_ms: float, report: BuildReport
+    s: Session, k: int, subject: int, cal: Calibration, max_gap_ms: float, smooth_ms: float, nohand_guard_ms: float, report: BuildReport,
+    hand_type: str | None = None,
 ) -> list[_Job]:
     """One job per usable frame of a session: a hand (with its projected joints) or NoHand."""
     t = s.frames.t_host_ns + cal.clock_offset_ns
     gap = int(max_gap_ms * 1e6)
-    joints = s.tracker.joints_at(t, max_gap_ns=gap, smooth_ns=int(smooth_ms * 1e6))  # (N, 21, 3) leap, mm
+    joints = s.tracker.joints_at(t, max_gap_ns=gap, hand_type=hand_type, smooth_ns=int(smooth_ms * 1e6))  # (N, 21, 3) leap, mm
     # NoHand: the tracker was looking (frames on both sides within reach) and saw nothing
     tt = s.tracker.t_host_ns
     seen = np.array([bool(h) for h in s.tracker.hands], dtype=bool)

@@ -7,6 +7,7 @@ from a stream keyed by its sequence number, so the same seed gives the same byte
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -228,7 +229,6 @@ def _simulate_into(path, seed, config, n_boards, n_clicks, click_joint, click_no
         path, writer.session_id, run, truth_frames, run.cam_tl.t_host_ns, n_clicks, click_joint, click_noise_px, click_outliers, run._rngs["clicks"]
     )
     boards_truth = _write_boards(path, run.rig, run.scene, n_boards, run._rngs["boards"]) if n_boards else {}
-    writer.finish("complete")
     sizes_arr = np.array(sizes) if sizes else np.zeros(1)
     result = SimResult(
         path=path,
@@ -243,6 +243,7 @@ def _simulate_into(path, seed, config, n_boards, n_clicks, click_joint, click_no
     )
     summary = {k: v for k, v in asdict(result).items() if k != "path"}
     write_truth(path / "ground_truth.json", run.truth(truth_frames, clicks_truth, boards_truth, summary))
+    writer.finish("complete")  # last: the manifest says complete only once everything is on disk
     return result
 
 
@@ -332,8 +333,10 @@ def _write_clicks(path, session_id, run: "SimRun", truth_frames, t_host_ns, n_cl
     picks = _spread(np.array([[truth_frames[i]["t_exposure_ns"] / 1e9, *truth_frames[i]["hand"]["keypoints"][j]] for i in cand]), min(n_clicks, len(cand)), cam)
     picks = np.sort(np.asarray(cand)[picks])
     file = path / "clicks_simulated.jsonl"
+    partial = path / f".{file.name}.partial"  # renamed when whole: an interrupted run leaves no clicks file
+    partial.unlink(missing_ok=True)
     clicks = []
-    writer = ClicksWriter(file, session_id, joint)
+    writer = ClicksWriter(partial, session_id, joint)
     try:
         for i in picks:
             true_uv = np.asarray(truth_frames[i]["hand"]["keypoints"][j])
@@ -353,6 +356,7 @@ def _write_clicks(path, session_id, run: "SimRun", truth_frames, t_host_ns, n_cl
             clicks.append({"frame_index": int(i), "outlier": outlier, "true_uv": np.round(true_uv, 3).tolist()})
     finally:
         writer.close()
+    os.replace(partial, file)
     return {"file": file.name, "joint": joint, "noise_px": noise_px, "outlier_share": outlier_share, "clicks": clicks}
 
 
@@ -367,7 +371,10 @@ def _write_boards(path, rig: Rig, scene: Scene, n_views: int, rng) -> dict:
     }
     out = {}
     for name, spec in specs.items():
-        folder = path / "boards" / name
+        # Rendered into a hidden folder and renamed when whole: an interrupted run leaves
+        # no board folder rather than a few views a calibration would quietly use.
+        folder = path / "boards" / f".{name}.partial"
+        shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         atomic_write_bytes(folder / "board.json", dumps_json({"format": "gthd-board", "format_version": 1, **spec.to_dict()}).encode())
         views = []
@@ -376,5 +383,6 @@ def _write_boards(path, rig: Rig, scene: Scene, n_views: int, rng) -> dict:
             ok, enc = cv2.imencode(".png", img)
             atomic_write_bytes(folder / f"{k:06d}.png", enc.tobytes())
             views.append({"file": f"boards/{name}/{k:06d}.png", "T_cam_board": T.to_dict()})
+        os.replace(folder, path / "boards" / name)
         out[name] = {"spec": spec.to_dict(), "views": views}
     return out
