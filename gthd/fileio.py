@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -45,6 +46,78 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+MAX_INPUT_BYTES = 256 * 1024**2
+"""The largest file a path read from a data file may name (an image, a label file):
+far above any real frame, far below what would exhaust memory."""
+
+
+def contained_path(root: str | os.PathLike, name: str, what: str) -> Path:
+    """Where ``name``, a relative path read from a data file, points inside ``root``.
+
+    Symlinks are followed, so a link inside ``root`` that leads out of it is refused
+    like a ``../`` path. The file need not exist (a missing file is the caller's call);
+    one that exists must be a regular file of at most :data:`MAX_INPUT_BYTES`.
+
+    Args:
+        root: the folder the data file's paths are relative to.
+        name: the path as the data file spells it.
+        what: the entry that holds it, for the message (e.g. ``"ann.json: image entry 3"``).
+
+    Returns:
+        The resolved path.
+
+    Raises:
+        FormatError: ``name`` is not a non-empty string, is absolute, leads outside
+            ``root``, or names something other than a regular file, or a huge one.
+    """
+    if not isinstance(name, str) or not name or "\0" in name:
+        raise FormatError(f"{what}: {name!r} is not a file name")
+    if Path(name).is_absolute() or name.startswith(("\\", "/")) or (len(name) > 1 and name[1] == ":"):
+        raise FormatError(f"{what}: {name!r} is an absolute path; paths must be relative to {root}")
+    base = Path(root).resolve()
+    try:
+        path = (base / name).resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop, a name too long
+        raise FormatError(f"{what}: {name!r} cannot be resolved ({e})") from None
+    if not path.is_relative_to(base):
+        raise FormatError(f"{what}: {name!r} leads outside {root} (to {path})")
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return path
+    except OSError as e:
+        raise FormatError(f"{what}: {name!r} cannot be read ({e.strerror or e})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise FormatError(f"{what}: {name!r} is not a regular file")
+    if st.st_size > MAX_INPUT_BYTES:
+        raise FormatError(f"{what}: {name!r} is {st.st_size / 1024**2:.0f} MB, more than the {MAX_INPUT_BYTES // 1024**2} MB a file here may be")
+    return path
+
+
+def read_regular_file(path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``.
+
+    Checked on the opened file itself (not its name, which may change in between):
+    a FIFO, a device such as ``/dev/zero`` or a huge file raises OSError instead of
+    blocking or reading until memory runs out.
+
+    Raises:
+        OSError: missing, unreadable, not a regular file, or too big.
+    """
+    # O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path}: not a regular file")
+        if st.st_size > max_bytes:
+            raise OSError(f"{path}: {st.st_size} bytes, more than {max_bytes}")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:  # grew while being read
+        raise OSError(f"{path}: more than {max_bytes} bytes")
+    return data
 
 
 def dumps_json(obj: Any) -> str:

@@ -28,7 +28,7 @@ def tiny(tmp_path_factory):
     build_dataset([root / "s"], [cal], root / "d.h5", nohand_share=0.3)
     profile = {"name": "tiny", "epochs": 1, "batch_size": 8, "lr": 0.002, "max_samples": 24, "num_workers": 0, "frame_size": [96, 64],
                "widths": {"multiscale_skeleton": 4, "multiscale_plain": 4, "unet_heatmaps": 4, "resnet50_regression": 0.0625, "skeleton_unet": 4, "box_regressor": 4},
-               "thicknesses": ["thin", "thick"]}
+               "thicknesses": ["thin", "thick"], "inherits": "paper", "deterministic": True}  # the paper's recipe, tiny
     (root / "tiny.json").write_text(json.dumps(profile))
     return root
 

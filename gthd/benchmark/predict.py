@@ -33,7 +33,7 @@ import torch
 
 from .. import __version__
 from ..draw import draw_box, draw_skeleton, label
-from ..fileio import FormatError, atomic_write_bytes
+from ..fileio import FormatError, atomic_write_bytes, contained_path
 from .models import MODEL_INFO, MODELS, create_model
 from .pipeline import SKELETON_PASSES, Detection, HandPosePipeline
 from .train import load_checkpoint
@@ -152,7 +152,9 @@ def _run_model(d, run_dir: Path, path: Path, where: str) -> RunModel:
     kwargs = d.get("model_kwargs") or {}
     if not isinstance(kwargs, dict):
         raise FormatError(f"{path}: '{where}.model_kwargs' is {kwargs!r}, not an object")
-    return RunModel(method, builder, kwargs, run_dir / _field(d, "checkpoint", str, path, where))
+    # a path read from a file: it must stay in the run folder (no "../", no absolute path)
+    checkpoint = contained_path(run_dir, _field(d, "checkpoint", str, path, where), f"{path}: '{where}.checkpoint'")
+    return RunModel(method, builder, kwargs, checkpoint)
 
 
 def _frame_size(value: list, builder: str, path: Path) -> tuple[int, int]:
@@ -178,14 +180,7 @@ def load_model(entry: RunModel) -> torch.nn.Module:
     ckpt = entry.checkpoint
     if not ckpt.is_file():
         raise FileNotFoundError(f"{ckpt}: the checkpoint of '{entry.method}' is missing (did its training finish? re-run `gthd benchmark`)")
-    try:
-        state = load_checkpoint(ckpt)
-    # Broad on purpose: torch.load on a damaged file raises whatever its unpickler or zip
-    # reader hits (UnpicklingError, RuntimeError, EOFError, struct.error, ...).
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{ckpt}: not a readable checkpoint ({type(e).__name__}: {_first_line(e)})") from None
-    if not isinstance(state, dict) or "model" not in state:
-        raise ValueError(f"{ckpt}: not a gthd checkpoint (no 'model' weights in it)")
+    state = load_checkpoint(ckpt)  # weights only; a damaged or hostile file: FormatError, one line
     try:
         model = create_model(entry.builder, **entry.model_kwargs)
     except (TypeError, ValueError) as e:

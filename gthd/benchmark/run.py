@@ -27,24 +27,23 @@ predict`` loads: docs/predict.md).
 
 from __future__ import annotations
 
-import hashlib
+import difflib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import cv2
-import numpy as np
 import torch
 
-from ..dataset.schema import open_dataset
+from ..dataset.schema import dataset_fingerprint, open_dataset
 from ..fileio import FormatError, atomic_write_bytes, dumps_json, read_json, write_json
 from .evaluate import detector_skeleton_crops, evaluate_constant, evaluate_detector, evaluate_end_to_end, evaluate_pose, mean_pose
 from .figures import qualitative_figure
 from .leaderboard import CONSTANT, Leaderboard, aggregate_rows, line_plot, mean_curves
 from .models import MODEL_INFO, count_parameters, create_model
 from .pipeline import SKELETON_PASSES, HandPosePipeline
-from .train import TrainConfig, config_differences, load_checkpoint, save_skeleton_crops, train
+from .train import CHECKPOINT_FIELDS, TrainConfig, check_same_data, config_differences, load_checkpoint, save_skeleton_crops, train
 
 POSE_METHODS = {
     "ours": "multiscale_skeleton",
@@ -87,7 +86,8 @@ class Profile:
     default). schedule, warmup_steps, augment (the :class:`Augment` fields),
     heatmap_sigmas, deterministic, compile: as :class:`~gthd.benchmark.train.TrainConfig`'s
     ``schedule``, ``warmup_steps``, ``augment_kwargs``, ``heatmap_sigmas``,
-    ``deterministic``, ``compile`` (CUDA only).
+    ``deterministic``, ``compile`` (CUDA only). inherits: for a profile file, the
+    profile its missing fields came from (``quick`` unless the file names ``paper``).
     """
 
     name: str
@@ -117,6 +117,7 @@ class Profile:
     heatmap_sigmas: list | None = None
     deterministic: bool = True
     compile: bool = False
+    inherits: str | None = field(default=None, compare=False)
 
     def __post_init__(self):
         unknown = [m for m in self.methods if m not in POSE_METHODS]
@@ -136,27 +137,146 @@ class Profile:
         if bad or not self.thicknesses:
             raise ValueError(f"profile {self.name!r}: thicknesses must be some of thin, medium, thick, got {self.thicknesses}")
         self.frame_size = (int(self.frame_size[0]), int(self.frame_size[1]))
+        # the whole-frame models need sides of a multiple of their stride: refused here,
+        # not after the first models have trained
+        multiple = MODEL_INFO[BOX_BASELINE[1]].size_multiple if self.detector and self.box_baseline else MODEL_INFO[DETECTOR[1]].size_multiple
+        if self.detector and any(v < multiple or v % multiple for v in self.frame_size):
+            raise ValueError(f"profile {self.name!r}: frame_size must be multiples of {multiple} (the detector{' and box baseline' * self.box_baseline}), got {list(self.frame_size)}")
 
     @classmethod
     def load(cls, name_or_path: str) -> Profile:
+        """A built-in profile ("quick", "paper") or a profile JSON file.
+
+        A file may give only some fields: the others come from the profile its
+        ``inherits`` field names, ``quick`` when it names none, so a three-line file is a
+        quick run with three changes (never, silently, the paper's full-size models).
+        Its ``name`` defaults to the file's stem. The resolved profile is what a run
+        records (config.json).
+
+        Raises:
+            ValueError: one line naming the file: not JSON, not an object, an unknown
+                field (with the closest known name), or a field of the wrong type or range
+                (the field, what it must be, and the value given).
+        """
         if name_or_path in PROFILES:
             return PROFILES[name_or_path]
         path = Path(name_or_path)
         if not path.is_file():
             raise ValueError(f"unknown profile {name_or_path!r}: quick, paper, or a profile JSON file")
         try:
-            d = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: not a readable profile JSON file ({e})") from None
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{path}: unknown profile fields {sorted(unknown)}")
-        return cls(**d)
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+            raise ValueError(f"{path}: not a readable profile JSON file ({_first_line(e)})") from None
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: a profile is a JSON object of fields, got {_json_kind(d)}")
+        known = [f.name for f in fields(cls)]
+        for key, value in d.items():
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else f"; the fields are {', '.join(known)}"
+                raise ValueError(f"{path}: unknown profile field {key!r}{hint}")
+            _check_field(path, key, value)
+        base = d.get("inherits") or "quick"
+        resolved = {**asdict(PROFILES[base]), "name": path.stem, **d, "inherits": base}
+        try:
+            return cls(**resolved)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: {_first_line(e)}") from None
 
     @property
     def main_thickness(self) -> str:
         """The detector whose skeleton feeds the pose pipeline: thick if trained."""
         return "thick" if "thick" in self.thicknesses else self.thicknesses[-1]
+
+
+def _is_int(v, lo: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def _is_num(v, lo: float = 0.0) -> bool:
+    """A number > ``lo`` (finite: JSON's NaN and Infinity are not)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and lo < v < float("inf")
+
+
+def _width_ok(builder, width) -> bool:
+    # ResNet-50's width is a factor of its channels; the others' a channel count
+    return builder in MODEL_INFO and (_is_num(width) if builder == "resnet50_regression" else _is_int(width, 1))
+
+
+def _augment_ok(v) -> bool:
+    return isinstance(v, dict) and all(
+        (isinstance(x, list) and len(x) == 2 and all(_is_num(y) for y in x)) if k == "scale" else _is_num(x, -1e-12) for k, x in v.items()
+    )
+
+
+_FIELD_RULES: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "name": ("a non-empty string", lambda v: isinstance(v, str) and v.strip() != ""),
+    "inherits": ("quick or paper", lambda v: isinstance(v, str) and v in ("quick", "paper")),
+    "epochs": ("an integer >= 1", lambda v: _is_int(v, 1)),
+    "batch_size": ("an integer >= 1", lambda v: _is_int(v, 1)),
+    "lr": ("a number > 0", _is_num),
+    "lr_step": ("an integer >= 1", lambda v: _is_int(v, 1)),
+    "lr_gamma": ("a number in (0, 1]", lambda v: _is_num(v) and v <= 1),
+    "max_samples": ("an integer >= 1, or null for all", lambda v: v is None or _is_int(v, 1)),
+    "frame_size": ("[width, height], two integers >= 16", lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(x, 16) for x in v)),
+    "num_workers": ("an integer >= 0", lambda v: _is_int(v, 0)),
+    "widths": ("an object {builder: width}, an integer >= 1 (a number > 0 for resnet50_regression)",
+               lambda v: isinstance(v, dict) and all(_width_ok(k, x) for k, x in v.items())),
+    "methods": ("a list of method names (empty: detectors only)", lambda v: isinstance(v, list) and all(isinstance(m, str) for m in v)),
+    "detector": ("true or false", lambda v: isinstance(v, bool)),
+    "sigma": ("a number > 0", _is_num),
+    "thicknesses": ("a non-empty list of thin, medium, thick", lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(t, str) for t in v)),
+    "box_baseline": ("true or false", lambda v: isinstance(v, bool)),
+    "detector_epochs": ("an integer >= 1, or null for epochs", lambda v: v is None or _is_int(v, 1)),
+    "pose_skeleton": ("detector or labels", lambda v: isinstance(v, str) and v in ("detector", "labels")),
+    "overrides": ("an object {builder: {field: value}}", lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values())),
+    "skeleton_pass": (" or ".join(SKELETON_PASSES), lambda v: isinstance(v, str) and v in SKELETON_PASSES),
+    "seeds": ("an integer >= 1", lambda v: _is_int(v, 1)),
+    "threads": ("an integer >= 1, or null for torch's choice", lambda v: v is None or _is_int(v, 1)),
+    "schedule": ("step or cosine", lambda v: isinstance(v, str) and v in ("step", "cosine")),
+    "warmup_steps": ("an integer >= 0", lambda v: _is_int(v, 0)),
+    "augment": ("an object of augmentation fields, numbers (scale: [low, high])", _augment_ok),
+    "heatmap_sigmas": ("a list of numbers > 0 (one per output), or null", lambda v: v is None or (isinstance(v, list) and len(v) > 0 and all(_is_num(x) for x in v))),
+    "deterministic": ("true or false", lambda v: isinstance(v, bool)),
+    "compile": ("true or false", lambda v: isinstance(v, bool)),
+}
+"""What each profile field must be, checked on a profile file before anything runs."""
+
+_OVERRIDE_RULES = {"augment_kwargs": "augment"}
+"""TrainConfig fields an override sets, checked by the profile field of another name."""
+
+
+def _check_field(path: Path, key: str, value, where: str = "") -> None:
+    """ValueError naming the field, what it must be and the value, if ``value`` is not
+    a valid ``key``; the fields of ``overrides`` are checked like the profile's own."""
+    expected, ok = _FIELD_RULES[key]
+    if not ok(value):
+        raise ValueError(f"{path}: field {where}{key!r} must be {expected}, got {_json_show(value)}")
+    if key == "overrides":
+        for builder, fields_ in value.items():
+            for name, v in fields_.items():
+                rule = _OVERRIDE_RULES.get(name, name)
+                if rule in _FIELD_RULES:  # unknown names: refused by Profile, listing the overridable ones
+                    _check_field(path, rule, v, where=f"overrides[{builder!r}]: ")
+
+
+def _json_show(value, limit: int = 60) -> str:
+    """A value as its JSON spelling (cut to ``limit``), with its JSON kind."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{text} ({_json_kind(value)})"
+
+
+def _json_kind(value) -> str:
+    kinds = ((bool, "true/false"), (int, "an integer"), (float, "a number"), (str, "a string"), (list, "a list"), (dict, "an object"))
+    return "null" if value is None else next((name for t, name in kinds if isinstance(value, t)), type(value).__name__)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 QUICK_RECIPE = dict(
@@ -205,46 +325,64 @@ def train_config(builder: str, profile: Profile, dataset: str, seed: int, skelet
     return replace(config, **profile.overrides.get(builder, {}))
 
 
-def train_or_load(config: TrainConfig, out_dir: Path, progress=None, on_batch=None) -> tuple[torch.nn.Module, dict]:
+def train_or_load(config: TrainConfig, out_dir: Path, progress=None, on_batch=None, fingerprint: str | None = None) -> tuple[torch.nn.Module, dict]:
     """The trained model of ``config`` in ``out_dir``: reused when its checkpoint has all
     the epochs of this very config, else trained (resuming an interrupted run).
 
+    Args:
+        fingerprint: ``config.data``'s :func:`dataset_fingerprint` (computed if None).
+
     Raises:
-        ValueError: ``out_dir`` holds a model trained with another config.
+        ValueError: ``out_dir`` holds a model trained with another config or on other data.
+        FormatError: its checkpoint or train.json is damaged (the message says to delete it).
     """
     ckpt_path, done = out_dir / "last.pt", out_dir / "train.json"
-    saved = check_model_folder(config, out_dir)
+    saved = check_model_folder(config, out_dir, fingerprint)
     if saved is not None and saved.get("epoch") == config.epochs and done.exists():
-        result = json.loads(done.read_text()).get("result")
+        result = _train_result(done)
     else:
         result = train(config, out_dir, resume=saved is not None, progress=progress, on_batch=on_batch).to_dict()
         saved = load_checkpoint(ckpt_path)
     model = create_model(config.model, **config.model_kwargs)
-    model.load_state_dict(saved["model"])
+    try:
+        model.load_state_dict(saved["model"])
+    except (RuntimeError, TypeError, AttributeError) as e:  # weights of another shape or kind
+        line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise FormatError(f"{ckpt_path}: its weights do not fit {config.model} ({line}): delete it and re-run to train this model again") from None
     return model.eval(), result
 
 
-def check_model_folder(config: TrainConfig, out_dir: Path) -> dict | None:
-    """The checkpoint in ``out_dir`` (None if none), refused (ValueError) if it was
-    trained with another config."""
+def _train_result(path: Path) -> dict:
+    """The ``result`` of a train.json; FormatError (one line) if it is damaged."""
+    try:
+        result = json.loads(path.read_text()).get("result")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as e:
+        raise FormatError(f"{path}: not readable ({type(e).__name__}): delete it (and its last.pt) and re-run to train this model again") from None
+    if not isinstance(result, dict):
+        raise FormatError(f"{path}: no training result in it: delete it (and its last.pt) and re-run to train this model again")
+    return result
+
+
+def check_model_folder(config: TrainConfig, out_dir: Path, fingerprint: str | None = None) -> dict | None:
+    """The checkpoint in ``out_dir`` (None if none), refused if it was trained with
+    another config or on other data.
+
+    The dataset is identified by content (``fingerprint``, computed from
+    ``config.data`` if None), the run folder not at all: another spelling of the same
+    dataset's path, a moved dataset or a moved run folder still resume.
+
+    Raises:
+        ValueError: another config, other data. FormatError: a damaged checkpoint.
+    """
     ckpt_path = out_dir / "last.pt"
     if not ckpt_path.exists():
         return None
-    saved = load_checkpoint(ckpt_path)
-    diff = config_differences(saved.get("config", {}), config.to_dict(), ignore=())
+    saved = load_checkpoint(ckpt_path, require=CHECKPOINT_FIELDS)
+    diff = config_differences(saved["config"], config.to_dict(), ignore=())
     if diff:
         raise ValueError(f"{out_dir} was trained with another config ({', '.join(diff)} differ): use another --out, or delete it")
+    check_same_data(saved, config, fingerprint or dataset_fingerprint(config.data), out_dir)
     return saved
-
-
-def dataset_fingerprint(dataset: str) -> str:
-    """A short hash of a dataset's labels and splits: a rebuilt file at the same path
-    (other samples, other splits) gets another one."""
-    h = hashlib.sha1()
-    with open_dataset(dataset) as f:
-        for key in ("labels/keypoints", "labels/box", "meta/split"):
-            h.update(np.ascontiguousarray(f[key][...]).tobytes())
-    return h.hexdigest()[:16]
 
 
 def check_run_folder(out: Path, fingerprint: str | None = None) -> None:
@@ -310,14 +448,14 @@ def run_benchmark(
     detectors = bool(profile.detector and (split == 1).any())
     for s in range(seed, seed + seeds):  # refuse before any work
         for config, folder in plan(profile, dataset, s, seed_folder(out, s, seed), with_detectors=detectors):
-            check_model_folder(config, seed_folder(out, s, seed) / folder)
+            check_model_folder(config, seed_folder(out, s, seed) / folder, fingerprint)
     out.mkdir(parents=True, exist_ok=True)
     set_threads(profile.threads)
     runs = []
     for s in range(seed, seed + seeds):
         if seeds > 1:
             log(f"seed {s} ({s - seed + 1} of {seeds})")
-        runs.append(run_seed(dataset, profile, s, seed_folder(out, s, seed), detectors, progress, log, on_batch))
+        runs.append(run_seed(dataset, profile, s, seed_folder(out, s, seed), detectors, progress, log, on_batch, fingerprint))
 
     # -- the leaderboard over the seeds, and the files
     name = Path(dataset).stem
@@ -343,7 +481,7 @@ def run_benchmark(
 
 
 def run_seed(
-    dataset: str, profile: Profile, seed: int, out: Path, detectors: bool, progress=None, log=print, on_batch=None,
+    dataset: str, profile: Profile, seed: int, out: Path, detectors: bool, progress=None, log=print, on_batch=None, fingerprint: str | None = None,
 ) -> SeedRun:
     """Train (or reuse) and score every model of ``profile`` with one ``seed``, its models
     in ``out``: the detectors (one per thickness) and the box baseline, the pose methods,
@@ -357,7 +495,7 @@ def run_seed(
 
     def fit(label: str, config: TrainConfig, folder: str):
         log(f"{label}: {config.model}")
-        return train_or_load(config, out / folder, progress, batches(label))
+        return train_or_load(config, out / folder, progress, batches(label), fingerprint)
 
     # -- hand detection: the skeleton UNet at each thickness, the box baseline
     skeletons = main_detector = None

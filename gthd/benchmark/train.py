@@ -54,7 +54,9 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from .. import __version__
 from ..dataset.codec import MultiScaleHeatmapCodec, SingleScaleHeatmapCodec, default_sigma
+from ..dataset.schema import dataset_fingerprint
 from ..dataset.torch_dataset import Augment, FrameDataset, HandDataset
+from ..fileio import FormatError, atomic_write_bytes
 from .models import (
     MODEL_INFO,
     MODELS,
@@ -221,14 +223,50 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+LOCATIONS = ("data", "skeleton_crops")
+"""Config fields that say where a file is, not what it holds: a run is the same run
+whatever the spelling of its dataset's path (``base.h5``, ``/abs/base.h5``) and wherever
+its folder moved. The dataset is compared by its fingerprint (:func:`check_same_data`),
+the skeleton crops (a file in the run folder) by their file name, which says how they
+were made."""
+
+
 def config_differences(saved: dict, given: dict, ignore=RESUMABLE) -> list[str]:
-    """The names of the fields whose values differ between two ``to_dict`` configs."""
+    """The names of the fields whose values differ between two ``to_dict`` configs
+    (the :data:`LOCATIONS` compared by what they identify, not by their spelling)."""
     keys = sorted(set(saved) | set(given))
-    return [k for k in keys if k not in ignore and _plain(saved.get(k)) != _plain(given.get(k))]
+    return [k for k in keys if k not in ignore and _identity(k, saved.get(k)) != _identity(k, given.get(k))]
 
 
-def _plain(v):
+def _identity(key: str, v):
+    """What a config value stands for, for comparison."""
+    if key == "data":
+        return None  # the dataset's content: compared by check_same_data
+    if key == "skeleton_crops":
+        return None if v is None else Path(str(v)).name
     return list(v) if isinstance(v, tuple) else v
+
+
+def check_same_data(saved: dict, config: TrainConfig, fingerprint: str, where: Path) -> None:
+    """Refuse a checkpoint trained on another dataset than ``config.data``.
+
+    Args:
+        saved: the checkpoint. fingerprint: ``config.data``'s
+            (:func:`~gthd.dataset.schema.dataset_fingerprint`). where: the run folder, for
+            the message.
+
+    Raises:
+        ValueError: the checkpoint's dataset fingerprint differs; or, for a checkpoint of
+            an older gthd that saved none, its dataset path names another file.
+    """
+    theirs = saved.get("data_fingerprint")
+    if theirs is not None:
+        same = theirs == fingerprint
+    else:  # written before fingerprints: the path is all there is (resolved: spelling aside)
+        old = str(saved.get("config", {}).get("data", ""))
+        same = old == config.data or Path(old).resolve() == Path(config.data).resolve()
+    if not same:
+        raise ValueError(f"{where} was trained with another config (data differ: another dataset than {config.data}): use another --out, or delete it")
 
 
 # ----------------------------------------------------------------- data, targets, loss
@@ -388,9 +426,59 @@ def save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path, map_location="cpu") -> dict:
-    """A checkpoint as plain dicts and tensors (``weights_only=True``: no pickled code)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+CHECKPOINT_FIELDS = ("model", "optimizer", "scheduler", "epoch", "config")
+"""What :func:`train` writes into every checkpoint (and needs to resume from one)."""
+
+
+def load_checkpoint(path, map_location="cpu", require: tuple[str, ...] = ("model",)) -> dict:
+    """A checkpoint as plain dicts and tensors.
+
+    ``weights_only=True``: torch's unpickler admits tensors and plain containers only,
+    so a hostile file (a pickle whose ``__reduce__`` calls ``os.system``) is refused
+    before anything in it runs.
+
+    Args:
+        path: the ``.pt`` file. map_location: as ``torch.load``'s.
+        require: the entries it must hold (:data:`CHECKPOINT_FIELDS` to resume).
+
+    Raises:
+        FormatError: one line naming the file and how to recover (delete it: ``gthd
+            benchmark`` trains the model again): damaged, not a checkpoint, hostile, or
+            lacking a required entry. FileNotFoundError: no such file.
+    """
+    path = Path(path)
+    recover = "delete it and re-run `gthd benchmark` to train this model again"
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    # Broad on purpose: a damaged or hostile file fails in whatever its unpickler or zip
+    # reader hits (UnpicklingError, RuntimeError, EOFError, struct.error, ...)
+    except Exception as e:  # noqa: BLE001
+        raise FormatError(f"{path}: not a readable checkpoint ({type(e).__name__}: {_pickle_reason(e)}): {recover}") from None
+    if not isinstance(state, dict):
+        raise FormatError(f"{path}: not a gthd checkpoint (it holds a {type(state).__name__}): {recover}")
+    missing = [k for k in require if k not in state]
+    if missing:
+        raise FormatError(f"{path}: not a complete gthd checkpoint (no {', '.join(missing)} in it): {recover}")
+    wrong = [k for k, kind in (("model", dict), ("config", dict), ("epoch", int)) if k in require and not isinstance(state[k], kind)]
+    if wrong:
+        raise FormatError(f"{path}: not a gthd checkpoint (its {', '.join(wrong)} is not what gthd writes): {recover}")
+    return state
+
+
+def _pickle_reason(e: BaseException) -> str:
+    """The line of a torch.load error that says what was wrong: torch's own first
+    lines are boilerplate (and advise ``weights_only=False``, which would run the file)."""
+    boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation")
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(boilerplate)]
+    reason = (useful or lines or [type(e).__name__])[0].split(". ")[0]  # its first sentence: the rest is advice
+    return reason if len(reason) <= 200 else reason[:197] + "..."
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 # ------------------------------------------------------------------------------ train
@@ -459,17 +547,22 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(config, step, steps_per_epoch))  # stepped per batch
     start_epoch = 0
     ckpt_path = out_dir / CHECKPOINT
+    fingerprint = dataset_fingerprint(config.data)  # saved with every checkpoint: the data's identity
     if resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path, map_location=device)
+        ckpt = load_checkpoint(ckpt_path, map_location=device, require=CHECKPOINT_FIELDS)
         saved = ckpt["config"]
         diff = config_differences(saved, config.to_dict())
         if diff:
             was = ", ".join(f"{k}={saved.get(k)!r}" for k in diff)
             raise ValueError(f"cannot resume {ckpt_path}: config differs in {', '.join(diff)} (saved {was})")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        start_epoch = int(ckpt["epoch"])
+        check_same_data(ckpt, config, fingerprint, out_dir)
+        try:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            start_epoch = int(ckpt["epoch"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:  # weights of another shape, a mangled state
+            raise FormatError(f"{ckpt_path}: its state does not fit {config.model} ({_first_line(e)}): delete it and re-run to train this model again") from None
     raw_model = model
     if config.compile and device.type == "cuda":
         model = torch.compile(model)
@@ -528,6 +621,7 @@ def train(
                 "scheduler": scheduler.state_dict(),
                 "epoch": epoch + 1,
                 "config": config.to_dict(),
+                "data_fingerprint": fingerprint,
                 "gthd_version": __version__,
                 "loss": epoch_loss,
             })
@@ -551,7 +645,7 @@ def train(
         checkpoint=str(ckpt_path),
     )
     if is_main:
-        (out_dir / "train.json").write_text(json.dumps({"config": config.to_dict(), "result": result.to_dict()}, indent=2))
+        atomic_write_bytes(out_dir / "train.json", json.dumps({"config": config.to_dict(), "result": result.to_dict()}, indent=2).encode())
     if ddp:
         dist.barrier()
         if owns_group:

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from ..calibration.files import Calibration, read_calibration
+from ..fileio import contained_path, read_regular_file
 from ..geometry import box_from_points
 from ..images import decode_checked
 from ..session import Session
@@ -103,7 +104,7 @@ def _process(job: _Job, opts: dict) -> Sample | str:
     """Read, decode (at the scale the crop allows) and make the sample; or why the frame
     is corrupt."""
     try:
-        data = job.file.read_bytes()
+        data = read_regular_file(job.file)  # not a FIFO or a device left in the folder since
     except OSError as e:
         return f"{job.name}: {e.strerror or e}"
     side = None
@@ -290,7 +291,9 @@ def _session_jobs(
     jobs = []
     sid = s.manifest["session_id"]
     for i in range(len(t)):
-        base = dict(session=k, subject=subject, frame=i, t_host_ns=int(s.frames.t_host_ns[i]), file=s.path / s.frames.files[i], name=f"{sid}/{i:06d}", size=(w, h))
+        # the frame index names the file: it must stay in the session folder (refused before anything is written)
+        file = contained_path(s.path, s.frames.files[i], f"session {s.path}: frame {i}")
+        base = dict(session=k, subject=subject, frame=i, t_host_ns=int(s.frames.t_host_ns[i]), file=file, name=f"{sid}/{i:06d}", size=(w, h))
         j3 = joints[i]
         if np.isfinite(j3).all():
             pc = cal.T_cam_leap.apply(j3)

@@ -55,14 +55,16 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .. import __version__
-from ..fileio import FormatError, atomic_write_bytes
+from ..fileio import FormatError, atomic_write_bytes, contained_path, read_regular_file
 from ..hand import EDGES, FINGERS, NUM_JOINTS, finger_joints
+from ..images import decode_checked
 from .samples import make_sample
 from .schema import SPLITS, DatasetWriter, assign_splits, open_dataset
 
@@ -152,10 +154,10 @@ def export_coco(
         raise FileExistsError(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise FileExistsError(f"{out} is not empty (use --force to write into it)")
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "annotations").mkdir(parents=True, exist_ok=True)
 
-    with open_dataset(dataset_path) as f:
+    with open_dataset(dataset_path) as f:  # checked before the folders are made: a bad file leaves nothing
+        (out / "images").mkdir(parents=True, exist_ok=True)
+        (out / "annotations").mkdir(parents=True, exist_ok=True)
         n = int(f["meta/split"].shape[0])
         split = f["meta/split"][...]
         has_hand = f["labels/has_hand"][...]
@@ -237,8 +239,10 @@ def _load(path: Path) -> dict:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FormatError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"{path}: not readable JSON ({e})") from None
+    # ValueError: JSONDecodeError, and an integer of more than 4300 digits;
+    # RecursionError: arrays nested thousands deep
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise FormatError(f"{path}: not readable JSON ({_first_line(e)})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) or not isinstance(doc.get("annotations"), list):
         raise FormatError(f"{path}: not a COCO keypoint file (expected an object with 'images' and 'annotations' lists)")
     return doc
@@ -254,9 +258,26 @@ def _hand_categories(path: Path, doc: dict) -> tuple[set | None, list | None]:
         raise FormatError(f"{path}: 'categories' is not a list")
     hands = [c for c in cats if isinstance(c, dict) and isinstance(c.get("keypoints"), list) and len(c["keypoints"]) == NUM_JOINTS]
     if not hands:
-        found = ", ".join(f"{c.get('name')!r} ({len(c.get('keypoints') or [])} keypoints)" for c in cats if isinstance(c, dict)) or "none"
+        found = ", ".join(
+            f"{_show(c.get('name'))} ({len(c['keypoints']) if isinstance(c.get('keypoints'), list) else 0} keypoints)" for c in cats if isinstance(c, dict)
+        ) or "none"
         raise FormatError(f"{path}: not a COCO hand keypoint file: no category with 21 keypoints (found {found})")
-    return {c.get("id") for c in hands}, [str(k) for k in hands[0]["keypoints"]]
+    return {c.get("id") for c in hands if _is_id(c.get("id"))}, [str(k) for k in hands[0]["keypoints"]]
+
+
+def _is_id(v) -> bool:
+    """An id as COCO files spell them: a number or a string (hashable, comparable)."""
+    return isinstance(v, (int, float, str)) and not isinstance(v, bool)
+
+
+def _show(v, limit: int = 60) -> str:
+    """``repr(v)`` cut to ``limit`` characters, for a message about a hostile value."""
+    r = repr(v)
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def _detect_order(doc: dict, names: list | None) -> str:
@@ -276,11 +297,12 @@ def _keypoints(path: Path, ann: dict, order: str) -> tuple[np.ndarray, np.ndarra
     raw = ann.get("keypoints")
     try:
         k = np.asarray(raw, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
+    # OverflowError: an integer beyond float64; RecursionError: lists nested thousands deep
+    except (TypeError, ValueError, OverflowError, RecursionError):
         k = None
     if k is None or k.size != NUM_JOINTS * 3:
         got = "nothing readable" if k is None else f"{k.size} numbers"
-        raise FormatError(f"{path}: annotation {ann.get('id')!r}: expected 21 keypoints [x, y, v] (63 numbers), got {got}")
+        raise FormatError(f"{path}: annotation {_show(ann.get('id'))}: expected 21 keypoints [x, y, v] (63 numbers), got {got}")
     k = k.reshape(NUM_JOINTS, 3)  # (21, 3) x, y, v in the file's order
     if order == "rhd":
         mapped = np.empty_like(k)
@@ -297,6 +319,86 @@ def _inside(uv: np.ndarray, width: int, height: int) -> np.ndarray:
     """(21,) bool: (21, 2) px within the image [-0.5, W-0.5] x [-0.5, H-0.5] (NaN: False)."""
     with np.errstate(invalid="ignore"):
         return (uv[:, 0] >= -0.5) & (uv[:, 0] <= width - 0.5) & (uv[:, 1] >= -0.5) & (uv[:, 1] <= height - 0.5)
+
+
+@dataclass
+class CocoFile:
+    """A COCO keypoint hand file, read and checked whole (:func:`read_coco`).
+
+    images: the image entries in file order, each ``{"id", "file_name", "width",
+        "height"}`` (a size 0 where the file gives none).
+    hands: per image, its hand annotations in file order, each ``(crowd, uv, labelled)``:
+        ``crowd`` True for an ``iscrowd`` annotation (then ``uv``, ``labelled`` are None),
+        else (21, 2) float64 gthd px (NaN where unknown) and (21,) bool, in our joint order.
+    other_category: indices of the images annotated with a category other than a hand.
+    order: the joint order read ("coco" or "rhd").
+    """
+
+    path: Path
+    images: list[dict]
+    hands: list[list[tuple]]
+    other_category: set[int]
+    order: str
+
+
+def read_coco(annotations_json: str | Path, joint_order: str = "auto") -> CocoFile:
+    """Read a COCO keypoint hand file and check every entry, touching no image.
+
+    Args:
+        annotations_json: the file. joint_order: "coco", "rhd" or "auto" (the module
+            docstring).
+
+    Returns:
+        :class:`CocoFile`.
+
+    Raises:
+        FormatError (a ValueError), one line naming the file and the entry: not JSON, not
+        COCO hand keypoints, or an entry of the wrong shape or type. ValueError: a bad
+        ``joint_order``.
+    """
+    path = Path(annotations_json)
+    if joint_order not in JOINT_ORDERS:
+        raise ValueError(f"joint_order must be one of {', '.join(JOINT_ORDERS)}, got {joint_order!r}")
+    doc = _load(path)
+    cat_ids, names = _hand_categories(path, doc)
+    order = _detect_order(doc, names) if joint_order == "auto" else joint_order
+
+    images, by_id = [], {}
+    for k, im in enumerate(doc["images"]):
+        if not isinstance(im, dict) or not _is_id(im.get("id")) or not isinstance(im.get("file_name"), str):
+            raise FormatError(f"{path}: image entry {k} lacks an 'id' or a 'file_name'")
+        if im["id"] in by_id:
+            raise FormatError(f"{path}: image id {_show(im['id'])} appears twice")
+        by_id[im["id"]] = k
+        images.append({"id": im["id"], "file_name": im["file_name"], "width": _size(path, k, im, "width"), "height": _size(path, k, im, "height")})
+    hands: list[list[tuple]] = [[] for _ in images]
+    other_category = set()
+    for a in doc["annotations"]:
+        if not isinstance(a, dict) or not _is_id(a.get("image_id")):
+            raise FormatError(f"{path}: an annotation lacks an 'image_id'")
+        if a["image_id"] not in by_id:
+            raise FormatError(f"{path}: annotation {_show(a.get('id'))} refers to image {_show(a['image_id'])}, which is not in 'images'")
+        k = by_id[a["image_id"]]
+        if cat_ids is not None and not (_is_id(a.get("category_id")) and a["category_id"] in cat_ids):
+            other_category.add(k)
+            continue
+        if "keypoints" not in a:
+            raise FormatError(f"{path}: annotation {_show(a.get('id'))} has no 'keypoints': not a COCO keypoint file")
+        if a.get("iscrowd"):
+            hands[k].append((True, None, None))  # skipped on import, whatever its keypoints
+        else:
+            hands[k].append((False, *_keypoints(path, a, order)))
+    return CocoFile(path, images, hands, other_category, order)
+
+
+def _size(path: Path, k: int, im: dict, key: str) -> int:
+    """An image entry's width or height: a whole number of pixels (0 when not given)."""
+    v = im.get(key)
+    if v is None:
+        return 0
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 2**31 or v != int(v):
+        raise FormatError(f"{path}: image entry {k}: '{key}' is {_show(v)}, not a size in pixels")
+    return int(v)
 
 
 def import_coco(
@@ -318,6 +420,12 @@ def import_coco(
     image's frame: the file's bytes when it is a JPEG, re-encoded as a quality-95 JPEG
     otherwise. Images with no annotation become NoHand samples.
 
+    Every entry of the file and every image path is checked before anything is written
+    (:func:`read_coco`, :func:`~gthd.fileio.contained_path`): a ``file_name`` that is
+    absolute, leads outside ``images_dir`` (``../``, a symlink out), or names something
+    other than a regular file of at most 256 MB is refused, naming the entry. A missing
+    or undecodable image is skipped and counted.
+
     Args:
         annotations_json: the COCO file. images_dir: the folder its ``file_name``s are in.
         out_h5: the dataset to write; refused if it exists, unless ``force``.
@@ -336,45 +444,25 @@ def import_coco(
         file says (their annotations are left out); ``warnings`` holds one line about them.
 
     Raises:
-        FormatError (a ValueError): the file is not JSON, or not COCO hand keypoints.
-        ValueError: a bad option, or no usable sample. FileExistsError: ``out_h5`` exists.
+        FormatError (a ValueError): the file is not JSON, not COCO hand keypoints, or
+        names an image outside ``images_dir``. ValueError: a bad option, or no usable
+        sample. FileExistsError: ``out_h5`` exists.
     """
     ann_path, img_dir = Path(annotations_json), Path(images_dir)
     if split not in (None, "random") + SPLITS:
         raise ValueError(f"split must be None, 'random' or one of {', '.join(SPLITS)}, got {split!r}")
-    if joint_order not in JOINT_ORDERS:
-        raise ValueError(f"joint_order must be one of {', '.join(JOINT_ORDERS)}, got {joint_order!r}")
     if min_visible < 1:
         raise ValueError(f"min_visible must be at least 1, got {min_visible}")
-    doc = _load(ann_path)
+    # every entry is checked, and every image path, before anything is written
+    coco = read_coco(ann_path, joint_order)
     if not img_dir.is_dir():
         raise FileNotFoundError(f"{img_dir}: no such images folder")
-    cat_ids, names = _hand_categories(ann_path, doc)
-    order = _detect_order(doc, names) if joint_order == "auto" else joint_order
-
-    images = doc["images"]
-    by_id: dict = {}
-    for k, im in enumerate(images):
-        if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
-            raise FormatError(f"{ann_path}: image entry {k} lacks an 'id' or a 'file_name'")
-        if im["id"] in by_id:
-            raise FormatError(f"{ann_path}: image id {im['id']!r} appears twice")
-        by_id[im["id"]] = k
-    anns_of: list[list[dict]] = [[] for _ in images]
+    paths = [
+        contained_path(img_dir, im["file_name"], f"{ann_path}: image entry {k} (id {_show(im['id'])})") for k, im in enumerate(coco.images)
+    ]
+    images, order = coco.images, coco.order
     report = {"path": str(out_h5), "samples": 0, "hand": 0, "nohand": 0, "images": 0, "joint_order": order,
               "skipped_few_keypoints": 0, "skipped_crowd": 0, "skipped_images": 0, "splits": {}, "warnings": []}  # fmt: skip
-    other_category = set()
-    for a in doc["annotations"]:
-        if not isinstance(a, dict) or "image_id" not in a:
-            raise FormatError(f"{ann_path}: an annotation lacks an 'image_id'")
-        if a["image_id"] not in by_id:
-            raise FormatError(f"{ann_path}: annotation {a.get('id')!r} refers to image {a['image_id']!r}, which is not in 'images'")
-        if cat_ids is not None and a.get("category_id") not in cat_ids:
-            other_category.add(by_id[a["image_id"]])
-            continue
-        if "keypoints" not in a:
-            raise FormatError(f"{ann_path}: annotation {a.get('id')!r} has no 'keypoints': not a COCO keypoint file")
-        anns_of[by_id[a["image_id"]]].append(a)
 
     attrs = {
         "sessions": [{"id": ann_path.stem, "path": str(ann_path)}],
@@ -389,29 +477,28 @@ def import_coco(
         for k, im in enumerate(images):
             if progress is not None:
                 progress(k, len(images))
-            anns = anns_of[k]
-            if k in other_category and not anns:
+            anns = coco.hands[k]
+            if k in coco.other_category and not anns:
                 continue  # annotated, but not with a hand: not known to be empty
             labelled = []
-            for a in anns:
-                if a.get("iscrowd"):
+            for crowd, uv, vis in anns:
+                if crowd:
                     report["skipped_crowd"] += 1
                     continue
-                uv, vis = _keypoints(ann_path, a, order)
                 if vis.sum() < min_visible:  # cheap first look, before reading the image
                     report["skipped_few_keypoints"] += 1
                     continue
                 labelled.append((uv, vis))
             if anns and not labelled:
                 continue
-            path = img_dir / im["file_name"]
+            path = paths[k]
             try:
-                data = path.read_bytes()
-            except OSError:
+                data = read_regular_file(path)
+            except OSError:  # missing (checked to stay inside the folder), or unreadable
                 data = b""
-            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-            width, height = int(im.get("width") or 0), int(im.get("height") or 0)
-            if img is None or (width and height and (img.shape[1], img.shape[0]) != (width, height)):
+            img, problem = decode_checked(data) if data else (None, "empty")  # a half-garbled JPEG is not an image to label
+            width, height = im["width"], im["height"]
+            if img is None or problem is not None or (width and height and (img.shape[1], img.shape[0]) != (width, height)):
                 bad_images.append(im["file_name"])
                 continue
             h, w = img.shape[:2]

@@ -15,7 +15,7 @@ from .schema import SPLITS, attr_json, open_dataset, read_skeleton
 def summary_lines(path: str | Path) -> list[str]:
     """Counts, splits, hand sizes and joints out of view, as lines."""
     with open_dataset(path) as f:
-        n = int(f.attrs["num_samples"])
+        n = int(f["meta/split"].shape[0])  # open_dataset checked the arrays agree
         has = f["labels/has_hand"][...]
         split = f["meta/split"][...]
         vis = f["labels/visible"][...]
@@ -23,7 +23,7 @@ def summary_lines(path: str | Path) -> list[str]:
         sessions = attr_json(f, "sessions", [])
         subjects = attr_json(f, "subjects", [])
         lines = [
-            f"{path}: gthd dataset schema {f.attrs['schema_version']} (written by gthd {f.attrs['gthd_version']}), joint set {f.attrs.get('joint_set', 'gthd21')}",
+            f"{path}: gthd dataset schema {f.attrs['schema_version']} (written by gthd {f.attrs.get('gthd_version', '?')}), joint set {f.attrs.get('joint_set', 'gthd21')}",
             f"samples: {n} ({int(has.sum())} with a hand, {int((~has).sum())} NoHand) from {len(sessions)} sources, {len(subjects)} subjects",
             "splits: " + ", ".join(f"{name} {int((split == i).sum())} ({int((has & (split == i)).sum())} hand)" for i, name in enumerate(SPLITS)) + f" (by {f.attrs.get('split_by', '?')})",
         ]
@@ -44,7 +44,7 @@ def summary_lines(path: str | Path) -> list[str]:
 def contact_sheet_png(path: str | Path, out: str | Path, count: int = 16, cols: int = 4, seed: int = 0) -> int:
     """A PNG of ``count`` random samples: frame, skeleton mask tinted, keypoints, box."""
     with open_dataset(path) as f:
-        n = int(f.attrs["num_samples"])
+        n = int(f["meta/split"].shape[0])
         if n == 0:
             raise ValueError(f"{path}: the dataset is empty")
         idx = np.sort(np.random.default_rng(seed).choice(n, min(count, n), replace=False))

@@ -62,7 +62,8 @@ other with :class:`RefusedPickle` before anything runs. A refused calibration is
 and its webcam's samples are imported without ``joints_cam``.
 
 Skips: an image or a label file (2D or 3D) that is missing or unreadable skips that
-sample; the counts per reason, with examples, are in the report and in one warning line.
+sample (unreadable includes anything but a regular file, an image over 256 MB and a label
+file over 1 MB: a ``/dev/zero`` or a FIFO under an image's name is not read forever); the counts per reason, with examples, are in the report and in one warning line.
 A missing or unreadable box file skips nothing (boxes are not labels here), it is counted.
 
 Frames stream through a small thread pool in order (memory stays flat; the output is the
@@ -88,9 +89,10 @@ import cv2
 import h5py
 import numpy as np
 
-from ..fileio import FormatError
+from ..fileio import FormatError, read_regular_file
 from ..geometry import Camera, Transform
 from ..hand import LSMV_NAMES, NUM_JOINTS, WRIST, from_lsmv
+from ..images import decode_checked
 from .samples import make_sample
 from .schema import SPLITS, DatasetWriter, assign_splits
 
@@ -111,6 +113,10 @@ SPLIT_BY = ("random", "sequence")
 SKIP_REASONS = ("missing_image", "corrupt_image", "missing_label", "corrupt_label")
 PROJECTION_TOL_PX = 1.0
 """A sample whose 3D joints project further than this from its jointsCam is counted."""
+
+_MAX_LABEL_BYTES = 1024**2
+"""A label file or calibration pickle is a few hundred bytes: anything over 1 MB (or a
+device, a FIFO) is unreadable, not read until memory runs out."""
 
 PALM = LSMV_NAMES.index("PALM_POSITION")
 _BOX_NAMES = ("TOP", "LEFT", "BOTTOM", "RIGHT")
@@ -173,7 +179,7 @@ def load_array_pickle(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, _MAX_LABEL_BYTES)
     except OSError as e:
         raise FormatError(f"{path}: cannot read ({e.strerror or e})") from None
     try:
@@ -203,10 +209,11 @@ def read_points(path: str | os.PathLike, names: tuple[str, ...] = LSMV_NAMES, di
         (len(names), dims) float64, in ``names`` order.
 
     Raises:
-        FileNotFoundError; FormatError on anything else than the above, or a non-finite value.
+        FileNotFoundError; OSError: not a regular file, or over 1 MB; FormatError on
+        anything else than the above, or a non-finite value.
     """
     path = Path(path)
-    rows = [ln.split() for ln in path.read_text(encoding="ascii").splitlines() if ln.strip()]
+    rows = [ln.split() for ln in read_regular_file(path, _MAX_LABEL_BYTES).decode("ascii").splitlines() if ln.strip()]
     named = [r for r in rows if not _is_number(r[0])]
     try:
         if not named:
@@ -363,7 +370,7 @@ def _load(job: tuple[int, int, int], layout: _Layout, calib: _Calib | None, opts
     n, f, c = job
     r = _Result(f"data_{n}/{f}_webcam_{c}.jpg")
     try:
-        data = (layout.images(n) / f"{f}_webcam_{c}.jpg").read_bytes()
+        data = read_regular_file(layout.images(n) / f"{f}_webcam_{c}.jpg")
     except FileNotFoundError:
         r.skip = "missing_image"
         return r
@@ -379,8 +386,8 @@ def _load(job: tuple[int, int, int], layout: _Layout, calib: _Calib | None, opts
     except (OSError, UnicodeDecodeError, FormatError):
         r.skip = "corrupt_label"
         return r
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
+    image, problem = decode_checked(data)  # a half-garbled JPEG is not an image to label
+    if image is None or problem is not None:
         r.skip = "corrupt_image"
         return r
     h, w = image.shape[:2]

@@ -35,6 +35,7 @@ file is written under a temporary name and renamed at the end.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -238,23 +239,75 @@ class DatasetWriter:
 
 
 def open_dataset(path: str | Path) -> h5py.File:
-    """Open a dataset file read-only, checking its format and schema version."""
+    """Open a dataset file read-only, checking its format, schema version and layout.
+
+    Raises:
+        FormatError: one line naming the file: missing, not HDF5, not a gthd dataset (no
+            format attribute, or a group or array of the schema missing or of another
+            shape), or a schema version this gthd does not read.
+    """
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{path}: no such dataset file")
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise FormatError(f"{path}: not an HDF5 file ({e})") from None
-    if f.attrs.get("format") != DATASET_FORMAT:
+        raise FormatError(f"{path}: not an HDF5 file ({_first_line(e)})") from None
+    try:
+        _check_layout(path, f)
+    except BaseException:
         f.close()
-        raise FormatError(f"{path}: not a gthd dataset (format {f.attrs.get('format')!r})")
-    v = f.attrs.get("schema_version")
-    if v is None or int(v) != SCHEMA_VERSION:
-        f.close()
-        shown = "missing" if v is None else int(v)
-        raise FormatError(f"{path}: dataset schema version {shown} is not one this gthd ({__version__}) reads (it reads {SCHEMA_VERSION}); upgrade gthd")
+        raise
     return f
+
+
+def _check_layout(path: Path, f: h5py.File) -> None:
+    """FormatError unless ``f`` is a schema-1 gthd dataset: its root attributes, and
+    every array of :data:`FIELDS` present with the per-sample shape and one length."""
+    fmt = f.attrs.get("format")
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode(errors="replace")
+    if fmt != DATASET_FORMAT:
+        raise FormatError(f"{path}: not a gthd dataset (format {fmt!r}, expected {DATASET_FORMAT!r})")
+    v = f.attrs.get("schema_version")
+    try:
+        version = None if v is None else int(v)
+    except (TypeError, ValueError):
+        version = v
+    if version != SCHEMA_VERSION:
+        shown = "missing" if v is None else version
+        raise FormatError(f"{path}: dataset schema version {shown} is not one this gthd ({__version__}) reads (it reads {SCHEMA_VERSION}); upgrade gthd")
+    lengths = set()
+    for name, (group, shape, _, _) in FIELDS.items():
+        key = f"{group}/{name}"
+        ds = f.get(key)
+        if not isinstance(ds, h5py.Dataset):
+            raise FormatError(f"{path}: not a gthd dataset ({key} is missing)")
+        if tuple(ds.shape[1:]) != shape or len(ds.shape) != 1 + len(shape):
+            expected = "(" + ", ".join(["N", *map(str, shape)]) + ")"
+            raise FormatError(f"{path}: not a gthd dataset ({key} is {ds.shape}, expected {expected})")
+        lengths.add(ds.shape[0])
+    n = f.attrs.get("num_samples")
+    if len(lengths) > 1 or (n is not None and not (isinstance(n, (int, np.integer)) and int(n) in lengths)):
+        raise FormatError(f"{path}: not a gthd dataset (its arrays have {sorted(lengths)} samples, num_samples says {n})")
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def dataset_fingerprint(path: str | Path) -> str:
+    """A dataset's identity by content: a short hash of its labels and splits.
+
+    The same file under another name or in another folder has the same fingerprint; a
+    file rebuilt at the same path with other samples or splits has another. What a run
+    folder and its checkpoints record of their data, instead of its path.
+    """
+    h = hashlib.sha1()
+    with open_dataset(path) as f:
+        for key in ("labels/keypoints", "labels/box", "meta/split"):
+            h.update(np.ascontiguousarray(f[key][...]).tobytes())
+    return h.hexdigest()[:16]
 
 
 def read_skeleton(f: h5py.File, i: int) -> np.ndarray:
