@@ -360,8 +360,8 @@ def calibrate(ctx, click_session, clicks_file, auto_session, detector, intrinsic
             if clicks_file is not None:
                 warnings: list[str] = []
                 header, clicks = read_clicks(clicks_file, warnings)
-                for w in warnings:
-                    click.echo(f"Warning: {w}", err=True)
+                for note in warnings:
+                    click.echo(f"Warning: {note}", err=True)
                 if header.get("session_id") not in (None, session.manifest["session_id"]):
                     raise ValueError(f"{clicks_file} holds clicks of session {header['session_id']!r}, not {session.manifest['session_id']!r}")
                 source = f"clicks file {clicks_file}"
@@ -379,10 +379,8 @@ def calibrate(ctx, click_session, clicks_file, auto_session, detector, intrinsic
         quality = result.quality(obs)
         if result.weakness:
             if not accept_weak:
-                raise ValueError(
-                    f"{result.weakness}: click frames where the hand is spread over the view and in depth "
-                    "(or pass --accept-weak to keep this calibration anyway)"
-                )
+                todo = "record the hand spread over the view and in depth" if auto_session else "click frames where the hand is spread over the view and in depth"
+                raise ValueError(f"{result.weakness}: {todo} (or pass --accept-weak to keep this calibration anyway)")
             click.echo(f"Warning: {result.weakness} (kept: --accept-weak)", err=True)
             quality["warnings"] = [result.weakness]
         cal = Calibration(camera, result.T_cam_leap, result.clock_offset_ns, quality)
@@ -442,9 +440,14 @@ def _board_spec(board: str):
         d = json.loads(path.read_text())
     except FileNotFoundError:
         raise ValueError(f"{path}: no such board file (make one with gthd board, or say checkerboard or charuco)") from None
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # unreadable, not UTF-8, not JSON
         raise ValueError(f"{path}: not a board description ({e})") from None
-    return BoardSpec.from_dict({k: v for k, v in d.items() if k not in ("format", "format_version", "gthd_version")})
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: not a board description (a JSON {type(d).__name__}, not an object)")
+    try:
+        return BoardSpec.from_dict({k: v for k, v in d.items() if k not in ("format", "format_version", "gthd_version")})
+    except TypeError as e:  # a value of the wrong kind (null, a list)
+        raise ValueError(f"{path}: not a board description ({e})") from None
 
 
 def _intrinsics(source: Path, board: str | None):

@@ -136,10 +136,11 @@ def read_json(path: str | os.PathLike, *, fmt: str, versions: tuple[int, ...]) -
     """Read a JSON file written by :func:`write_json`, checking its format and version."""
     path = Path(path)
     try:
-        obj = json.loads(path.read_text())
+        # a FIFO or a device named as a gthd file would block or never end: regular files only
+        obj = json.loads(read_regular_file(path).decode("utf-8"))
     except FileNotFoundError:
         raise FormatError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: JSONDecodeError, a 5000-digit number
         raise FormatError(f"{path}: not readable JSON ({e})") from None
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__

@@ -90,6 +90,11 @@ def test_bootstrap_spread_is_reported_and_plausible(sessions):
     b = r.bootstrap
     assert b["resamples"] >= 35
     assert 0.02 < b["rotation_deg"] < 1.5 and 0.2 < b["translation_mm"] < 10 and 0.05 < b["offset_ms"] < 10
+    # the linearised spread (there even without a bootstrap) tells the same story, and a
+    # good click set is not judged weak
+    lin = r.pose_std
+    assert 0.5 < lin["rotation_deg"] / b["rotation_deg"] < 2 and 0.5 < lin["translation_mm"] / b["translation_mm"] < 2, (lin, b)
+    assert r.weakness is None and r.quality(Observations.from_clicks(clicks))["pose_std_linearised"]["rotation_deg"] > 0
 
 
 def _line_session(path, n=40):

@@ -23,6 +23,16 @@ from ..session import TrackerStream
 
 MIN_POINTS = 6
 
+# How loosely a solution may be pinned down before it is refused as weak (unless the user
+# accepts it: ``gthd calibrate --accept-weak``). The spread is the larger of the
+# linearised one (Gauss-Newton, :func:`pose_std`) and the bootstrap's. Measured on the
+# simulated rig (docs/calibration.md, "Weak clicks"): good click sets (20-40 clicks
+# spread over 3-60 s, 2 px noise) give at most 0.41 deg and 3.2 mm; 14 clicks within
+# 0.6 s (the hand barely moving) give 1.75-39 deg and 11-372 mm, and errors up to 178 deg.
+MAX_ROTATION_STD_DEG = 1.0
+MAX_TRANSLATION_STD_MM = 8.0
+MIN_FRAMES = 6  # distinct frames among the inliers (--auto has 21 joints in one frame)
+
 
 @dataclass
 class Observations:
@@ -75,6 +85,9 @@ class ExtrinsicsResult:
         rms_px, worst_px: over the inliers.
         offset_curve: (K, 2) the coarse search: offset (ms), robust cost (px^2).
         bootstrap: spreads (std) of rotation (deg), translation (mm), offset (ms).
+        pose_std: the linearised spread of rotation (deg) and translation (mm) at the
+            solution (:func:`pose_std`); there even without a bootstrap.
+        weakness: why the observations do not pin the pose down (:func:`judge`), or None.
     """
 
     T_cam_leap: Transform
@@ -86,6 +99,8 @@ class ExtrinsicsResult:
     offset_curve: np.ndarray
     ransac_px: float
     bootstrap: dict = field(default_factory=dict)
+    pose_std: dict = field(default_factory=dict)
+    weakness: str | None = None
 
     def quality(self, obs: Observations) -> dict:
         """JSON-friendly figures for calibration.json and the report."""
@@ -101,6 +116,7 @@ class ExtrinsicsResult:
             "residuals_px": [None if not np.isfinite(r) else round(float(r), 3) for r in self.residuals_px],
             "clock_offset_ms": round(self.clock_offset_ns / 1e6, 3),
             "bootstrap_std": {k: round(float(v), 4) for k, v in self.bootstrap.items()},
+            "pose_std_linearised": {k: round(float(v), 4) for k, v in self.pose_std.items()},
         }
 
 
@@ -118,13 +134,17 @@ def check_geometry(obj: np.ndarray, img: np.ndarray, camera: Camera) -> None:
     if not inside.all():
         k = int(np.flatnonzero(~inside)[0])
         raise ValueError(f"point {k} at ({img[k, 0]:.1f}, {img[k, 1]:.1f}) is outside the {camera.width}x{camera.height} image: check that the clicks belong to this camera")
-    for pts, what, unit, min_spread in ((obj, "tracked 3D joints", "mm", 20.0), (img, "clicked pixels", "px", 10.0)):
-        c = pts - pts.mean(axis=0)
-        s = np.linalg.svd(c, compute_uv=False) / np.sqrt(n)
-        if s[0] < min_spread:
-            raise ValueError(f"the {what} hardly move (spread {s[0]:.1f} {unit}): click the joint with the hand in different places")
-        if s[1] < 0.03 * s[0]:
-            raise ValueError(f"the {what} are (nearly) collinear: click the joint with the hand in different places, not along one line")
+    _check_spread(obj, "tracked 3D joints", "mm", 20.0)
+    _check_spread(img, "clicked pixels", "px", 10.0)
+
+
+def _check_spread(pts: np.ndarray, what: str, unit: str, min_spread: float) -> None:
+    """Raise ValueError if the points (N, 2 or 3) are clustered or collinear."""
+    s = np.linalg.svd(pts - pts.mean(axis=0), compute_uv=False) / np.sqrt(len(pts))
+    if s[0] < min_spread:
+        raise ValueError(f"the {what} hardly move (spread {s[0]:.1f} {unit}): click the joint with the hand in different places")
+    if s[1] < 0.03 * s[0]:
+        raise ValueError(f"the {what} are (nearly) collinear: click the joint with the hand in different places, not along one line")
 
 
 def _points(tracker: TrackerStream, obs: Observations, offset_ns: float, max_gap_ns: int, smooth_ns: int = 0) -> np.ndarray:
@@ -156,6 +176,14 @@ def _fit_at(camera: Camera, obj_all: np.ndarray, img: np.ndarray, thr: float, in
         return None
     obj = np.ascontiguousarray(obj_all[ok])
     im = np.ascontiguousarray(img[ok])
+    try:
+        return _fit_points(camera, obj, im, ok, len(img), thr, init)
+    except cv2.error:  # degenerate points (SQPnP asserts on them): no pose here
+        return None
+
+
+def _fit_points(camera: Camera, obj: np.ndarray, im: np.ndarray, ok: np.ndarray, n: int, thr: float, init) -> _Fit | None:
+    """:func:`_fit_at` on the usable points ``obj``, ``im`` (rows ``ok`` of ``n``)."""
     if init is None:
         found, rvec, tvec, inl = cv2.solvePnPRansac(
             obj, im, camera.K, camera.dist, reprojectionError=thr, iterationsCount=300, confidence=0.999, flags=cv2.SOLVEPNP_SQPNP
@@ -175,9 +203,9 @@ def _fit_at(camera: Camera, obj_all: np.ndarray, img: np.ndarray, thr: float, in
     r = _residuals(camera, rvec, tvec, obj, im)
     if not np.all(np.isfinite(r)):
         return None
-    residuals = np.full(len(img), np.nan)
+    residuals = np.full(n, np.nan)
     residuals[ok] = r
-    inliers = np.zeros(len(img), bool)
+    inliers = np.zeros(n, bool)
     inliers[ok] = r < thr
     # Truncated quadratic over ALL observations, so offsets that lose points are not favoured.
     cost = float(np.mean(np.minimum(np.nan_to_num(residuals, nan=thr) ** 2, thr**2)))
@@ -216,12 +244,17 @@ def solve_extrinsics(
     """
     if len(obs) == 0:
         raise ValueError("no observations (no clicks)")
+    if not np.isfinite(obs.uv).all():
+        k = int(np.flatnonzero(~np.isfinite(obs.uv).all(axis=1))[0])
+        raise ValueError(f"click {k + 1} (frame {obs.frame_index[k]}) has no finite pixel: {obs.uv[k].tolist()}")
     if not camera.in_image(obs.uv).all():
         k = int(np.flatnonzero(~camera.in_image(obs.uv))[0])
         raise ValueError(
             f"click {k + 1} (frame {obs.frame_index[k]}) at ({obs.uv[k, 0]:.1f}, {obs.uv[k, 1]:.1f}) is outside the "
             f"{camera.width}x{camera.height} image: are the clicks and the intrinsics from the same camera and resolution?"
         )
+    if len(obs) >= MIN_POINTS:  # (fewer: the solver says how many it needs)
+        _check_spread(obs.uv, "clicked pixels", "px", 10.0)  # before any solve: SQPnP asserts on one pixel
     gap = int(max_gap_ms * 1e6)
     smooth = int(smooth_ms * 1e6)
     thr = float(ransac_px)
@@ -283,7 +316,75 @@ def solve_extrinsics(
     )
     if bootstrap:
         result.bootstrap = _bootstrap(camera, points, obs, result, thr, offset_step_ms, fixed_offset_ns is not None, bootstrap, seed)
+    obj = points(best_d)[inl]
+    result.pose_std = pose_std(camera, result.T_cam_leap, obj, max(result.rms_px, 1.0))
+    result.weakness = judge(result, obs, obj)
     return result
+
+
+def pose_std(camera: Camera, T: Transform, obj: np.ndarray, sigma_px: float) -> dict:
+    """The linearised (Gauss-Newton) spread of a PnP pose: ``sigma^2 (J^T J)^-1`` with J
+    the Jacobian of the reprojections with respect to a small rotation (in the camera
+    frame, after ``R``) and to ``t``, by central differences through ``cv2.projectPoints``.
+
+    Args:
+        T: the pose (``T_cam_leap``). obj: (N, 3) the 3D points of the inliers, mm.
+        sigma_px: the pixels' noise (the solution's RMS, at least 1 px).
+
+    Returns:
+        ``rotation_deg``: RMS rotation angle, ``translation_mm``: RMS translation length
+        (as the bootstrap reports them); infinite when the points leave a direction free.
+    """
+
+    def project(p: np.ndarray) -> np.ndarray:
+        R = cv2.Rodrigues(p[:3])[0] @ T.R
+        return cv2.projectPoints(obj, cv2.Rodrigues(R)[0], T.t + p[3:], camera.K, camera.dist)[0].reshape(-1)
+
+    steps = np.array([1e-6] * 3 + [1e-3] * 3)  # rad, mm
+    J = np.empty((2 * len(obj), 6))
+    for k in range(6):
+        e = np.zeros(6)
+        e[k] = steps[k]
+        J[:, k] = (project(e) - project(-e)) / (2 * steps[k])
+    JtJ = J.T @ J
+    if not np.isfinite(JtJ).all() or np.linalg.cond(JtJ) > 1e15:
+        return {"rotation_deg": float("inf"), "translation_mm": float("inf")}
+    cov = sigma_px**2 * np.linalg.inv(JtJ)
+    return {
+        "rotation_deg": float(np.degrees(np.sqrt(max(np.trace(cov[:3, :3]), 0.0)))),
+        "translation_mm": float(np.sqrt(max(np.trace(cov[3:, 3:]), 0.0))),
+    }
+
+
+def judge(result: ExtrinsicsResult, obs: Observations, obj: np.ndarray) -> str | None:
+    """Why the inliers do not pin the pose down, in one sentence, or None if they do.
+
+    Weak: fewer than :data:`MIN_FRAMES` distinct frames, or a rotation or translation
+    spread (the larger of the linearised one and the bootstrap's) above
+    :data:`MAX_ROTATION_STD_DEG` / :data:`MAX_TRANSLATION_STD_MM`.
+
+    Args:
+        obj: (M, 3) the tracked 3D points of the inliers, mm (leap frame).
+    """
+    inl = result.inliers
+    frames = np.unique(obs.frame_index[inl])
+    rot = max(result.pose_std.get("rotation_deg", 0.0), result.bootstrap.get("rotation_deg", 0.0))
+    trans = max(result.pose_std.get("translation_mm", 0.0), result.bootstrap.get("translation_mm", 0.0))
+    problems = []
+    if len(frames) < MIN_FRAMES:
+        problems.append(f"the inliers come from only {len(frames)} frame(s) (at least {MIN_FRAMES} are needed)")
+    if rot > MAX_ROTATION_STD_DEG or trans > MAX_TRANSLATION_STD_MM:
+        problems.append(f"rotation std {rot:.2f} deg, translation std {trans:.1f} mm (limits {MAX_ROTATION_STD_DEG:g} deg, {MAX_TRANSLATION_STD_MM:g} mm)")
+    if not problems:
+        return None
+    s = np.linalg.svd(obj - obj.mean(axis=0), compute_uv=False) / np.sqrt(len(obj))
+    z = result.T_cam_leap.apply(obj)[:, 2]
+    t = obs.t_host_ns[inl]
+    shape = " (nearly on a line)" if s[1] < 0.1 * s[0] else " (nearly in a plane)" if s[2] < 0.1 * s[0] else ""
+    return (
+        f"the observations do not pin the pose down: {'; '.join(problems)}; {int(inl.sum())} inliers in {len(frames)} frames over "
+        f"{(t.max() - t.min()) / 1e9:.1f} s, tracked points spread {s[0]:.0f} x {s[1]:.0f} x {s[2]:.0f} mm{shape}, depth {z.min():.0f}-{z.max():.0f} mm"
+    )
 
 
 def _bootstrap(camera, points, obs, result, thr, step_ms, fixed, n, seed) -> dict:

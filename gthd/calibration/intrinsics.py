@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,6 +328,9 @@ def views_from_video(path: str | Path, spec: BoardSpec, every: int = 10, max_fra
         raise ValueError(f"every must be an integer >= 1, got {every!r}")
     if not path.is_file():
         raise ValueError(f"{path}: no such video file")
+    # FFmpeg logs its own complaints ("moov atom not found") to stderr: quiet by default,
+    # so a bad file gives just the one error line below (read when FFmpeg is first used)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise ValueError(f"cannot open video {path}")

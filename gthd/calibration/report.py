@@ -37,6 +37,11 @@ def extrinsics_lines(result: ExtrinsicsResult, obs: Observations, command: str) 
         lines.append(
             f"bootstrap ({b['resamples']} resamples), std: rotation {b['rotation_deg']:.3f} deg, translation {b['translation_mm']:.2f} mm, offset {b['offset_ms']:.2f} ms"
         )
+    p = result.pose_std
+    if p:
+        lines.append(f"linearised std: rotation {p['rotation_deg']:.3f} deg, translation {p['translation_mm']:.2f} mm")
+    if result.weakness:
+        lines.append(f"WEAK (kept with --accept-weak): {result.weakness}")
     lines.append(f"command: {command}")
     return lines
 
@@ -66,9 +71,14 @@ def truth_lines(cal: Calibration, truth: dict) -> list[str]:
 
 
 def overlay_sheet(session: Session, cal: Calibration, obs: Observations, result: ExtrinsicsResult, path: str | Path, count: int = 8) -> None:
+    """Write :func:`overlay_png` to ``path`` (atomically)."""
+    atomic_write_bytes(path, overlay_png(session, cal, obs, result, count))
+
+
+def overlay_png(session: Session, cal: Calibration, obs: Observations, result: ExtrinsicsResult, count: int = 8) -> bytes:
     """Sample frames with the tracked skeleton projected through the calibration (at the
     frame's time + d), each observation marked: green inlier, red outlier, with a line
-    to where the solution projects its joint."""
+    to where the solution projects its joint. Returns the PNG's bytes."""
     frames = np.unique(obs.frame_index)
     pick = frames[np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int)]
     tiles = []
@@ -90,11 +100,17 @@ def overlay_sheet(session: Session, cal: Calibration, obs: Observations, result:
         label(img, f"frame {int(i)}", org=(8, 28), scale=0.8)
         tiles.append(img)
     ok, enc = cv2.imencode(".png", contact_sheet(tiles, cols=4, tile_width=320))
-    atomic_write_bytes(path, enc.tobytes())
+    return enc.tobytes()
 
 
 def offset_plot(result: ExtrinsicsResult, path: str | Path, size=(640, 300)) -> None:
-    """The robust reprojection cost against the clock offset, the chosen offset marked."""
+    """Write :func:`offset_png` to ``path`` (atomically)."""
+    atomic_write_bytes(path, offset_png(result, size))
+
+
+def offset_png(result: ExtrinsicsResult, size=(640, 300)) -> bytes:
+    """The robust reprojection cost against the clock offset, the chosen offset marked;
+    the PNG's bytes."""
     w, h = size
     img = np.full((h, w, 3), 255, np.uint8)
     curve = result.offset_curve
@@ -115,4 +131,4 @@ def offset_plot(result: ExtrinsicsResult, path: str | Path, size=(640, 300)) -> 
             cv2.putText(img, f"{v:+.0f} ms", (int(px(v)) - 25, h - m + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
         cv2.putText(img, f"robust reprojection cost vs clock offset; chosen d = {d:.1f} ms", (m, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     ok, enc = cv2.imencode(".png", img)
-    atomic_write_bytes(path, enc.tobytes())
+    return enc.tobytes()
