@@ -194,11 +194,15 @@ def capture(out, camera_spec, tracker_spec, duration, max_frames, image_size, fp
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise FileExistsError(f"{out} exists and is not empty: capture never overwrites, choose a new folder")
         cam, trk = _capture_sources(camera_spec, tracker_spec, image_size, fps, fourcc, tracking_mode, seed, speed, difficulty, config, preview)
+            session_source="simulated" if sim else "capture",
         view = None
         if preview:
             from .capture.preview import Preview
 
-            view = Preview(calibration)
+            from .calibration.files import read_calibration
+
+            cal = read_calibration(calibration) if calibration is not None else None
+            view = Preview(None if cal is None else (cal.camera, cal.T_cam_leap))
         elif calibration is not None:
             raise ValueError("--calibration is for the --preview window")
     finalize = None
@@ -630,7 +634,7 @@ def inspect(dataset, sheet, count):
 @main.command()
 @click.argument("dataset", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--profile", default="quick", show_default=True,
-              help="quick, paper, or a profile JSON file (benchmark/profiles/); fields a file leaves out come from quick (or the profile its \"inherits\" names).")
+              help="A shipped profile by name (quick, paper, long, ours-long, thickness), a profile JSON file, or a run's config.json; fields a file leaves out come from quick (or the profile its \"inherits\" names).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="The run folder. Default: benchmark/runs/<dataset>-<profile>/.")
 @click.option("--seed", type=int, default=0, show_default=True, help="The first seed (the same seed, data, machine and threads give the same numbers).")
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Train every model with this many seeds (seed, seed+1, ...) and report mean ± std. Default: the profile's (1 for quick and paper).")

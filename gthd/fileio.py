@@ -132,9 +132,11 @@ def write_json(path: str | os.PathLike, obj: dict, *, fmt: str, version: int) ->
     atomic_write_bytes(path, dumps_json({**header, **obj}).encode())
 
 
-def read_json(path: str | os.PathLike, *, fmt: str, versions: tuple[int, ...]) -> dict:
-    """Read a JSON file written by :func:`write_json`, checking its format and version."""
+def read_json(path: str | os.PathLike, *, fmt: str | tuple[str, ...], versions: tuple[int, ...]) -> dict:
+    """Read a JSON file written by :func:`write_json`, checking its format (one name, or
+    a tuple of the names accepted) and version."""
     path = Path(path)
+    fmts = (fmt,) if isinstance(fmt, str) else tuple(fmt)
     try:
         # a FIFO or a device named as a gthd file would block or never end: regular files only
         obj = json.loads(read_regular_file(path).decode("utf-8"))
@@ -142,12 +144,12 @@ def read_json(path: str | os.PathLike, *, fmt: str, versions: tuple[int, ...]) -
         raise FormatError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: JSONDecodeError, a 5000-digit number
         raise FormatError(f"{path}: not readable JSON ({e})") from None
-    if not isinstance(obj, dict) or obj.get("format") != fmt:
+    if not isinstance(obj, dict) or obj.get("format") not in fmts:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
-        raise FormatError(f"{path}: expected a '{fmt}' file, found format {found!r}")
+        raise FormatError(f"{path}: expected a {' or '.join(repr(f) for f in fmts)} file, found format {found!r}")
     if obj.get("format_version") not in versions:
         raise FormatError(
-            f"{path}: {fmt} version {obj.get('format_version')!r} is not one this gthd "
+            f"{path}: {obj['format']} version {obj.get('format_version')!r} is not one this gthd "
             f"({__version__}) reads (it reads {', '.join(map(str, versions))}); upgrade gthd"
         )
     return obj

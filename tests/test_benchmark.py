@@ -126,11 +126,12 @@ def test_a_run_folder_of_another_config_or_version_is_refused(tiny, tmp_path):
 def test_the_shipped_profile_files_are_the_built_in_profiles():
     from pathlib import Path
 
-    from gthd.benchmark.run import PROFILES, Profile
+    from gthd.benchmark.run import PROFILES, SHIPPED_PROFILES, Profile
 
-    root = Path(__file__).resolve().parents[1] / "benchmark" / "profiles"
+    root = SHIPPED_PROFILES  # inside the package: usable by name outside the repository
     for name, built_in in PROFILES.items():
         assert Profile.load(str(root / f"{name}.json")) == built_in
+    assert Profile.load("long") == Profile.load("long.json") == Profile.load(str(root / "long.json"))
     # every other shipped profile loads too, and is the quick recipe made longer or narrower
     others = {p.stem: Profile.load(str(p)) for p in root.glob("*.json") if p.stem not in PROFILES}
     assert {"long", "ours-long", "thickness"} <= set(others)

@@ -158,6 +158,20 @@ def test_a_partial_profile_inherits_quick_and_says_so(tmp_path):
     assert (p.inherits, p.epochs, p.widths, p.num_workers) == ("paper", 3, PROFILES["paper"].widths, PROFILES["paper"].num_workers)
 
 
+def test_a_runs_config_and_the_shipped_names_are_profiles(tmp_path, monkeypatch):
+    """A run's config.json runs the same profile again; the shipped profiles load by name
+    from any folder (not only inside the repository)."""
+    from dataclasses import asdict
+
+    long = Profile.load("long")
+    (tmp_path / "config.json").write_text(json.dumps({"format": "gthd-benchmark-config", "format_version": 1, "profile": asdict(long), "seed": 0}))
+    monkeypatch.chdir(tmp_path)
+    assert Profile.load("config.json") == long
+    assert Profile.load("long.json") == long and long.epochs == 30 and Profile.load("thickness").thicknesses == ["thin", "medium", "thick"]
+    with pytest.raises(ValueError, match="unknown profile 'lng': quick, paper, long, ours-long"):
+        Profile.load("lng")
+
+
 @pytest.mark.parametrize("text, fragments", [
     ('{"epoch": 3}', ["unknown profile field 'epoch' (did you mean 'epochs'?)"]),
     ('{"colour": "red"}', ["unknown profile field 'colour'; the fields are name, epochs"]),

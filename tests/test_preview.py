@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from gthd.capture.engine import StreamStats
-from gthd.capture.preview import WINDOW, Preview, load_projection
+from gthd.calibration.files import read_calibration
+from gthd.capture.preview import WINDOW, Preview
+from gthd.fileio import FormatError
 from gthd.capture.sources import CameraFrame
 from gthd.session import Session
 from gthd.sim.rig import RigConfig
@@ -35,7 +37,8 @@ def test_preview_projects_the_tracked_hand_onto_the_frame(truth_file):
         latest_frame=CameraFrame(blank, 0), latest_hands=[{"joints": hand["joints_leap"]}],
         cam_stats=StreamStats(), trk_stats=StreamStats(),
     )
-    img = Preview(truth_file / "ground_truth.json", window=False).render(capture)
+    cal = read_calibration(truth_file / "ground_truth.json")  # the simulator's truth reads as the true calibration
+    img = Preview((cal.camera, cal.T_cam_leap), window=False).render(capture)
     drawn = np.any(img > 0, axis=2)
     for u, v in np.rint(hand["keypoints"]).astype(int):  # a dot on every true keypoint
         assert drawn[v, u]
@@ -46,11 +49,15 @@ def test_preview_projects_the_tracked_hand_onto_the_frame(truth_file):
 
 
 def test_calibration_file_errors_are_clear(tmp_path):
-    with pytest.raises(ValueError, match="no such calibration file"):
-        load_projection(tmp_path / "nope.json")
+    with pytest.raises(FormatError, match="no such file"):
+        read_calibration(tmp_path / "nope.json")
     (tmp_path / "bad.json").write_text('{"camera": {}}')
-    with pytest.raises(ValueError, match="not a calibration"):
-        load_projection(tmp_path / "bad.json")
+    with pytest.raises(FormatError, match="expected a 'gthd-calibration' or 'gthd-sim-truth' file"):
+        read_calibration(tmp_path / "bad.json")
+    r = subprocess.run([sys.executable, "-m", "gthd", "capture", str(tmp_path / "s"), "--camera", "sim", "--tracker", "sim", "--preview",
+                        "--calibration", str(tmp_path / "bad.json")], capture_output=True, text=True)
+    assert r.returncode != 0 and r.stderr.startswith("Error: ") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "s").exists()
 
 
 def test_q_in_the_preview_window_stops_the_capture(tmp_path, xvfb, truth_file):

@@ -15,8 +15,8 @@ mean): the reference a method must beat to have learnt anything from the image.
 
 Profiles: ``quick`` (narrow models and the CPU recipe: minutes on a laptop CPU) and
 ``paper`` (the paper's widths and schedule: Adam, lr 0.01 decayed by 10 % every 8
-epochs, 30 epochs, batch 8), or a JSON file of the same fields
-(``benchmark/profiles/*.json``). With several seeds every model is trained once per seed
+epochs, 30 epochs, batch 8), or a JSON file of the same fields (the shipped ones, usable by name:
+``gthd/benchmark/profiles/*.json``; a run's ``config.json``). With several seeds every model is trained once per seed
 and the leaderboard gives means and standard deviations.
 
 A run folder holds one sub-folder per trained model (``last.pt``, ``train.json``), the
@@ -162,13 +162,21 @@ class Profile:
             return PROFILES[name_or_path]
         path = Path(name_or_path)
         if not path.is_file():
-            raise ValueError(f"unknown profile {name_or_path!r}: quick, paper, or a profile JSON file")
+            shipped = SHIPPED_PROFILES / (path.name if path.suffix == ".json" else f"{path.name}.json")
+            if path.parent != Path(".") or not shipped.is_file():
+                names = ", ".join(shipped_profile_names())
+                raise ValueError(f"unknown profile {name_or_path!r}: {names}, or a profile JSON file")
+            path = shipped
         try:
             d = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
             raise ValueError(f"{path}: not a readable profile JSON file ({_first_line(e)})") from None
         if not isinstance(d, dict):
             raise ValueError(f"{path}: a profile is a JSON object of fields, got {_json_kind(d)}")
+        if d.get("format") == CONFIG_FORMAT:  # a run's config.json: the profile it ran, whole
+            d = d.get("profile")
+            if not isinstance(d, dict):
+                raise ValueError(f"{path}: a run config without its profile")
         known = [f.name for f in fields(cls)]
         for key, value in d.items():
             if key not in known:
@@ -296,6 +304,15 @@ cores). Each baseline at the learning rate it learns at (``overrides``): the det
 box regressor 0.003 (at 0.01 the detector can collapse to an empty mask), ResNet-50
 regression 0.001 (at 0.01 it only learns the mean pose), the single-scale UNet 0.003
 with 4 px targets (at 2 px it stays at the all-zero output for 12 epochs)."""
+
+CONFIG_FORMAT = "gthd-benchmark-config"  # a run's config.json: also accepted as a profile
+SHIPPED_PROFILES = Path(__file__).parent / "profiles"  # quick.json, paper.json, long.json, ...: usable by name anywhere
+
+
+def shipped_profile_names() -> list[str]:
+    """The profiles usable by name: the built-in ones and the files shipped with gthd."""
+    return list(dict.fromkeys([*PROFILES, *sorted(p.stem for p in SHIPPED_PROFILES.glob("*.json"))]))
+
 
 PROFILES = {
     "quick": Profile("quick", epochs=12, detector_epochs=4, frame_size=(256, 192), thicknesses=["thick"], box_baseline=False, **QUICK_RECIPE),
@@ -472,7 +489,7 @@ def run_benchmark(
     if shown:
         img = qualitative_figure(dataset, {m: first.predictions[m] for m in shown})
         atomic_write_bytes(out / "qualitative.png", cv2.imencode(".png", img)[1].tobytes())
-    atomic_write_bytes(out / "config.json", dumps_json({"format": "gthd-benchmark-config", "format_version": 1, **board.config}).encode())
+    atomic_write_bytes(out / "config.json", dumps_json({"format": CONFIG_FORMAT, "format_version": 1, **board.config}).encode())
     with open_dataset(dataset) as f:
         margins = {"crop_margin": float(f.attrs.get("crop_margin", 0.25)), "box_margin": float(f.attrs.get("box_margin", 0.05))}
     manifest = {"dataset": dataset, "dataset_fingerprint": fingerprint, "profile": profile.name, **margins, **first.manifest}

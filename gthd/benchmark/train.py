@@ -2,8 +2,8 @@
 
 The paper: Adam, learning rate 0.01, "decrease it after every eight epochs by 10%"
 (StepLR step 8, gamma 0.9), batch 8, 30 epochs. :class:`TrainConfig` holds all of it and
-is saved inside every checkpoint, next to the weights, optimizer, scheduler and epoch
-(STYLE.md, item 6). The loop in :func:`train` reads top to bottom (item 7).
+is saved inside every checkpoint, next to the weights, optimizer, scheduler and epoch.
+The loop in :func:`train` reads top to bottom.
 
 What a model eats and how it is scored follows :data:`~gthd.benchmark.models.MODEL_INFO`:
 

@@ -30,6 +30,7 @@ CLICKS_VERSION = 1
 INTRINSICS_FORMAT = "gthd-intrinsics"
 CALIBRATION_FORMAT = "gthd-calibration"
 FILE_VERSION = 1
+SIM_TRUTH_FORMAT = "gthd-sim-truth"  # a simulated session's ground truth holds a true camera and calibration
 
 
 # ----------------------------------------------------------------------------- clicks
@@ -294,9 +295,9 @@ def _intrinsics_from_json(data: bytes, path: Path) -> Camera:
     except (ValueError, RecursionError) as e:
         raise FormatError(f"{path}: not readable JSON ({type(e).__name__}: {_one_line(e)})") from None
     fmt = d.get("format") if isinstance(d, dict) else None
-    if fmt not in (INTRINSICS_FORMAT, CALIBRATION_FORMAT, "gthd-sim-truth"):
+    if fmt not in (INTRINSICS_FORMAT, CALIBRATION_FORMAT, SIM_TRUTH_FORMAT):
         raise FormatError(f"{path}: not an intrinsics or calibration file (format {fmt!r})")
-    if fmt != "gthd-sim-truth" and d.get("format_version") != FILE_VERSION:
+    if fmt != SIM_TRUTH_FORMAT and d.get("format_version") != FILE_VERSION:
         raise FormatError(f"{path}: {fmt} version {d.get('format_version')!r} is not one this gthd ({__version__}) reads (it reads {FILE_VERSION})")
     return _camera_from_dict(d.get("camera"), path)
 
@@ -506,12 +507,18 @@ def write_calibration(path: str | Path, cal: Calibration, extra: dict | None = N
 
 
 def read_calibration(path: str | Path) -> Calibration:
-    """Read a ``calibration.json``; FormatError (one line) on anything wrong with it."""
+    """Read a ``calibration.json``, or a simulated session's ``ground_truth.json`` as the
+    true calibration (its camera, ``T_cam_leap`` and clock offset: what the simulator's
+    users compare against); FormatError (one line) on anything wrong with it."""
     path = Path(path)
     if path.exists() and not path.is_file():
         raise FormatError(f"{path}: not a regular file")
     try:
-        d = read_json(path, fmt=CALIBRATION_FORMAT, versions=(FILE_VERSION,))
+        d = read_json(path, fmt=(CALIBRATION_FORMAT, SIM_TRUTH_FORMAT), versions=(FILE_VERSION,))
+        if d["format"] == SIM_TRUTH_FORMAT:
+            clock = d.get("clock")
+            d = {"camera": d.get("camera"), "T_cam_leap": d.get("T_cam_leap"), "clock_offset_ns": clock.get("offset_ns") if isinstance(clock, dict) else None,
+                 "quality": {"source": "the simulator's ground truth"}}
     except FormatError:
         raise
     except (ValueError, RecursionError) as e:  # digits beyond Python's int limit, deep nesting

@@ -51,6 +51,7 @@ class CaptureConfig:
     session_id: str | None = None
     created_utc: str | None = None
     subject: str | None = None
+    session_source: str = "capture"  # the manifest's "source": "simulated" when the sources are the simulated rig
 
     def __post_init__(self):
         if self.image_format not in ("jpg", "png"):
@@ -191,7 +192,7 @@ class Capture:
                 # loses at most the line being written, at the cost of one write() per
                 # line (~150 a second live).
                 self._writer = SessionWriter(
-                    self.out, source="simulated" if cam_info.get("source", "").startswith("gthd.sim") else "capture",
+                    self.out, source=cfg.session_source,
                     camera={**cam_info, "image_format": cfg.image_format, **({"jpeg_quality": cfg.jpeg_quality} if cfg.image_format == "jpg" else {})},
                     tracker=trk_info, session_id=cfg.session_id or self.out.name, created_utc=cfg.created_utc,
                     subject=cfg.subject, image_format=cfg.image_format, flush_every_s=0.0,
@@ -275,7 +276,8 @@ class Capture:
         except KeyboardInterrupt:
             return f"{reason}, then Ctrl-C while finishing the session's files: they are incomplete"
         except OSError as e:
-            return f"disk: {e.strerror or e} while finishing the session's files ({self.out})"
+            why = f"disk: {e.strerror or e} while finishing the session's files ({self.out})"
+            return why if reason in COMPLETE_REASONS else f"{reason}; then {why}"  # the first fault stays first
         return reason
 
     def stop(self, reason: str) -> None:

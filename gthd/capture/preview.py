@@ -1,12 +1,9 @@
 """The optional live preview of ``gthd capture --preview``: an OpenCV highgui window
 with the latest camera frame and the latest tracked hand, projected into the image when
-a calibration is given, else drawn in a front view in the corner. ``q`` or Esc stops the
+a calibration is given (the caller reads it), else drawn in a front view in the corner. ``q`` or Esc stops the
 capture."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -17,30 +14,13 @@ from ..geometry import Camera, Transform
 WINDOW = "gthd capture - press q to stop"  # no regex characters: window tools search titles by regex
 
 
-def load_projection(path: str | Path) -> tuple[Camera, Transform]:
-    """Camera and ``T_cam_leap`` from a JSON file that has ``camera`` (camera_matrix,
-    distortion_coefficients, image_width, image_height) and ``T_cam_leap`` (R, t, from,
-    to): a ``calibration.json`` of ``gthd calibrate``, or a simulated session's
-    ``ground_truth.json``."""
-    path = Path(path)
-    try:
-        d = json.loads(path.read_text())
-        cam = Camera.from_dict(d["camera"])
-        T = Transform.from_dict(d["T_cam_leap"])
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such calibration file") from None
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: not a calibration with 'camera' and 'T_cam_leap' ({type(e).__name__}: {e})") from None
-    if (T.src, T.dst) != ("leap", "cam"):
-        raise ValueError(f"{path}: T_cam_leap maps {T.src} to {T.dst}, expected leap to cam")
-    return cam, T
-
-
 class Preview:
     """Call with the running capture from the main thread; returns False to stop."""
 
-    def __init__(self, calibration: str | Path | None = None, window: bool = True):
-        self.projection = load_projection(calibration) if calibration else None
+    def __init__(self, projection: tuple[Camera, Transform] | None = None, window: bool = True):
+        """``projection``: the camera and ``T_cam_leap`` to draw the hand into the image
+        with (from a calibration file); None: a front view in the corner."""
+        self.projection = projection
         if window:
             cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
 

@@ -1,4 +1,5 @@
 """Stage 3, dataset: projects tracked joints into 2D keypoints, skeleton masks and hand
-boxes, written to one HDF5 file with splits; read back by a PyTorch Dataset. The command
-`gthd build-dataset` arrives with issue 5.
+boxes, written to one HDF5 file with splits (``gthd build-dataset``; imports from COCO
+and LSMV, export to COCO); read back by PyTorch Datasets. The file is the door to the
+benchmark: docs/dataset-format.md.
 """

@@ -1,4 +1,4 @@
-"""The benchmark's models, plain PyTorch, one file per family (STYLE.md, item 4):
+"""The benchmark's models, plain PyTorch, one file per family:
 
 - :mod:`.unet`: UNet; ``skeleton_unet`` (the paper's skeleton detector) and
   ``unet_heatmaps`` (the single-scale heatmap baseline); ``skeleton_loss``.

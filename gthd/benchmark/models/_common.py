@@ -1,5 +1,5 @@
 """Small helpers every model family shares: the input check at the public boundary
-and the parameter count. Blocks live in their family's file (STYLE.md, item 4)."""
+and the parameter count. Blocks live in their family's file."""
 
 from __future__ import annotations
 
