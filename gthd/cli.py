@@ -190,11 +190,11 @@ def capture(out, camera_spec, tracker_spec, duration, max_frames, image_size, fp
         config = CaptureConfig(
             duration_s=duration if duration is not None or not sim else 10.0, max_frames=max_frames, image_format=image_format,
             jpeg_quality=jpeg_quality, camera_queue=camera_queue, created_utc=now.isoformat(timespec="seconds"), subject=subject,
+            session_source="simulated" if sim else "capture",
         )
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise FileExistsError(f"{out} exists and is not empty: capture never overwrites, choose a new folder")
         cam, trk = _capture_sources(camera_spec, tracker_spec, image_size, fps, fourcc, tracking_mode, seed, speed, difficulty, config, preview)
-            session_source="simulated" if sim else "capture",
         view = None
         if preview:
             from .capture.preview import Preview
