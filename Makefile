@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml constraints.txt
 # The demo runs the whole chain on the simulated rig: it captures the rig through the
 # capture engine (unpaced), checks the session, draws it, calibrates it (intrinsics from
 # its board views, extrinsics and clock offset from its simulated clicks, with the errors
-# against the truth), builds the HDF5 dataset and its contact sheet, then trains and
+# against the truth), checks its labels (gthd qa: capture/demo/qa/), builds the HDF5
+# dataset and its contact sheet, then trains and
 # scores the paper's models and baselines (quick profile) and prints the leaderboard.
 # The demo's own outputs are replaced each time.
 DEMO_SECONDS ?= 60
@@ -27,11 +28,12 @@ demo: $(STAMP)
 	$(BIN)/gthd session check capture/demo
 	$(BIN)/gthd session sheet capture/demo -o capture/demo/sheet.png
 	$(BIN)/gthd calibrate --click capture/demo --clicks capture/demo/clicks_simulated.jsonl -o calibration/demo
+	$(BIN)/gthd qa capture/demo --calibration calibration/demo/calibration.json -o capture/demo/qa
 	mkdir -p benchmark/datasets
 	$(BIN)/gthd build-dataset capture/demo --calibration calibration/demo/calibration.json -o benchmark/datasets/demo.h5
 	$(BIN)/gthd inspect benchmark/datasets/demo.h5 --sheet benchmark/datasets/demo-sheet.png
 	$(BIN)/gthd benchmark benchmark/datasets/demo.h5 --profile quick --out benchmark/runs/demo-quick
-	@echo "demo: wrote capture/demo (a session captured from the simulated rig), calibration/demo/, benchmark/datasets/demo.h5 (+ demo-sheet.png) and benchmark/runs/demo-quick/ (leaderboard.md, pck.png, qualitative.png, ...)"
+	@echo "demo: wrote capture/demo (a session captured from the simulated rig; its qa report in capture/demo/qa/), calibration/demo/, benchmark/datasets/demo.h5 (+ demo-sheet.png) and benchmark/runs/demo-quick/ (leaderboard.md, pck.png, qualitative.png, ...)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

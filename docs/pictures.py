@@ -26,6 +26,7 @@ from gthd.sim.kinematics import POSES, HandShape, forward_kinematics
 from gthd.sim.render import HandLook, Scene, render_frame
 from gthd.sim.rig import RigConfig
 from gthd.sim.simulate import simulate
+from gthd.sim.truth import session_truth
 
 IMAGES = Path(__file__).resolve().parent / "images"
 
@@ -76,7 +77,7 @@ def difficulty() -> None:
         for level in ("easy", "medium", "hard"):
             simulate(Path(d) / level, 4, RigConfig(duration_s=2.0, difficulty=level), boards=0, clicks=0)
             s = Session.open(Path(d) / level)
-            gt = s.ground_truth()["frames"]
+            gt = session_truth(s)["frames"]
             i = next(i for i in range(20, len(gt)) if gt[i]["hand"] is not None)
             img = s.image(i)
             label(img, level, org=(10, 34), scale=1.1)
@@ -84,10 +85,21 @@ def difficulty() -> None:
     _png(IMAGES / "difficulty.png", contact_sheet(tiles, cols=3, tile_width=360))
 
 
+def renderer() -> None:
+    """The renderer's contact sheet (docs/simulate.md, "The renderer"): seed 2, 15 s, no
+    truth drawn. (sim_before.png and sim_closeups.png are records of the change of issue
+    12, made from the renderer before it, and are not regenerated.)"""
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run([sys.executable, "-m", "gthd", "simulate", str(Path(d) / "s"), "--seed", "2", "--duration", "15", "--boards", "0", "--clicks", "0"], check=True)
+        subprocess.run([sys.executable, "-m", "gthd", "session", "sheet", str(Path(d) / "s"), "-o", str(Path(d) / "sheet.png"), "-n", "8", "--no-truth"], check=True)
+        img = cv2.imread(str(Path(d) / "sheet.png"))
+    _png(IMAGES / "sim_after.png", cv2.resize(img, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_AREA))
+
+
 def boards(tmp: Path) -> None:
     """Simulated board views with the true corners drawn."""
     s = Session.open(tmp / "demo")
-    gt = s.ground_truth()
+    gt = session_truth(s)
     cam = Camera.from_dict(gt["camera"])
     tiles = []
     for name in ("checkerboard", "charuco"):
@@ -154,6 +166,7 @@ def main() -> None:
         dataset(tmp)
         hand_model()
         difficulty()
+        renderer()
         benchmark()
     finally:
         shutil.rmtree(tmp)

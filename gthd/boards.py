@@ -324,3 +324,48 @@ def _with_phys(png: bytes, dpi: float) -> bytes:
     chunk = struct.pack(">I", 9) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
     ihdr_end = 8 + 4 + 4 + 13 + 4  # signature, length, type, data, crc
     return png[:ihdr_end] + chunk + png[ihdr_end:]
+
+
+# --------------------------------------------------------------------------- board files
+# ``board.json`` (format "gthd-board" v1): the BoardSpec's fields. Written by ``gthd board``
+# and beside a simulated session's board views, read by ``gthd calibrate intrinsics``.
+BOARD_FORMAT = "gthd-board"
+BOARD_VERSION = 1
+DEFAULT_BOARDS = {
+    "checkerboard": BoardSpec("checkerboard", 10, 7, 25.0),
+    "charuco": BoardSpec("charuco", 8, 6, 30.0, 22.0, "DICT_5X5_100"),
+}  # gthd's defaults: `--board checkerboard`, the simulator's boards
+
+
+def write_board_file(path, spec: BoardSpec) -> None:
+    """Write ``spec`` as a board.json (atomically)."""
+    from .fileio import write_json
+
+    write_json(path, spec.to_dict(), fmt=BOARD_FORMAT, version=BOARD_VERSION)
+
+
+def read_board_file(path) -> BoardSpec:
+    """A board.json; FormatError (one line) for anything that is not one."""
+    from pathlib import Path
+
+    from .fileio import FormatError, read_json
+
+    d = read_json(path, fmt=BOARD_FORMAT, versions=(BOARD_VERSION,))
+    try:
+        return BoardSpec.from_dict({k: v for k, v in d.items() if k not in ("format", "format_version", "gthd_version")})
+    except (TypeError, ValueError) as e:  # a field missing, of the wrong kind or impossible
+        raise FormatError(f"{Path(path)}: not a board description ({e})") from None
+
+
+def board_from_arg(board: str) -> BoardSpec:
+    """What ``--board`` names: ``checkerboard`` or ``charuco`` (gthd's defaults), or a
+    board.json."""
+    if board in DEFAULT_BOARDS:
+        return DEFAULT_BOARDS[board]
+    from pathlib import Path
+
+    from .fileio import FormatError
+
+    if not Path(board).exists():
+        raise FormatError(f"{board}: no such board file (make one with gthd board, or say checkerboard or charuco)")
+    return read_board_file(board)

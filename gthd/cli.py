@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 from pathlib import Path
 
 import click
 
+# OpenCV's own log lines ("[ WARN:0@1.2] global cap_v4l.cpp ...") say again, in its words,
+# what our one-line errors say; set before any cv2 import. A user's setting wins.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's AV_LOG_QUIET
+
 from . import __version__
-from .fileio import FormatError
+from .fileio import FormatError, dumps_json
 
 
 @contextlib.contextmanager
@@ -24,6 +30,9 @@ def user_errors():
         yield
     except (ValueError, FileExistsError, FileNotFoundError, FormatError, NotADirectoryError) as e:
         raise click.ClickException(str(e)) from None
+    except OSError as e:  # the machine said no (a full disk, a permission): its words, one line
+        where = f"{e.filename}: " if e.filename else ""
+        raise click.ClickException(f"{where}{e.strerror or e}") from None
 
 
 def _progress(label: str):
@@ -73,6 +82,27 @@ class _Size(click.ParamType):
         return (w, h)
 
 
+def run() -> None:
+    """The ``gthd`` program: :func:`main` with the exit statuses of a Unix tool: 0 done,
+    1 an error (one ``Error:`` line), 2 a usage error, 130 stopped by Ctrl-C (128 +
+    SIGINT; click alone says 1)."""
+    try:
+        status = main.main(standalone_mode=False)
+    except click.ClickException as e:
+        e.show()
+        status = e.exit_code
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("Aborted (Ctrl-C).", err=True)
+        status = 130
+    status = status if isinstance(status, int) else 0
+    schema = sys.modules.get("gthd.dataset.schema")
+    if schema is not None and schema.UNCLOSABLE:  # HDF5's own shutdown would crash on the failed file
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="gthd")
 def main():
@@ -107,8 +137,10 @@ def main():
 @click.option("--boards", type=int, default=20, show_default=True, help="Views per calibration board (checkerboard and ChArUco); 0 for none.")
 @click.option("--clicks", type=int, default=40, show_default=True, help="Simulated clicks for extrinsic calibration; 0 for none.")
 @click.option("--click-joint", default="INDEX_TIP", show_default=True, help="The joint the simulated user clicks.")
+@click.option("--glitches", default=None, metavar="KINDS",
+              help="Tracker failures to inject, with their truth: a comma list of flip, frozen, jump, finger, offset_jump, or all (docs/qa.md).")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
-def simulate(out, seed, duration, fps, tracker_hz, image_size, hand_size, difficulty, offset_ms, jpeg_quality, subject_scale, boards, clicks, click_joint, force):
+def simulate(out, seed, duration, fps, tracker_hz, image_size, hand_size, difficulty, offset_ms, jpeg_quality, subject_scale, boards, clicks, click_joint, glitches, force):
     """Simulate a capture session with ground truth into the folder OUT.
 
     Writes the raw session format that `gthd capture` writes (docs/session-format.md):
@@ -121,10 +153,12 @@ def simulate(out, seed, duration, fps, tracker_hz, image_size, hand_size, diffic
         gthd simulate capture/sim-0 --seed 0 --duration 10
         gthd simulate capture/hard --seed 3 --difficulty hard --hand-size 40:150 --force
     """
+    from .sim.glitches import parse_glitches
     from .sim.rig import RigConfig
     from .sim.simulate import simulate as run
 
     with user_errors():
+        kinds = parse_glitches(glitches)
         config = RigConfig(
             duration_s=duration, fps=fps, tracker_hz=tracker_hz, width=image_size[0], height=image_size[1],
             hand_size_px=hand_size, difficulty=difficulty, clock_offset_ms=offset_ms,
@@ -132,7 +166,7 @@ def simulate(out, seed, duration, fps, tracker_hz, image_size, hand_size, diffic
         )
         bar, update = _progress("simulating")
         with bar:
-            r = run(out, seed, config, boards=boards, clicks=clicks, click_joint=click_joint, force=force, progress=update)
+            r = run(out, seed, config, boards=boards, clicks=clicks, click_joint=click_joint, force=force, progress=update, glitches=kinds)
     click.echo(f"wrote {r.path}: {r.frames} frames ({r.hand_frames} with a hand), {r.tracker_frames} tracker frames "
                f"({r.tracker_hand_frames} with a hand), {r.board_views} board views, {r.clicks} clicks")
     click.echo(f"hand size (px, 5/50/95 %): {r.hand_size_px[0]:.0f} / {r.hand_size_px[1]:.0f} / {r.hand_size_px[2]:.0f}; "
@@ -207,7 +241,7 @@ def capture(out, camera_spec, tracker_spec, duration, max_frames, image_size, fp
             raise ValueError("--calibration is for the --preview window")
     finalize = None
     if sim:  # the rig's ground truth, boards and clicks belong to the session: written before its manifest
-        from .capture.simulated import write_truth_for
+        from .sim.sources import write_truth_for
 
         finalize = functools.partial(write_truth_for, cam)
     live, show = _live_progress()
@@ -226,7 +260,7 @@ def capture(out, camera_spec, tracker_spec, duration, max_frames, image_size, fp
 def _capture_sources(camera_spec, tracker_spec, size, fps, fourcc, tracking_mode, seed, speed, difficulty, config, preview):
     """Build the camera and tracker sources the options name."""
     if camera_spec == "sim":
-        from .capture.simulated import simulated_sources
+        from .sim.sources import simulated_sources
         from .sim.rig import RigConfig
 
         duration = config.duration_s + 1.0 if config.duration_s is not None else 10.0
@@ -323,170 +357,71 @@ def calibrate(ctx, click_session, clicks_file, auto_session, detector, intrinsic
         raise click.UsageError("give one of --click SESSION or --auto SESSION (or a subcommand: gthd calibrate intrinsics ...)")
     if clicks_file is not None and click_session is None:
         raise click.UsageError("--clicks goes with --click SESSION")
-    from .calibration.extrinsics import Observations, solve_extrinsics
-    from .calibration.files import Calibration, check_clicks, read_clicks, write_calibration
-    from .calibration.report import extrinsics_lines, offset_png, overlay_png, truth_lines
-    from .fileio import atomic_write_bytes
-    from .hand import JOINT_INDEX
-    from .session import Session
+    from .calibration import run as calib
 
     path = click_session or auto_session
-    command = _command()
     with user_errors():
-        if joint not in JOINT_INDEX:
-            raise ValueError(f"unknown joint {joint!r}; one of {', '.join(JOINT_INDEX)}")
-        session = Session.open(path)
-        if not any(session.tracker.hands):
-            raise ValueError(f"{path}: the tracker saw no hand in this session: nothing to calibrate against")
-        out = out or Path("calibration") / session.path.resolve().name
-        if (out / "calibration.json").exists() and not force:
-            hint = "; clicking resumes from its clicks.jsonl" if (out / "clicks.jsonl").exists() and clicks_file is None and click_session else ""
-            raise FileExistsError(f"{out / 'calibration.json'} exists (use --force to replace it{hint}, or -o another folder)")
-        if out.exists() and not out.is_dir():
-            raise NotADirectoryError(f"{out} exists and is not a folder: -o takes a folder")
-        camera, board_intrinsics = _camera_for(session, intrinsics)
-        w, h = session.camera_size
-        if (camera.width, camera.height) != (w, h):
-            raise ValueError(f"the intrinsics are for {camera.width}x{camera.height} images but {path} has {w}x{h}: calibrate at the resolution you capture")
+        out = out or Path("calibration") / Path(path).resolve().name
+        resumable = (out / "clicks.jsonl").exists() and clicks_file is None and click_session
+        calib.check_out_folder(out, "calibration.json", force, "; clicking resumes from its clicks.jsonl" if resumable else "")
+        setup = calib.prepare(path, intrinsics, joint)
+        if setup.intrinsics is not None:
+            for line in setup.intrinsics.lines():
+                click.echo(line)
         if auto_session is not None:
-            from .calibration.click_window import choose_frames
-            from .calibration.detectors import MediaPipeHands, SimulatedDetector, observations_from_detector
-
-            det = SimulatedDetector(path) if detector == "simulated" else MediaPipeHands()
-            if detector == "simulated" and not session.has_ground_truth:
-                raise ValueError("--detector simulated needs a simulated session (with ground_truth.json)")
-            frames = choose_frames(session, joint, n=4 * n_frames)
-            bar, update = _progress("detecting")
-            with bar:
-                obs = observations_from_detector(session, det, frames, progress=update)
-            source = f"--auto ({det.name} on {len(frames)} frames)"
+            obs, source = _detect(setup, detector, n_frames)
+        elif clicks_file is not None:
+            obs, source, warnings = calib.observations_from_clicks_file(setup, clicks_file)
+            for note in warnings:
+                click.echo(f"Warning: {note}", err=True)
         else:
-            if clicks_file is not None:
-                warnings: list[str] = []
-                header, clicks = read_clicks(clicks_file, warnings)
-                for note in warnings:
-                    click.echo(f"Warning: {note}", err=True)
-                if header.get("session_id") not in (None, session.manifest["session_id"]):
-                    raise ValueError(f"{clicks_file} holds clicks of session {header['session_id']!r}, not {session.manifest['session_id']!r}")
-                source = f"clicks file {clicks_file}"
-                check_clicks(clicks, session.frames.index, session.frames.t_host_ns, camera, str(clicks_file))
-            else:
-                out.mkdir(parents=True, exist_ok=True)  # the clicks log is kept as clicks happen (resumable)
-                clicks = _click_window(session, camera, joint, n_frames, out / "clicks.jsonl", ransac_px, offset_range_ms)
-                source = f"clicks in a window, saved to {out / 'clicks.jsonl'}"
-                check_clicks(clicks, session.frames.index, session.frames.t_host_ns, camera, str(out / "clicks.jsonl"))
-            obs = Observations.from_clicks(clicks)
-        result = solve_extrinsics(
-            camera, session.tracker, obs, ransac_px=ransac_px, offset_range_ms=offset_range_ms,
-            fixed_offset_ns=None if offset_ms is None else int(offset_ms * 1e6), bootstrap=bootstrap,
-        )
-        quality = result.quality(obs)
-        if result.weakness:
-            if not accept_weak:
-                todo = "record the hand spread over the view and in depth" if auto_session else "click frames where the hand is spread over the view and in depth"
-                raise ValueError(f"{result.weakness}: {todo} (or pass --accept-weak to keep this calibration anyway)")
-            click.echo(f"Warning: {result.weakness} (kept: --accept-weak)", err=True)
-            quality["warnings"] = [result.weakness]
-        cal = Calibration(camera, result.T_cam_leap, result.clock_offset_ns, quality)
-        # everything is made before anything is written: a failure leaves no partial output
-        pictures = {"overlay.png": overlay_png(session, cal, obs, result), "offset.png": offset_png(result)}
-        lines = extrinsics_lines(result, obs, command)
-        if session.has_ground_truth:
-            lines += truth_lines(cal, session.ground_truth())
-        out.mkdir(parents=True, exist_ok=True)
-        if board_intrinsics is not None:
-            _write_intrinsics(out, *board_intrinsics)
-        for name, data in pictures.items():
-            atomic_write_bytes(out / name, data)
-        atomic_write_bytes(out / "report.txt", ("\n".join(lines) + "\n").encode())
-        write_calibration(out / "calibration.json", cal, {"session": str(path), "correspondences": source, "command": command})  # last: it says "done"
-    for line in lines:
+            out.mkdir(parents=True, exist_ok=True)  # the clicks log is kept as clicks happen (resumable)
+            clicks = _click_window(setup.session, setup.camera, joint, n_frames, out / "clicks.jsonl", ransac_px, offset_range_ms)
+            obs, source = calib.observations_from_clicks(setup, clicks, out / "clicks.jsonl"), f"clicks in a window, saved to {out / 'clicks.jsonl'}"
+        result = calib.solve(setup, obs, source, ransac_px=ransac_px, offset_range_ms=offset_range_ms, offset_ms=offset_ms, bootstrap=bootstrap,
+                             accept_weak=accept_weak, detected=auto_session is not None, truth=_truth(setup.session))
+        for note in result.warnings:
+            click.echo(f"Warning: {note}", err=True)
+        result.write(out)
+    for line in result.lines:
         click.echo(line)
     click.echo(f"wrote {out / 'calibration.json'}, report.txt, overlay.png, offset.png")
 
 
-def _camera_for(session, intrinsics: Path | None):
-    """The camera: from --intrinsics, else calibrated from the session's board views.
+def _truth(session) -> dict | None:
+    """A simulated session's ground truth, for the reports' errors against it."""
+    if not session.has_ground_truth:
+        return None
+    from .sim.truth import session_truth
 
-    Returns:
-        (camera, None) from a file, or (camera, (result, views, source)) when calibrated
-        here: :func:`_write_intrinsics` writes those once everything else is done.
-    """
-    from .calibration.files import read_intrinsics
+    return session_truth(session)
 
-    if intrinsics is not None:
-        return read_intrinsics(intrinsics), None
-    if not session.boards():
-        raise ValueError(f"{session.path} has no board views: give --intrinsics FILE (made by gthd calibrate intrinsics)")
-    result, views = _intrinsics(session.path, None)
-    for line in result.report_lines(_command()):
-        click.echo(line)
-    return result.camera, (result, views, session.path)
+
+def _detect(setup, detector: str, n_frames: int):
+    """--auto: a keypoint detector over 4 x n_frames frames, with a progress bar."""
+    from .calibration.click_window import choose_frames
+    from .calibration.detectors import MediaPipeHands, observations_from_detector
+
+    if detector == "simulated":
+        from .sim.detector import SimulatedDetector
+
+        if not setup.session.has_ground_truth:
+            raise ValueError("--detector simulated needs a simulated session (with ground_truth.json)")
+        det = SimulatedDetector(setup.session.path)
+    else:
+        det = MediaPipeHands()
+    frames = choose_frames(setup.session, setup.joint, n=4 * n_frames)
+    bar, update = _progress("detecting")
+    with bar:
+        obs = observations_from_detector(setup.session, det, frames, progress=update)
+    return obs, f"--auto ({det.name} on {len(frames)} frames)"
 
 
 def _command() -> str:
     """The exact command line, for reports."""
-    import shlex
+    from .calibration.run import command_line
 
-    return "gthd " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-
-
-def _board_spec(board: str):
-    """A board from a board.json (as `gthd board` writes) or a kind with gthd's defaults."""
-    from .boards import BoardSpec
-
-    if board in ("checkerboard", "charuco"):
-        return BoardSpec("checkerboard", 10, 7, 25.0) if board == "checkerboard" else BoardSpec("charuco", 8, 6, 30.0, 22.0, "DICT_5X5_100")
-    import json
-
-    path = Path(board)
-    try:
-        d = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such board file (make one with gthd board, or say checkerboard or charuco)") from None
-    except (OSError, ValueError) as e:  # unreadable, not UTF-8, not JSON
-        raise ValueError(f"{path}: not a board description ({e})") from None
-    if not isinstance(d, dict):
-        raise ValueError(f"{path}: not a board description (a JSON {type(d).__name__}, not an object)")
-    try:
-        return BoardSpec.from_dict({k: v for k, v in d.items() if k not in ("format", "format_version", "gthd_version")})
-    except TypeError as e:  # a value of the wrong kind (null, a list)
-        raise ValueError(f"{path}: not a board description ({e})") from None
-
-
-def _intrinsics(source: Path, board: str | None):
-    """Calibrate intrinsics from a session's boards, a folder of images or a video.
-    Returns (IntrinsicsResult, the views); nothing is written (:func:`_write_intrinsics`)."""
-    from .calibration.intrinsics import calibrate as calibrate_views
-    from .calibration.intrinsics import views_from_folder, views_from_session, views_from_video
-
-    if source.is_dir() and (source / "manifest.json").exists():
-        found = views_from_session(source)
-        if board is not None:
-            spec = _board_spec(board)
-            found = {k: v for k, v in found.items() if v.spec == spec} or found
-        # the board with the most detected corners (a checkerboard's are all found, and
-        # more precisely: it wins a tie with ChArUco)
-        views = max(found.values(), key=lambda v: sum(len(x.detection.ids) for x in v))
-    elif board is None:
-        raise ValueError("--board is needed for a folder or a video: a board.json (gthd board writes one), checkerboard or charuco")
-    elif source.is_dir():
-        views = views_from_folder(source, _board_spec(board))
-    elif source.is_file():
-        views = views_from_video(source, _board_spec(board))
-    else:
-        raise ValueError(f"{source}: no such folder, video or session")
-    return calibrate_views(views, views.spec), views
-
-
-def _write_intrinsics(out: Path, result, views, source: Path) -> None:
-    """Write intrinsics.yaml/.json and intrinsics.png into ``out`` (each atomically)."""
-    from .calibration.files import write_intrinsics
-    from .calibration.intrinsics import report_png
-
-    out.mkdir(parents=True, exist_ok=True)
-    write_intrinsics(out / "intrinsics", result.camera, {**result.quality(), "source": str(source), "command": _command()})
-    report_png(result, views, out / "intrinsics.png")
+    return command_line()
 
 
 @calibrate.command("intrinsics")
@@ -509,23 +444,18 @@ def calibrate_intrinsics(source, board, out, force):
         gthd calibrate intrinsics capture/boards/ --board calibration/boards/checkerboard-10x7-25mm.json
         gthd calibrate intrinsics capture/sim-0 -o calibration/sim-0
     """
+    from .calibration import run as calib
+
     with user_errors():
-        if (out / "intrinsics.yaml").exists() and not force:
-            raise FileExistsError(f"{out / 'intrinsics.yaml'} exists (use --force to replace it, or -o another folder)")
-        if out.exists() and not out.is_dir():
-            raise NotADirectoryError(f"{out} exists and is not a folder: -o takes a folder")
-        result, views = _intrinsics(source, board)
-        extra = []
+        calib.check_out_folder(out, "intrinsics.yaml", force)
+        truth = None
         if source.is_dir() and (source / "manifest.json").exists():
             from .session import Session
 
-            s = Session.open(source)
-            if s.has_ground_truth:
-                from .calibration.report import intrinsics_truth_line
-
-                extra = [intrinsics_truth_line(result.camera, s.ground_truth())]
-        _write_intrinsics(out, result, views, source)  # last: every input was read
-    for line in result.report_lines(_command()) + extra:
+            truth = _truth(Session.open(source))
+        result = calib.calibrate_intrinsics(source, board, truth)
+        result.write(out)  # last: every input was read
+    for line in result.lines():
         click.echo(line)
     click.echo(f"wrote {out / 'intrinsics.yaml'}, intrinsics.json, intrinsics.png")
 
@@ -576,8 +506,11 @@ def _click_window(session, camera, joint, n_frames, clicks_path, ransac_px, offs
 @click.option("--hand", "hand_side", type=click.Choice(["any", "left", "right"]), default="any", show_default=True,
               help="Label only this hand; any: either (one hand per frame, followed by its id: docs/dataset.md).")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Worker processes that decode and draw (1: in this process).")
+@click.option("--qa", "qa_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A session's gthd qa report (qa.json; repeat per session): its flagged frames are recorded in the file (docs/qa.md).")
+@click.option("--drop-flagged", is_flag=True, help="Leave out the frames the --qa reports flag.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
-def build_dataset_cmd(sessions, calibrations, out, split_by, seed, thickness, box_margin, crop_margin, nohand_share, nohand_guard_ms, max_gap_ms, smooth_ms, hand_side, workers, force):
+def build_dataset_cmd(sessions, calibrations, out, split_by, seed, thickness, box_margin, crop_margin, nohand_share, nohand_guard_ms, max_gap_ms, smooth_ms, hand_side, workers, qa_files, drop_flagged, force):
     """Build an HDF5 dataset from sessions and their calibration.
 
     Projects the tracked 3D joints (at each frame's time plus the calibrated clock
@@ -593,23 +526,87 @@ def build_dataset_cmd(sessions, calibrations, out, split_by, seed, thickness, bo
     from .dataset.build import build_dataset
 
     with user_errors():
+        flagged = None
+        if qa_files:
+            from .qa.report import flagged_frames
+
+            flagged = flagged_frames(list(qa_files))
         bar, update = _progress("building")
         with bar:
             report = build_dataset(
                 list(sessions), list(calibrations), out, split_by=split_by, seed=seed, thickness=thickness, box_margin=box_margin,
                 crop_margin=crop_margin, nohand_share=nohand_share, nohand_guard_ms=nohand_guard_ms, max_gap_ms=max_gap_ms, smooth_ms=smooth_ms, workers=workers,
                 hand_type=None if hand_side == "any" else hand_side, force=force, attrs={"command": _command()}, progress=update,
+                qa=flagged, drop_flagged=drop_flagged,
             )
     for line in report.lines():
         click.echo(line)
     click.echo(f"wrote {out}")
 
 
+# ---------------------------------------------------------------------------------- qa
+@main.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The session's calibration.json (required for a session; not for a dataset file).")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Report folder. Default: SESSION/qa, or DATASET-qa beside a dataset file.")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A gthd benchmark run: its detector and pose network score the labels against the images.")
+@click.option("--hand", "hand_side", type=click.Choice(["any", "left", "right"]), default="any", show_default=True,
+              help="The hand the labels are made of, as for build-dataset.")
+@click.option("--no-time", is_flag=True, help="Skip the time check (it reads every labelled frame).")
+@click.option("--sheet", type=click.IntRange(0, 32), default=8, show_default=True, help="Flagged frames on the report's contact sheet.")
+def qa(source, calibration, out, run_dir, hand_side, no_time, sheet):
+    """Find the frames whose labels are wrong, before anyone trains on them.
+
+    For a session (with its calibration): the tracker's self-consistency (flips,
+    jumps, frozen hands, snapped fingers, bone lengths, speeds, hand type, the tracker's
+    volume), the clock offset re-estimated along the session from the images (a jump
+    of it found and located, a drift shown), and with --run the labels against a trained detector
+    and pose network. For a dataset file: the tracker checks on its 3D joints.
+    Writes qa.csv (per frame), qa.json (for scripts and build-dataset --qa), qa.txt
+    and qa.png (timeline and contact sheet). docs/qa.md.
+
+    \b
+    Example:
+        gthd qa capture/demo --calibration calibration/demo/calibration.json -o capture/demo/qa
+        gthd build-dataset capture/demo --calibration calibration/demo/calibration.json -o demo.h5 --qa capture/demo/qa/qa.json --drop-flagged
+        gthd qa demo.h5
+    """
+    from .qa.report import write_report
+    from .qa.runner import QAOptions, qa_dataset, qa_session
+
+    with user_errors():
+        if not source.exists():
+            raise FileNotFoundError(f"{source}: no such session folder or dataset file")
+        if source.is_file():
+            if calibration is not None or run_dir is not None:
+                raise ValueError("a dataset file is checked from the file alone: --calibration and --run are for sessions")
+            result = qa_dataset(source)
+            out = out or source.with_name(source.stem + "-qa")
+        else:
+            if calibration is None:
+                raise ValueError(f"{source}: a session needs its --calibration (calibration.json from gthd calibrate)")
+            bar, update = _progress("checking")
+            with bar:
+                options = QAOptions(hand_type=None if hand_side == "any" else hand_side, time_check=not no_time)
+                result = qa_session(source, calibration, run=run_dir, options=options, progress=lambda stage, done, total: update(done, total))
+            out = out or source / "qa"
+        files = write_report(result, out, sheet=sheet, extra={"calibration": None if calibration is None else str(calibration), "command": _command()})
+    from .qa.report import text_lines
+
+    for line in text_lines(result):
+        click.echo(line)
+    click.echo(f"wrote {out}/: " + ", ".join(p.name for p in files.values()))
+
+
 @main.command()
 @click.argument("dataset", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write a contact sheet PNG here.")
 @click.option("-n", "--count", type=click.IntRange(1, 100), default=16, show_default=True, help="Samples on the sheet.")
-def inspect(dataset, sheet, count):
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (for scripts).")
+def inspect(dataset, sheet, count, as_json):
     """Show what a dataset holds: counts, splits, hand sizes, joints out of view.
 
     With --sheet, a contact sheet PNG of random samples with their keypoints,
@@ -619,13 +616,17 @@ def inspect(dataset, sheet, count):
     Example:
         gthd inspect gthd.h5 --sheet gthd-sheet.png
     """
-    from .dataset.inspect import contact_sheet_png, summary_lines
+    from .dataset.inspect import contact_sheet_png, summary, summary_lines
 
     with user_errors():
-        lines = summary_lines(dataset)
+        lines = summary_lines(dataset) if not as_json else []
+        d = summary(dataset) if as_json else None
         if sheet is not None:
             n = contact_sheet_png(dataset, sheet, count=count)
             lines.append(f"wrote {sheet} ({n} samples)")
+    if as_json:
+        click.echo(dumps_json(d), nl=False)
+        return
     for line in lines:
         click.echo(line)
 
@@ -635,10 +636,11 @@ def inspect(dataset, sheet, count):
 @click.argument("dataset", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--profile", default="quick", show_default=True,
               help="A shipped profile by name (quick, paper, long, ours-long, thickness), a profile JSON file, or a run's config.json; fields a file leaves out come from quick (or the profile its \"inherits\" names).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="The run folder. Default: benchmark/runs/<dataset>-<profile>/.")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="The run folder. Default: benchmark/runs/<dataset>-<profile>/.")
 @click.option("--seed", type=int, default=0, show_default=True, help="The first seed (the same seed, data, machine and threads give the same numbers).")
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Train every model with this many seeds (seed, seed+1, ...) and report mean ± std. Default: the profile's (1 for quick and paper).")
-def benchmark(dataset, profile, out, seed, seeds):
+@click.option("--json", "as_json", is_flag=True, help="Print the leaderboard as JSON (leaderboard.json) instead of tables.")
+def benchmark(dataset, profile, out, seed, seeds, as_json):
     """Train and score the paper's models and baselines on a dataset; print the leaderboard.
 
     Trains what the run folder does not have yet (checkpoints are kept: a re-run
@@ -665,6 +667,7 @@ def benchmark(dataset, profile, out, seed, seeds):
     """
     from rich.console import Console
 
+    from .benchmark.leaderboard import _jsonable
     from .benchmark.run import Profile, run_benchmark
 
     tty = sys.stderr.isatty()
@@ -686,6 +689,9 @@ def benchmark(dataset, profile, out, seed, seeds):
         out = out or Path("benchmark") / "runs" / f"{dataset.stem}-{prof.name}"
         board = run_benchmark(dataset, prof, out, seed=seed, seeds=seeds, progress=on_epoch, on_batch=on_batch,
                               log=lambda m: bar.console.print(f"[bold]{m}[/bold]") if tty else click.echo(m, err=True))
+    if as_json:  # leaderboard.json on stdout, nothing else
+        click.echo(dumps_json(_jsonable(board.to_dict())), nl=False)
+        return
     console = Console(width=None if sys.stdout.isatty() else 160)  # a log file: room for every column
     for table in board.rich_table():
         console.print(table)
@@ -871,18 +877,18 @@ def board(kind, cols, rows, square_mm, marker_mm, dictionary, dpi, out_dir):
         gthd board checkerboard
         gthd board charuco --cols 8 --rows 6 --square-mm 30 --marker-mm 22 -o calibration/boards
     """
-    from .boards import BoardSpec, board_name, printable_png
-    from .fileio import atomic_write_bytes, dumps_json
+    from .boards import DEFAULT_BOARDS, BoardSpec, board_name, printable_png, write_board_file
+    from .fileio import atomic_write_bytes
 
-    default = {"checkerboard": (10, 7, 25.0), "charuco": (8, 6, 30.0)}[kind]
-    cols, rows, square_mm = cols or default[0], rows or default[1], square_mm or default[2]
+    default = DEFAULT_BOARDS[kind]
+    cols, rows, square_mm = cols or default.cols, rows or default.rows, square_mm or default.square_mm
     with user_errors():
         spec = BoardSpec(kind, cols, rows, square_mm, *((marker_mm, dictionary) if kind == "charuco" else (None, None)))
         png = printable_png(spec, dpi)
         out_dir.mkdir(parents=True, exist_ok=True)
         stem = out_dir / board_name(spec)
         atomic_write_bytes(stem.with_suffix(".png"), png)
-        atomic_write_bytes(stem.with_suffix(".json"), dumps_json({"format": "gthd-board", "format_version": 1, **spec.to_dict()}).encode())
+        write_board_file(stem.with_suffix(".json"), spec)
     w, h = spec.size_mm
     click.echo(f"wrote {stem}.png and {stem.name}.json: {kind} {cols}x{rows} squares of {square_mm:g} mm ({w:g} x {h:g} mm)")
 
@@ -901,7 +907,8 @@ def session():
 
 @session.command("info")
 @click.argument("path", type=click.Path(path_type=Path))
-def session_info(path):
+@click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON (for scripts).")
+def session_info(path, as_json):
     """Print what a session holds: status, streams, rates and time span.
 
     \b
@@ -912,36 +919,31 @@ def session_info(path):
 
     with user_errors():
         s = Session.open(path)
+    if as_json:
+        click.echo(dumps_json(s.summary()), nl=False)
+        return
     for line in _describe(s):
         click.echo(line)
 
 
 def _describe(s) -> list[str]:
-    import numpy as np
-
-    m = s.manifest
-    lines = [f"session {m['session_id']} ({m['source']}), status {m['status']}"]
-    w, h = s.camera_size
-    if len(s.frames) >= 2:
-        span = (s.frames.t_host_ns[-1] - s.frames.t_host_ns[0]) / 1e9
-        gaps = int(np.sum(np.diff(s.frames.seq) > 1)) if (s.frames.seq >= 0).all() else 0
-        lines.append(f"camera: {len(s.frames)} frames {w}x{h} over {span:.2f} s ({(len(s.frames) - 1) / span:.2f} fps), {gaps} sequence gaps")
+    d = s.summary()
+    c, t = d["camera"], d["tracker"]
+    lines = [f"session {d['session_id']} ({d['source']}), status {d['status']}"]
+    if c["fps"] is not None:
+        lines.append(f"camera: {c['frames']} frames {c['width']}x{c['height']} over {c['span_s']:.2f} s ({c['fps']:.2f} fps), {c['sequence_gaps']} sequence gaps")
     else:
-        lines.append(f"camera: {len(s.frames)} frames {w}x{h}")
-    n_hand = sum(bool(hs) for hs in s.tracker.hands)
-    if len(s.tracker) >= 2:
-        span = (s.tracker.t_host_ns[-1] - s.tracker.t_host_ns[0]) / 1e9
-        lines.append(f"tracker: {len(s.tracker)} frames ({n_hand} with a hand) over {span:.2f} s ({(len(s.tracker) - 1) / span:.1f} Hz)")
+        lines.append(f"camera: {c['frames']} frames {c['width']}x{c['height']}")
+    if t["hz"] is not None:
+        lines.append(f"tracker: {t['frames']} frames ({t['with_hand']} with a hand) over {t['span_s']:.2f} s ({t['hz']:.1f} Hz)")
     else:
-        lines.append(f"tracker: {len(s.tracker)} frames ({n_hand} with a hand)")
-    lines.append(f"clock brackets: {len(s.clock)}")
-    boards = s.boards()
-    if boards:
-        lines.append("boards: " + ", ".join(f"{k} ({len(v)} views)" for k, v in boards.items()))
-    torn = {k: v for k, v in s.torn.items() if v}
-    if torn:
-        lines.append("torn log lines skipped: " + ", ".join(f"{k} {v}" for k, v in torn.items()))
-    if s.has_ground_truth:
+        lines.append(f"tracker: {t['frames']} frames ({t['with_hand']} with a hand)")
+    lines.append(f"clock brackets: {d['clock_brackets']}")
+    if d["boards"]:
+        lines.append("boards: " + ", ".join(f"{k} ({v} views)" for k, v in d["boards"].items()))
+    if d["torn_lines"]:
+        lines.append("torn log lines skipped: " + ", ".join(f"{k} {v}" for k, v in d["torn_lines"].items()))
+    if d["ground_truth"]:
         lines.append("ground truth: yes (simulated)")
     return lines
 
@@ -950,7 +952,8 @@ def _describe(s) -> list[str]:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--decode", is_flag=True, help="Decode every frame (slow), not only the first and last.")
 @click.option("--max-gap-ms", type=float, default=50.0, show_default=True, help="Widest tracker gap to interpolate across.")
-def session_check(path, decode, max_gap_ms):
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (exit status 1 if unusable).")
+def session_check(path, decode, max_gap_ms, as_json):
     """Validate a session and report what is usable.
 
     Reads what a killed capture left too: everything flushed before the kill is used,
@@ -966,6 +969,11 @@ def session_check(path, decode, max_gap_ms):
 
     with user_errors():
         r = check_session(path, decode=decode, max_gap_ms=max_gap_ms)
+    if as_json:  # the report on stdout; the exit status still says whether the session is usable
+        click.echo(dumps_json(r.to_dict()), nl=False)
+        if not r.ok:
+            sys.exit(1)
+        return
     for line in r.facts:
         click.echo(line)
     for line in r.warnings:

@@ -419,6 +419,39 @@ class Session:
         clock = np.array([[r["h0_ns"], r["leap_us"], r["h1_ns"]] for r in logs["clock.jsonl"]], dtype=np.int64)
         return cls(path, manifest, frames, tracker, clock.reshape(-1, 3), torn, logs["events.jsonl"])
 
+    def summary(self) -> dict:
+        """What the session holds: status, streams, rates and time span
+        (``gthd session info``, ``--json``)."""
+        m = self.manifest
+        w, h = self.camera_size
+        t, tt = self.frames.t_host_ns, self.tracker.t_host_ns
+        span = (t[-1] - t[0]) / 1e9 if len(t) >= 2 else None
+        tspan = (tt[-1] - tt[0]) / 1e9 if len(tt) >= 2 else None
+        return {
+            "path": str(self.path),
+            "session_id": m["session_id"],
+            "source": m["source"],
+            "status": m["status"],
+            "stop_reason": m.get("stop_reason"),
+            "subject": m.get("subject"),
+            "camera": {
+                "frames": len(t), "width": w, "height": h,
+                "span_s": None if not span else round(span, 3),
+                "fps": None if not span else round((len(t) - 1) / span, 3),
+                "sequence_gaps": int(np.sum(np.diff(self.frames.seq) > 1)) if len(t) and (self.frames.seq >= 0).all() else 0,
+            },
+            "tracker": {
+                "frames": len(tt), "with_hand": sum(bool(hs) for hs in self.tracker.hands),
+                "span_s": None if not tspan else round(tspan, 3),
+                "hz": None if not tspan else round((len(tt) - 1) / tspan, 3),
+            },
+            "clock_brackets": len(self.clock),
+            "events": len(self.events),
+            "boards": {k: len(v) for k, v in self.boards().items()},
+            "torn_lines": {k: v for k, v in self.torn.items() if v},
+            "ground_truth": self.has_ground_truth,
+        }
+
     def index_problems(self) -> list[str]:
         """What makes the frame index unusable for labelling, as sentences (empty: none):
         frames not numbered 0, 1, 2, ... or camera timestamps that do not increase (a
@@ -438,12 +471,6 @@ class Session:
         if img is None:
             raise FormatError(f"{file}: missing or not a readable image")
         return img
-
-    def ground_truth(self) -> dict:
-        """The simulator's ground truth (simulated sessions only)."""
-        from .sim.truth import read_truth  # the sim owns its file format
-
-        return read_truth(self.path / "ground_truth.json")
 
     def boards(self) -> dict[str, list[Path]]:
         """Board view images per board folder name (``boards/NAME/*.png|jpg``)."""

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from gthd.calibration.click_window import choose_frames
-from gthd.calibration.detectors import SimulatedDetector, observations_from_detector
+from gthd.calibration.detectors import observations_from_detector
+from gthd.sim.detector import SimulatedDetector
 from gthd.calibration.extrinsics import Observations, rotation_error_deg, solve_extrinsics
 from gthd.calibration.files import read_clicks
 from gthd.calibration.intrinsics import calibrate, views_from_session
@@ -35,6 +36,7 @@ from gthd.geometry import Camera, Transform
 from gthd.session import Session
 from gthd.sim.rig import RigConfig
 from gthd.sim.simulate import simulate
+from gthd.sim.truth import session_truth
 
 
 def main() -> int:
@@ -48,7 +50,7 @@ def main() -> int:
             path = tmp / f"s{seed}"
             simulate(path, seed, RigConfig(duration_s=20.0), boards=20, clicks=30, click_noise_px=2.0, click_outliers=0.1)
             s = Session.open(path)
-            gt = s.ground_truth()
+            gt = session_truth(s)
             cam_t, T_t, d_t = Camera.from_dict(gt["camera"]), Transform.from_dict(gt["T_cam_leap"]), gt["clock"]["offset_ns"]
             row = {"seed": seed}
             for name, views in views_from_session(path).items():

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from gthd.capture.engine import Capture, CaptureConfig
-from gthd.capture.simulated import simulated_sources
+from gthd.sim.sources import simulated_sources
 from gthd.sim.rig import RigConfig
 
 

@@ -29,10 +29,11 @@ from gthd.geometry import Camera, Transform
 from gthd.session import Session
 from gthd.sim.rig import RigConfig
 from gthd.sim.simulate import simulate
+from gthd.sim.truth import session_truth
 
 
 def _calibration(path) -> Calibration:
-    gt = Session.open(path).ground_truth()
+    gt = session_truth(Session.open(path))
     return Calibration(Camera.from_dict(gt["camera"]), Transform.from_dict(gt["T_cam_leap"]), gt["clock"]["offset_ns"], {})
 
 

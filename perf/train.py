@@ -30,6 +30,7 @@ import torch.nn as nn
 from gthd.benchmark.models import MODEL_INFO, create_model
 from gthd.benchmark.run import DETECTOR, POSE_METHODS, Profile, set_threads, train_config
 from gthd.benchmark.train import make_dataset, make_input, train
+from gthd.sim.truth import session_truth
 
 
 def forward_flops(model: nn.Module, x: torch.Tensor) -> float:
@@ -101,7 +102,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp())
     try:
         simulate(tmp / "s", 0, RigConfig(duration_s=args.seconds), boards=0, clicks=0)
-        gt = Session.open(tmp / "s").ground_truth()  # the rig's true calibration
+        gt = session_truth(Session.open(tmp / "s"))  # the rig's true calibration
         truth = Calibration(Camera.from_dict(gt["camera"]), Transform.from_dict(gt["T_cam_leap"]), gt["clock"]["offset_ns"], {})
         build_dataset([tmp / "s"], [truth], tmp / "d.h5")
         peak_conv, peak_mm = conv_peak(), matmul_peak()

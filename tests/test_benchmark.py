@@ -17,13 +17,14 @@ from gthd.geometry import Camera, Transform
 from gthd.session import Session
 from gthd.sim.rig import RigConfig
 from gthd.sim.simulate import simulate
+from gthd.sim.truth import session_truth
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("bm")
     simulate(root / "s", 1, RigConfig(duration_s=6.0), boards=0, clicks=0)
-    gt = Session.open(root / "s").ground_truth()
+    gt = session_truth(Session.open(root / "s"))
     cal = Calibration(Camera.from_dict(gt["camera"]), Transform.from_dict(gt["T_cam_leap"]), gt["clock"]["offset_ns"], {})
     build_dataset([root / "s"], [cal], root / "d.h5", nohand_share=0.3)
     profile = {"name": "tiny", "epochs": 1, "batch_size": 8, "lr": 0.002, "max_samples": 24, "num_workers": 0, "frame_size": [96, 64],
@@ -115,7 +116,11 @@ def test_a_run_folder_of_another_config_or_version_is_refused(tiny, tmp_path):
     r = CliRunner().invoke(main, args, catch_exceptions=False)
     assert r.exit_code == 1 and "trained on other data" in r.output
     (tmp_path / "run" / "run.json").write_text(json.dumps(run))
-    assert CliRunner().invoke(main, args, catch_exceptions=False).exit_code == 0  # the same again: reused
+    r = CliRunner().invoke(main, [*args, "--json"], catch_exceptions=False)  # the same again: reused
+    assert r.exit_code == 0
+    board = json.loads(r.stdout)  # --json: the leaderboard and nothing else on stdout
+    assert board == json.loads((tmp_path / "run" / "leaderboard.json").read_text())
+    assert [row["method"] for row in board["pose"]][:1] and board["format"] == "gthd-leaderboard"
     # a run folder written by a newer gthd
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     (tmp_path / "run" / "run.json").write_text(json.dumps({**run, "format_version": 99}))
@@ -124,7 +129,6 @@ def test_a_run_folder_of_another_config_or_version_is_refused(tiny, tmp_path):
 
 
 def test_the_shipped_profile_files_are_the_built_in_profiles():
-    from pathlib import Path
 
     from gthd.benchmark.run import PROFILES, SHIPPED_PROFILES, Profile
 

@@ -18,10 +18,11 @@ from gthd.geometry import Camera, Transform
 from gthd.session import Session
 from gthd.sim.rig import RigConfig
 from gthd.sim.simulate import simulate
+from gthd.sim.truth import session_truth
 
 
 def _true_calibration(path) -> Calibration:
-    gt = Session.open(path).ground_truth()
+    gt = session_truth(Session.open(path))
     return Calibration(Camera.from_dict(gt["camera"]), Transform.from_dict(gt["T_cam_leap"]), gt["clock"]["offset_ns"], {})
 
 
@@ -36,7 +37,7 @@ def ideal(tmp_path_factory):
 
 def test_keypoints_match_the_truth_with_the_true_calibration(ideal):
     root, report = ideal
-    gt = Session.open(root / "s").ground_truth()["frames"]
+    gt = session_truth(Session.open(root / "s"))["frames"]
     with open_dataset(root / "d.h5") as f:
         has, kp, vis, box = f["labels/has_hand"][...], f["labels/keypoints"][...], f["labels/visible"][...], f["labels/box"][...]
         fi = f["meta/frame_index"][...]
@@ -55,7 +56,7 @@ def test_keypoints_match_the_truth_with_the_true_calibration(ideal):
 
 def test_masks_and_crops_agree_with_the_truth(ideal):
     root, _ = ideal
-    gt = Session.open(root / "s").ground_truth()["frames"]
+    gt = session_truth(Session.open(root / "s"))["frames"]
     with open_dataset(root / "d.h5") as f:
         has = f["labels/has_hand"][...]
         for k in np.flatnonzero(has)[::15]:
@@ -93,7 +94,7 @@ def test_splits_are_disjoint_and_in_proportion(ideal, tmp_path):
 
 def test_nohand_samples_rarely_hide_a_hand(tmp_path):
     simulate(tmp_path / "s", 0, RigConfig(duration_s=20.0), boards=0, clicks=0)
-    gt = Session.open(tmp_path / "s").ground_truth()["frames"]
+    gt = session_truth(Session.open(tmp_path / "s"))["frames"]
     r = build_dataset([tmp_path / "s"], [_true_calibration(tmp_path / "s")], tmp_path / "d.h5", nohand_share=0.5)
     with open_dataset(tmp_path / "d.h5") as f:
         fi = f["meta/frame_index"][...][~f["labels/has_hand"][...]]

@@ -14,11 +14,12 @@ from gthd.session import Session
 from gthd.sim.rig import RigConfig
 from gthd.sim.simulate import simulate
 from xdriver import XDriver
+from gthd.sim.truth import session_truth
 
 
 def test_calibrate_by_clicking_the_true_joint_in_the_window(tmp_path, xvfb):
     simulate(tmp_path / "s", 3, RigConfig(duration_s=12.0), boards=0, clicks=0)
-    gt = Session.open(tmp_path / "s").ground_truth()
+    gt = session_truth(Session.open(tmp_path / "s"))
     j = JOINT_INDEX["INDEX_TIP"]
     cmd = [sys.executable, "-m", "gthd", "calibrate", "--click", str(tmp_path / "s"), "--intrinsics", str(tmp_path / "s" / "ground_truth.json"),
            "-o", str(tmp_path / "cal"), "--frames", "14", "--bootstrap", "0"]

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from gthd.capture.engine import Capture, CaptureConfig
-from gthd.capture.simulated import simulated_sources, write_truth_for
+from gthd.sim.sources import simulated_sources, write_truth_for
 from gthd.capture.sources import CameraFrame, ClockBracket, SourceError, TrackerEvent, TrackerFrame
 from gthd.session import Session
 from gthd.sim.rig import RigConfig
+from gthd.sim.truth import session_truth
 
 
 class FakeCamera:
@@ -115,7 +116,7 @@ def test_captured_simulation_keeps_its_ground_truth(tmp_path):
     Capture(tmp_path / "s", cam, trk, CaptureConfig(max_frames=60)).run(handle_signals=False)
     write_truth_for(cam, tmp_path / "s")
     s = Session.open(tmp_path / "s")
-    gt = s.ground_truth()
+    gt = session_truth(s)
     assert len(s.frames) == 60 and len(gt["frames"]) == 60
     d = gt["clock"]["offset_ns"]
     idx = [i for i, f in enumerate(gt["frames"]) if f["hand"] is not None]
@@ -202,7 +203,7 @@ _CHILD = textwrap.dedent(
     """
     import sys, resource, signal
     from gthd.capture.engine import Capture, CaptureConfig
-    from gthd.capture.simulated import simulated_sources
+    from gthd.sim.sources import simulated_sources
     from gthd.sim.rig import RigConfig
     out, speed, fsize = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
     if fsize:

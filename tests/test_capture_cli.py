@@ -12,6 +12,7 @@ from click.testing import CliRunner
 import fake_leap as fl
 from gthd.cli import main
 from gthd.session import Session
+from gthd.sim.truth import session_truth
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def test_capture_sim_writes_truth_and_check_reads_it(tmp_path):
     assert r.exit_code == 0, r.output
     s = Session.open(tmp_path / "s")
     # frames stamped within [0, 1) s of the first: 30 give or take the arrival jitter
-    assert 29 <= len(s.frames) <= 31 and len(s.ground_truth()["frames"]) == len(s.frames)
+    assert 29 <= len(s.frames) <= 31 and len(session_truth(s)["frames"]) == len(s.frames)
     assert (s.frames.t_host_ns[-1] - s.frames.t_host_ns[0]) < 1e9
     r = CliRunner().invoke(main, ["session", "check", str(tmp_path / "s"), "--decode"], catch_exceptions=False)
     assert r.exit_code == 0 and "ok:" in r.output and "status complete" in r.output

@@ -17,6 +17,7 @@ from gthd.session import Session, SessionWriter
 from gthd.sim.rig import RigConfig
 from gthd.sim.simulate import simulate
 from xdriver import XDriver
+from gthd.sim.truth import session_truth
 
 JOINT = "INDEX_TIP"
 J = JOINT_INDEX[JOINT]
@@ -223,7 +224,7 @@ def test_render_draws_the_estimate_where_it_says_and_a_status_line(sim, tmp_path
 # ------------------------------------------------------------------- the real window
 def test_clicking_in_the_real_window_saves_the_true_pixels(sim, tmp_path, xvfb):
     s = Session.open(sim)
-    gt = s.ground_truth()["frames"]
+    gt = session_truth(s)["frames"]
     W, H = s.camera_size
     path = tmp_path / "clicks.jsonl"
     code = (

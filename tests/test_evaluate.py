@@ -14,13 +14,14 @@ from gthd.geometry import Camera, Transform
 from gthd.session import Session
 from gthd.sim.rig import RigConfig
 from gthd.sim.simulate import simulate
+from gthd.sim.truth import session_truth
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("ev")
     simulate(root / "s", 3, RigConfig(duration_s=8.0), boards=0, clicks=0)
-    gt = Session.open(root / "s").ground_truth()
+    gt = session_truth(Session.open(root / "s"))
     cal = Calibration(Camera.from_dict(gt["camera"]), Transform.from_dict(gt["T_cam_leap"]), gt["clock"]["offset_ns"], {})
     build_dataset([root / "s"], [cal], root / "d.h5", nohand_share=0.3)
     return root / "d.h5"

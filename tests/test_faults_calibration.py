@@ -20,6 +20,7 @@ from gthd.calibration.files import read_calibration
 from gthd.geometry import Camera, Transform
 from gthd.hand import JOINT_INDEX
 from gthd.session import Session
+from gthd.sim.truth import session_truth
 
 GTHD = [sys.executable, "-m", "gthd"]
 
@@ -52,7 +53,7 @@ def _degenerate_clicks(session: Path, out: Path) -> Path:
     """14 clicks of the index fingertip in consecutive tracked frames (0.4 s: the hand
     barely moves, its points nearly on a line), 1.5 px of noise."""
     s = Session.open(session)
-    gt = s.ground_truth()
+    gt = session_truth(s)
     j = JOINT_INDEX["INDEX_TIP"]
     seen = np.isfinite(s.tracker.joints_at(s.frames.t_host_ns)[:, j, 0])
     ok = [f["index"] for f in gt["frames"] if f["hand"] is not None and f["hand"]["in_image"][j] and seen[f["index"]]]
@@ -239,7 +240,7 @@ def test_intrinsics_from_the_boards_are_written_only_with_the_rest(tmp_path):
 @pytest.mark.parametrize(
     "source, board, message",
     [
-        ("list.json", "board", "not a board description (a JSON list"),
+        ("list.json", "board", "expected a 'gthd-board' file"),
         ("video.mp4", "checkerboard", "cannot open video"),
         ("nowhere", "checkerboard", "no such folder, video or session"),
     ],

@@ -7,7 +7,6 @@ readable, a session never claims to be complete without its files, and bad input
 """
 
 import json
-import os
 import resource
 import signal
 import subprocess
@@ -144,6 +143,18 @@ def test_full_disk_is_one_line_and_the_session_stays_readable(tmp_path, limit_kb
     s = Session.open(out)
     assert len(s.frames) > 0
     assert check_session(out).ok
+
+
+@pytest.mark.parametrize("limit_mb", [0.2, 6])
+def test_a_full_disk_while_building_is_one_line_and_no_file(sim_session, tmp_path, limit_mb):
+    """HDF5 can crash the process when a write fails (seen: a segfault inside h5py, the
+    temporary file and the worker processes left behind): the builder checks the room
+    before each chunk instead."""
+    (tmp_path / "out").mkdir()
+    r = _run("build-dataset", sim_session, "--calibration", sim_session / "ground_truth.json", "-o", tmp_path / "out" / "d.h5",
+             "--workers", 2, limit_bytes=int(limit_mb * 1e6), timeout=120)
+    assert "no room" in _one_error_line(r)
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_build_refuses_camera_timestamps_that_go_back(sim_session, tmp_path):

@@ -27,6 +27,7 @@ from gthd.dataset.schema import DatasetWriter
 from gthd.dataset.torch_dataset import FrameDataset, HandDataset
 from gthd.fileio import FormatError
 from gthd.hand import LSMV_NAMES
+from gthd.sim.truth import session_truth
 
 W, H = 80, 60
 OUTSIDE_PIXEL = 201  # the value of every pixel of the image outside the images folder
@@ -181,7 +182,7 @@ def test_build_dataset_refuses_a_frame_file_out_of_the_session(sim_session, tmp_
     from gthd.session import Session
 
     shutil.copytree(sim_session, tmp_path / "s")
-    gt = Session.open(tmp_path / "s").ground_truth()
+    gt = session_truth(Session.open(tmp_path / "s"))
     write_calibration(tmp_path / "cal.json", Calibration(Camera.from_dict(gt["camera"]), Transform.from_dict(gt["T_cam_leap"]), gt["clock"]["offset_ns"], {}))
     (tmp_path / "outside.jpg").write_bytes((tmp_path / "s" / "frames" / "000003.jpg").read_bytes())
     index = tmp_path / "s" / "frames.jsonl"

@@ -35,6 +35,7 @@ from gthd.calibration.intrinsics import (
 )
 from gthd.geometry import Camera, Transform
 from gthd.session import Session
+from gthd.sim.truth import session_truth
 
 SEEDS = (1, 2, 3)
 N_VIEWS = 20
@@ -69,7 +70,7 @@ def results(views):
 
 def truth(session_path) -> tuple[Camera, dict]:
     """The true camera and {board: {file name: T_cam_board}}."""
-    gt = Session.open(session_path).ground_truth()
+    gt = session_truth(Session.open(session_path))
     poses = {
         board: {v["file"].rsplit("/", 1)[-1]: Transform.from_dict(v["T_cam_board"]) for v in d["views"]}
         for board, d in gt["boards"].items()

@@ -17,6 +17,7 @@ from gthd.capture.sources import CameraFrame
 from gthd.session import Session
 from gthd.sim.rig import RigConfig
 from gthd.sim.simulate import simulate
+from gthd.sim.truth import session_truth
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def truth_file(tmp_path_factory):
 
 def test_preview_projects_the_tracked_hand_onto_the_frame(truth_file):
     s = Session.open(truth_file)
-    gt = s.ground_truth()
+    gt = session_truth(s)
     i = next(k for k, f in enumerate(gt["frames"]) if f["hand"] is not None and f["hand"]["in_image"].all())
     hand = gt["frames"][i]["hand"]
     blank = np.zeros((480, 640, 3), np.uint8)

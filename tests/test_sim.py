@@ -11,11 +11,12 @@ from gthd.sim.motion import generate_motion, in_leap_volume
 from gthd.sim.render import HandLook, Scene, render_frame
 from gthd.sim.rig import RigConfig, sample_rig
 from gthd.sim.simulate import simulate
+from gthd.sim.truth import session_truth
 
 
 def test_session_round_trips_through_its_reader(sim_session):
     s = Session.open(sim_session)
-    gt = s.ground_truth()
+    gt = session_truth(s)
     assert s.manifest["source"] == "simulated" and s.manifest["status"] == "complete"
     assert s.manifest["counts"]["frames"] == len(s.frames) == len(gt["frames"])
     assert [f["seq"] for f in gt["frames"]] == s.frames.seq.tolist()
@@ -26,7 +27,7 @@ def test_session_round_trips_through_its_reader(sim_session):
 
 
 def test_true_keypoints_are_opencv_projections(sim_session):
-    gt = Session.open(sim_session).ground_truth()
+    gt = session_truth(Session.open(sim_session))
     cam = Camera.from_dict(gt["camera"])
     T = Transform.from_dict(gt["T_cam_leap"])
     n = 0
@@ -41,7 +42,7 @@ def test_true_keypoints_are_opencv_projections(sim_session):
 
 def test_tracker_times_map_to_the_host_clock(sim_session):
     s = Session.open(sim_session)
-    c = s.ground_truth()["clock"]
+    c = session_truth(s)["clock"]
     # invert the tracker clock the simulator used: leap_us = (t - start)/1e3 * (1 + ppm) + offset
     t_true = c["host_start_ns"] + (s.tracker.t_device_us - c["leap_offset_us"]) * 1e3 / (1 + c["leap_drift_ppm"] * 1e-6)
     assert np.abs(s.tracker.t_host_ns - t_true).max() < 50_000  # 50 µs
@@ -51,7 +52,7 @@ def test_tracker_times_map_to_the_host_clock(sim_session):
 def test_clock_offset_means_what_the_conventions_say(sim_session):
     """The tracker state at t_cam + d is the hand the camera saw; a wrong d is visibly worse."""
     s = Session.open(sim_session)
-    gt = s.ground_truth()
+    gt = session_truth(s)
     d = gt["clock"]["offset_ns"]
     assert d < 0
     idx = [f["index"] for f in gt["frames"] if f["hand"] is not None]
@@ -78,7 +79,7 @@ def test_rendered_hand_lies_where_the_truth_says():
     bg = np.full((cam.height, cam.width, 3), 40, np.uint8)
     lighting = {"gain": 1.0, "gamma": 1.0, "drift_amp": 0.0, "drift_freq": 0.0, "flicker": 0.0}
     scene = Scene(bg, [], 0.0, lighting, rng)
-    look = HandLook((150, 190, 240), np.array([0.6, -0.8]))
+    look = HandLook((150, 190, 240), np.array([0.6, -0.8]), forearm=False)  # the hand alone (tests/test_render.py: the forearm)
     recalls, precisions = [], []
     for t in np.linspace(0.5, 19.5, 40):
         j, seg = motion.joints(np.array([t]))
@@ -140,7 +141,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
 
 def test_clicks_are_noisy_truth_with_outliers(sim_session):
     s = Session.open(sim_session)
-    gt = s.ground_truth()
+    gt = session_truth(s)
     lines = (sim_session / "clicks_simulated.jsonl").read_text().splitlines()
     header, clicks = json.loads(lines[0]), [json.loads(x) for x in lines[1:]]
     assert header["format"] == "gthd-clicks" and header["joint"] == "INDEX_TIP"
@@ -157,7 +158,7 @@ def test_clicks_are_noisy_truth_with_outliers(sim_session):
 def test_board_views_show_the_board_where_the_truth_says(sim_session):
     from gthd.boards import BoardSpec
 
-    gt = Session.open(sim_session).ground_truth()
+    gt = session_truth(Session.open(sim_session))
     cam = Camera.from_dict(gt["camera"])
     b = gt["boards"]["checkerboard"]
     spec = BoardSpec.from_dict(b["spec"])

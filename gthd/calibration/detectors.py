@@ -5,8 +5,9 @@ per frame, a detector gives all 21 joints in many frames, and the same solver
 A detector is any object with ``name`` and ``detect(image, frame_index=None)`` returning
 a list of :class:`HandKeypoints`. Shipped: :class:`MediaPipeHands` (optional extra
 ``mediapipe``, pinned to 0.10.14, the last release that carries its hand models inside
-the package and so runs offline) and :class:`SimulatedDetector` (a simulated session's
-truth with detector-like errors; what the tests inject).
+the package and so runs offline). The simulator brings its own
+(:class:`gthd.sim.detector.SimulatedDetector`: a simulated session's truth with
+detector-like errors; what the tests inject).
 """
 
 from __future__ import annotations
@@ -41,20 +42,39 @@ class KeypointDetector(Protocol):
 
 class MediaPipeHands:
     """MediaPipe Hands (``mediapipe.solutions.hands``). Its 21 landmarks are in gthd's
-    order (both use MediaPipe's). Needs ``pip install "gthd[mediapipe]"``."""
+    order (both use MediaPipe's). Needs ``pip install "gthd[mediapipe]"`` where it
+    installs; where it cannot live beside gthd's pins (numpy 2, opencv-python 5), it runs
+    in an isolated environment of its own over a pipe (:mod:`gthd.mediapipe_runner`)."""
 
     name = "mediapipe-hands"
 
     def __init__(self, min_confidence: float = 0.5, max_hands: int = 1):
+        self._runner = None
         try:
             import mediapipe as mp  # noqa: F401
         except ImportError:
-            raise ValueError('--auto needs MediaPipe: pip install "gthd[mediapipe]" (mediapipe==0.10.14)') from None
+            from ..mediapipe_runner import DEFAULT_PYTHON, MediaPipeRunner, find_python
+
+            if find_python() is None:
+                raise ValueError(
+                    '--auto needs MediaPipe: pip install "gthd[mediapipe]" (mediapipe==0.10.14), or, beside numpy 2, '
+                    f'an isolated environment: python3.11 -m venv {DEFAULT_PYTHON.parents[1]} && {DEFAULT_PYTHON.parent}/pip install mediapipe==0.10.14 "numpy<2"'
+                ) from None
+            try:
+                self._runner = MediaPipeRunner(max_num_hands=max_hands, min_detection_confidence=min_confidence)
+            except RuntimeError as e:
+                raise ValueError(f"--auto: {e}") from None
+            return
         if not hasattr(mp, "solutions") or not hasattr(mp.solutions, "hands"):
             raise ValueError("this mediapipe has no solutions.hands (gthd pins mediapipe==0.10.14, which ships its hand models)")
         self._hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=max_hands, min_detection_confidence=min_confidence)
 
     def detect(self, image: np.ndarray, frame_index: int | None = None) -> list[HandKeypoints]:
+        if self._runner is not None:
+            return [
+                _inside(HandKeypoints(np.asarray(k["keypoints"], dtype=np.float64), np.full(NUM_JOINTS, k["score"]), k["handedness"].lower()), image)
+                for k in self._runner.detect_image(image)
+            ]
         h, w = image.shape[:2]
         res = self._hands.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
         out = []
@@ -63,44 +83,17 @@ class MediaPipeHands:
             uv = np.array([[p.x * w - 0.5, p.y * h - 0.5] for p in lm.landmark], dtype=np.float64)
             score = float(res.multi_handedness[k].classification[0].score) if res.multi_handedness else 1.0
             side = res.multi_handedness[k].classification[0].label.lower() if res.multi_handedness else None
-            out.append(HandKeypoints(uv, np.full(NUM_JOINTS, score), side))
+            out.append(_inside(HandKeypoints(uv, np.full(NUM_JOINTS, score), side), image))
         return out
 
 
-class SimulatedDetector:
-    """A detector made from a simulated session's ground truth: the true keypoints with
-    Gaussian pixel noise, a share of joints confused with a neighbour (a detector's
-    typical mistake), and missed hands.
-
-    Args:
-        session_path: a simulated session (with ground_truth.json).
-        noise_px: pixel noise per coordinate. swap_share: share of joints swapped.
-        miss_share: share of frames where no hand is found.
-    """
-
-    name = "simulated"
-
-    def __init__(self, session_path, noise_px: float = 3.0, swap_share: float = 0.05, miss_share: float = 0.05, seed: int = 0):
-        self._truth = Session.open(session_path).ground_truth()["frames"]
-        self.noise_px, self.swap_share, self.miss_share = noise_px, swap_share, miss_share
-        self._seed = seed
-
-    def detect(self, image: np.ndarray, frame_index: int | None = None) -> list[HandKeypoints]:
-        if frame_index is None:
-            raise ValueError("the simulated detector needs the frame index")
-        hand = self._truth[frame_index]["hand"]
-        rng = np.random.default_rng([self._seed, frame_index])
-        if hand is None or rng.random() < self.miss_share:
-            return []
-        uv = hand["keypoints"] + rng.normal(0, self.noise_px, (NUM_JOINTS, 2))
-        swap = np.flatnonzero(rng.random(NUM_JOINTS) < self.swap_share)
-        for j in swap:  # confused with the next joint along the finger (or the previous)
-            other = j + 1 if j % 4 != 0 else j - 1
-            uv[j] = hand["keypoints"][other] + rng.normal(0, self.noise_px, 2)
-        score = np.where(hand["in_image"], 0.9, 0.2)
-        h, w = image.shape[:2]
-        uv = np.clip(uv, 0, [w - 1, h - 1])
-        return [HandKeypoints(uv, score, hand["handedness"])]
+def _inside(hand: HandKeypoints, image: np.ndarray) -> HandKeypoints:
+    """Score 0 for landmarks outside the image: MediaPipe places every landmark of a
+    hand, guessing those beyond the frame, and no correspondence should come of a guess."""
+    h, w = image.shape[:2]
+    out = (hand.uv[:, 0] < -0.5) | (hand.uv[:, 0] > w - 0.5) | (hand.uv[:, 1] < -0.5) | (hand.uv[:, 1] > h - 0.5)
+    hand.score = np.where(out, 0.0, hand.score)
+    return hand
 
 
 def observations_from_detector(session: Session, detector: KeypointDetector, frames: list[int], min_score: float = 0.5, progress=None) -> Observations:

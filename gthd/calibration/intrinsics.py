@@ -43,8 +43,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..boards import BoardSpec
-from ..fileio import atomic_write_bytes, read_json
+from ..boards import BoardSpec, read_board_file
+from ..fileio import atomic_write_bytes
 from ..geometry import Camera
 
 __all__ = [
@@ -63,7 +63,6 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-BOARD_FORMAT = "gthd-board"
 STD_NAMES = ("fx", "fy", "cx", "cy", "k1", "k2", "p1", "p2", "k3")
 MIN_CHARUCO_CORNERS = 6
 
@@ -391,8 +390,7 @@ def views_from_session(session_path: str | Path, board_name: str | None = None) 
     out = {}
     for name, files in boards.items():
         folder = session.path / "boards" / name
-        d = read_json(folder / "board.json", fmt=BOARD_FORMAT, versions=(1,))
-        spec = BoardSpec.from_dict({k: v for k, v in d.items() if k not in ("format", "format_version", "gthd_version")})
+        spec = read_board_file(folder / "board.json")
         if not files:
             raise ValueError(f"no images in {folder}")
         out[name] = _views_from_files(list(files), spec, str(folder))

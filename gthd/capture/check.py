@@ -32,6 +32,11 @@ class CheckReport:
     def ok(self) -> bool:
         return not self.problems
 
+    def to_dict(self) -> dict:
+        """For ``gthd session check --json``."""
+        return {"ok": self.ok, "frames": self.frames, "tracker_frames": self.tracker_frames, "usable_frames": self.usable_frames,
+                "problems": self.problems, "warnings": self.warnings, "facts": self.facts}
+
 
 def check_session(path: str | Path, decode: bool = False, max_gap_ms: float = 50.0) -> CheckReport:
     """Validate a session.

@@ -52,6 +52,7 @@ class BuildReport:
     corrupt: int = 0
     out_of_view: int = 0  # tracked hand entirely outside the image: made NoHand
     nohand_near_hand: int = 0  # tracker saw no hand, but did within the guard: left out
+    qa_dropped: int = 0  # flagged by gthd qa (--qa with --drop-flagged): left out
     splits: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -62,6 +63,8 @@ class BuildReport:
             f"(NoHand guard), {self.corrupt} corrupt frames, {self.nan_joints} with NaN joints",
             "splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()),
         ]
+        if self.qa_dropped:
+            out.append(f"left out {self.qa_dropped} frames that gthd qa flagged (--drop-flagged)")
         return out + [f"warning: {w}" for w in self.warnings]
 
 
@@ -151,6 +154,8 @@ def build_dataset(
     force: bool = False,
     attrs: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
+    qa: dict[str, set[int]] | None = None,
+    drop_flagged: bool = False,
 ) -> BuildReport:
     """Build a dataset from sessions and their calibrations (one per session, or one for all).
 
@@ -158,6 +163,10 @@ def build_dataset(
         hand_type: label the "left" or "right" hand only, or None for either; in both
             cases one hand per frame, the tracker stream's primary hand
             (:meth:`~gthd.session.TrackerStream.primary`).
+        qa: the frames ``gthd qa`` flagged, by session id (``gthd.qa.report.flagged_frames``
+            reads them from its qa.json files): recorded in the root attribute ``qa``
+            (docs/qa.md)...
+        drop_flagged: ... and left out of the dataset.
 
     Raises:
         ValueError: a calibration for another resolution, an unknown split or thickness.
@@ -173,6 +182,9 @@ def build_dataset(
     cals = [c if isinstance(c, Calibration) else read_calibration(c) for c in calibrations]
     cals = cals * len(sessions) if len(cals) == 1 else cals
     opened = [Session.open(p) for p in sessions]
+    qa_flags = _qa_flags(qa or {}, opened)
+    if drop_flagged and not qa:
+        raise ValueError("--drop-flagged needs the sessions' gthd qa reports (--qa qa.json)")
     report = BuildReport(Path(out))
     subjects: list[str] = []
     jobs: list[_Job] = []
@@ -188,7 +200,12 @@ def build_dataset(
         subj = s.manifest.get("subject") or "unknown"
         if subj not in subjects:
             subjects.append(subj)
-        jobs.extend(_session_jobs(s, k, subjects.index(subj), cal, max_gap_ms, smooth_ms, nohand_guard_ms, report, hand_type))
+        session_jobs = _session_jobs(s, k, subjects.index(subj), cal, max_gap_ms, smooth_ms, nohand_guard_ms, report, hand_type)
+        if drop_flagged and k in qa_flags:
+            kept = [j for j in session_jobs if j.frame not in qa_flags[k]]
+            report.qa_dropped += len(session_jobs) - len(kept)
+            session_jobs = kept
+        jobs.extend(session_jobs)
     # the NoHand cap, deterministic
     rng = np.random.default_rng(seed)
     hand = [j for j in jobs if j.uv is not None]
@@ -208,6 +225,8 @@ def build_dataset(
         "skeleton_thickness": thickness, "box_margin": box_margin, "crop_margin": crop_margin,
         "nohand_share": nohand_share, "nohand_guard_ms": nohand_guard_ms, "max_gap_ms": max_gap_ms, "smooth_ms": smooth_ms,
         "hand": hand_type or "any",
+        **({"qa": {"files": [str(p) for p in qa], "drop_flagged": drop_flagged,
+                   "flagged": {str(k): sorted(v) for k, v in qa_flags.items()}}} if qa else {}),
         **(attrs or {}),
     }
     # Worker processes (forked before the output file is opened) decode, draw and encode,
@@ -316,6 +335,18 @@ def _session_jobs(
         else:
             report.no_tracking += 1
     return jobs
+
+
+def _qa_flags(flagged: dict[str, set[int]], sessions: list[Session]) -> dict[int, set[int]]:
+    """``flagged`` (frames by session id) by the index of the session being built;
+    ValueError for a session id that is not one of them."""
+    ids = [s.manifest["session_id"] for s in sessions]
+    out: dict[int, set[int]] = {}
+    for sid, frames in flagged.items():
+        if sid not in ids:
+            raise ValueError(f"a gthd qa report of session {sid!r}, not of a session being built ({', '.join(map(str, ids))})")
+        out.setdefault(ids.index(sid), set()).update(frames)
+    return out
 
 
 def sessions_checksum(paths: list[Path]) -> str:

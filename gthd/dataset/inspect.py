@@ -12,21 +12,29 @@ from ..fileio import atomic_write_bytes
 from .schema import SPLITS, attr_json, open_dataset, read_skeleton
 
 
-def summary_lines(path: str | Path) -> list[str]:
-    """Counts, splits, hand sizes and joints out of view, as lines."""
+def summary(path: str | Path) -> dict:
+    """Counts, splits, hand sizes and joints out of view (``gthd inspect --json``)."""
     with open_dataset(path) as f:
         n = int(f["meta/split"].shape[0])  # open_dataset checked the arrays agree
         has = f["labels/has_hand"][...]
         split = f["meta/split"][...]
         vis = f["labels/visible"][...]
         box = f["labels/box"][...]
-        sessions = attr_json(f, "sessions", [])
-        subjects = attr_json(f, "subjects", [])
-        lines = [
-            f"{path}: gthd dataset schema {f.attrs['schema_version']} (written by gthd {f.attrs.get('gthd_version', '?')}), joint set {f.attrs.get('joint_set', 'gthd21')}",
-            f"samples: {n} ({int(has.sum())} with a hand, {int((~has).sum())} NoHand) from {len(sessions)} sources, {len(subjects)} subjects",
-            "splits: " + ", ".join(f"{name} {int((split == i).sum())} ({int((has & (split == i)).sum())} hand)" for i, name in enumerate(SPLITS)) + f" (by {f.attrs.get('split_by', '?')})",
-        ]
+        d = {
+            "path": str(path),
+            "schema_version": int(f.attrs["schema_version"]),
+            "gthd_version": str(f.attrs.get("gthd_version", "?")),
+            "joint_set": str(f.attrs.get("joint_set", "gthd21")),
+            "samples": n,
+            "hand": int(has.sum()),
+            "nohand": int((~has).sum()),
+            "sources": len(attr_json(f, "sessions", [])),
+            "subjects": len(attr_json(f, "subjects", [])),
+            "split_by": str(f.attrs.get("split_by", "?")),
+            "splits": {name: {"samples": int((split == i).sum()), "hand": int((has & (split == i)).sum())} for i, name in enumerate(SPLITS)},
+            "hand_size_px": None,
+            "joints_out_of_view": None,
+        }
         labelled = attr_json(f, "labelled_joints", None)  # LSMV: no wrist
         if labelled is not None:
             vis = vis[:, labelled]
@@ -34,10 +42,29 @@ def summary_lines(path: str | Path) -> list[str]:
             side = np.maximum(box[has, 2] - box[has, 0], box[has, 3] - box[has, 1])
             edges = [0, 40, 60, 90, 130, 190, 280, 10_000]
             hist, _ = np.histogram(side, bins=edges)
-            lines.append("hand size (box side, px): " + ", ".join(f"{a}-{b if b < 10_000 else ''}: {c}" for a, b, c in zip(edges[:-1], edges[1:], hist)))
-            lines.append(f"  5/50/95 %: {np.percentile(side, 5):.0f} / {np.median(side):.0f} / {np.percentile(side, 95):.0f} px")
+            d["hand_size_px"] = {
+                "bins": [[a, None if b == 10_000 else b, int(c)] for a, b, c in zip(edges[:-1], edges[1:], hist)],
+                "p5_p50_p95": [round(float(v), 1) for v in np.percentile(side, [5, 50, 95])],
+            }
             out = ~vis[has]
-            lines.append(f"joints out of view: {out.mean() * 100:.1f} % of hand joints; {int(out.any(axis=1).sum())} hands with at least one")
+            d["joints_out_of_view"] = {"share": round(float(out.mean()), 4), "hands_with_one": int(out.any(axis=1).sum())}
+    return d
+
+
+def summary_lines(path: str | Path) -> list[str]:
+    """:func:`summary` as lines for a terminal."""
+    d = summary(path)
+    lines = [
+        f"{path}: gthd dataset schema {d['schema_version']} (written by gthd {d['gthd_version']}), joint set {d['joint_set']}",
+        f"samples: {d['samples']} ({d['hand']} with a hand, {d['nohand']} NoHand) from {d['sources']} sources, {d['subjects']} subjects",
+        "splits: " + ", ".join(f"{name} {v['samples']} ({v['hand']} hand)" for name, v in d["splits"].items()) + f" (by {d['split_by']})",
+    ]
+    if d["hand_size_px"] is not None:
+        bins, p = d["hand_size_px"]["bins"], d["hand_size_px"]["p5_p50_p95"]
+        lines.append("hand size (box side, px): " + ", ".join(f"{a}-{'' if b is None else b}: {c}" for a, b, c in bins))
+        lines.append(f"  5/50/95 %: {p[0]:.0f} / {p[1]:.0f} / {p[2]:.0f} px")
+        o = d["joints_out_of_view"]
+        lines.append(f"joints out of view: {o['share'] * 100:.1f} % of hand joints; {o['hands_with_one']} hands with at least one")
     return lines
 
 

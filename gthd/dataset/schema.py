@@ -35,11 +35,19 @@ file is written under a temporary name and renamed at the end.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
+
+try:
+    import resource  # POSIX: the file-size limit
+except ImportError:  # pragma: no cover (Windows)
+    resource = None
 from pathlib import Path
 
 import h5py
@@ -107,6 +115,9 @@ class Sample:
     name: str = ""
 
 
+UNCLOSABLE = False  # an HDF5 file of this process failed a write (see DatasetWriter._writing)
+
+
 @dataclass
 class DatasetWriter:
     """Streams samples into a new dataset file; ``close()`` renames it into place.
@@ -167,9 +178,42 @@ class DatasetWriter:
             self._flush()
         return self._n + len(self._buf) - 1
 
+    @contextlib.contextmanager
+    def _writing(self):
+        """HDF5 reports a failed write (a full disk) as RuntimeError with the C library's
+        details: one OSError naming the file the user asked for. The file can no longer be
+        closed cleanly, which HDF5 punishes with a crash at exit: :data:`UNCLOSABLE` tells
+        the program to leave without running HDF5's shutdown."""
+        try:
+            yield
+        except (RuntimeError, OSError) as e:
+            global UNCLOSABLE
+            UNCLOSABLE = True
+            said = re.search(r"error message = '([^']*)'", str(e))
+            raise OSError(errno.EIO, f"cannot write {self.path}: {said.group(1) if said else str(e).splitlines()[0]}") from None
+
     def _flush(self) -> None:
         if not self._buf:
             return
+        self._check_room()
+        with self._writing():
+            self._write_buffer()
+
+    def _check_room(self) -> None:
+        """Refuse, with one clear line, a chunk the disk (or the process's file-size
+        limit) has no room for, before HDF5 tries: a write HDF5 sees fail can crash the
+        whole process inside the library (seen with h5py 3.16), beyond any except."""
+        need = 2 * sum(len(s.frame_jpeg or b"") + len(s.crop_jpeg or b"") + len(s.skeleton_png or b"") for s in self._buf) + (4 << 20)
+        size = self._tmp.stat().st_size
+        st = os.statvfs(self._tmp.parent)
+        free = st.f_bavail * st.f_frsize
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource is not None else -1
+        room = min(free, limit - size) if limit not in (-1, getattr(resource, "RLIM_INFINITY", -1)) else free
+        if room < need:
+            raise OSError(errno.ENOSPC, f"cannot write {self.path}: no room for the next {len(self._buf)} samples "
+                          f"({need / 1e6:.1f} MB with a margin; {max(room, 0) / 1e6:.1f} MB left{' under the file-size limit' if room < free else ''})")
+
+    def _write_buffer(self) -> None:
         n0, n1 = self._n, self._n + len(self._buf)
         for name, (_, shape, dtype, fill) in FIELDS.items():
             ds = self._ds[name]
@@ -209,13 +253,15 @@ class DatasetWriter:
         values = np.asarray(values)
         if len(values) != self._n:
             raise ValueError(f"{name}: {len(values)} values for {self._n} samples")
-        self._ds[name][...] = values
+        with self._writing():
+            self._ds[name][...] = values
 
     def close(self) -> Path:
         """Write what is queued, close, fsync and rename into place."""
         self._flush()
-        self._f.attrs["num_samples"] = self._n
-        self._f.close()
+        with self._writing():
+            self._f.attrs["num_samples"] = self._n
+            self._f.close()
         with open(self._tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(self._tmp, 0o644)
@@ -225,6 +271,8 @@ class DatasetWriter:
     def abort(self) -> None:
         try:
             self._f.close()
+        except (RuntimeError, OSError):  # a write had failed: HDF5 cannot flush it either
+            pass
         finally:
             self._tmp.unlink(missing_ok=True)
 

@@ -58,7 +58,7 @@ _PHALANGES = np.array(
 # Capsule radii (mm) per digit segment, for rendering.
 _RADII = np.array(
     [
-        [11.0, 9.5, 8.5],
+        [12.0, 10.5, 9.5],  # the thumb is the stoutest digit
         [9.0, 8.0, 7.0],
         [9.5, 8.5, 7.5],
         [9.0, 8.0, 7.0],
@@ -178,6 +178,32 @@ def forward_kinematics(shape: HandShape, angles: np.ndarray, handedness: str = "
 def clip_angles(angles: np.ndarray) -> np.ndarray:
     """Clip (..., 20) angles into the anatomical limits."""
     return np.clip(angles, LOWER, UPPER)
+
+
+# Fingers splay about 8 degrees apart at rest (``_digit_frames``); two neighbours turned
+# toward each other by more than this meet, and beyond it would pass through each other.
+MAX_CONVERGENCE_DEG = 6.0
+
+
+def uncross_fingers(angles: np.ndarray) -> np.ndarray:
+    """Angles (..., 20) within the limits with no two neighbouring fingers (index..pinky)
+    turned toward each other by more than :data:`MAX_CONVERGENCE_DEG`: a pair that would
+    cross has both abductions moved apart, evenly where the limits allow. The thumb is
+    left alone."""
+    a = clip_angles(np.array(angles, dtype=np.float64, copy=True))
+    lim = np.deg2rad(MAX_CONVERGENCE_DEG)
+    for _ in range(2):  # a fix can push into the next pair: sweep twice, then settle
+        for d in (1, 2, 3):  # index/middle, middle/ring, ring/little
+            i, k = 4 * d, 4 * (d + 1)  # abduction is positive toward the thumb
+            short = np.maximum(0.0, a[..., k] - a[..., i] - lim)
+            up = np.minimum(short / 2, UPPER[i] - a[..., i])
+            down = np.minimum(short - up, a[..., k] - LOWER[k])
+            a[..., i] += up + np.minimum(short - up - down, UPPER[i] - a[..., i] - up)
+            a[..., k] -= down
+    for d in (1, 2, 3):  # what is left: hold each finger to its thumb-side neighbour
+        i, k = 4 * d, 4 * (d + 1)  # (within its limits: a - lim > LOWER[k] always here)
+        a[..., k] = np.minimum(a[..., k], a[..., i] + lim)
+    return a
 
 
 # --------------------------------------------------------------------------- pose library

@@ -15,7 +15,7 @@ from scipy.interpolate import PchipInterpolator
 from scipy.spatial.transform import Rotation, RotationSpline
 
 from ..geometry import Camera, Transform
-from .kinematics import LOWER, NUM_ANGLES, UPPER, HandShape, clip_angles, forward_kinematics, pose_library
+from .kinematics import LOWER, NUM_ANGLES, UPPER, HandShape, clip_angles, forward_kinematics, pose_library, uncross_fingers
 
 # The tracker's working volume (Leap Motion Controller): a cone of 140 deg along x and
 # 120 deg along z above the device, out to about 600 mm.
@@ -199,7 +199,7 @@ def generate_motion(
         base = lib[names[rng.integers(len(names))]]
         rand = rng.uniform(LOWER, UPPER)
         mix = rng.uniform(0.0, 0.35)
-        return clip_angles((1 - mix) * base + mix * rand + rng.normal(0, np.deg2rad(4), NUM_ANGLES))
+        return uncross_fingers((1 - mix) * base + mix * rand + rng.normal(0, np.deg2rad(4), NUM_ANGLES))
 
     # Segments run from one off-scene key to the next: the hand is on its way in, moves
     # about, and leaves; the tracker's volume and the camera's view decide when it is seen.

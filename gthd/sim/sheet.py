@@ -10,6 +10,7 @@ import numpy as np
 from ..draw import contact_sheet, draw_box, draw_skeleton, label
 from ..fileio import atomic_write_bytes
 from ..session import Session
+from .truth import session_truth
 
 
 def session_sheet(session: Session, out: str | Path, count: int = 12, cols: int = 4, truth: bool = True) -> int:
@@ -19,7 +20,7 @@ def session_sheet(session: Session, out: str | Path, count: int = 12, cols: int 
     n = len(session.frames)
     if n == 0:
         raise ValueError(f"{session.path}: the session has no frames")
-    gt = session.ground_truth()["frames"] if truth and session.has_ground_truth else None
+    gt = session_truth(session)["frames"] if truth and session.has_ground_truth else None
     idx = np.linspace(0, n - 1, min(count, n)).round().astype(int)
     if gt is not None:  # prefer frames with a hand, still spread over the session
         with_hand = np.array([i for i in range(n) if gt[i]["hand"] is not None])

@@ -17,12 +17,12 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..fileio import atomic_write_bytes, dumps_json
+from ..fileio import atomic_write_bytes
 from ..geometry import box_from_points
 from ..hand import EDGES, JOINT_INDEX, JOINT_NAMES
 from ..session import SessionWriter
 from .motion import generate_motion, in_leap_volume
-from .render import HandLook, Scene, render_frame
+from .render import HandLook, Scene, render_frame_truth
 from .rig import Rig, RigConfig, camera_timeline, sample_rig, tracker_timeline
 from .truth import write_truth
 
@@ -66,6 +66,7 @@ def simulate(
     click_outliers: float = 0.08,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    glitches: tuple[str, ...] = (),
 ) -> SimResult:
     """Simulate one session into ``out`` (built in a temporary folder beside it and
     renamed into place at the end).
@@ -77,6 +78,8 @@ def simulate(
         boards: views per calibration board (checkerboard and ChArUco); 0 for none.
         clicks: simulated clicks on ``click_joint``; 0 for none.
         progress: called with (done, total) camera frames.
+        glitches: tracker failure modes to inject, with their truth (``gthd.sim.glitches``);
+            none by default (and then the bytes are those of a session without the option).
     """
     out = Path(out)
     if click_joint not in JOINT_INDEX:
@@ -92,7 +95,7 @@ def simulate(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        result = _simulate_into(tmp / "s", seed, config, boards, clicks, click_joint, click_noise_px, click_outliers, progress)
+        result = _simulate_into(tmp / "s", seed, config, boards, clicks, click_joint, click_noise_px, click_outliers, progress, glitches)
         if out.exists():
             shutil.rmtree(out)
         (tmp / "s").rename(out)
@@ -105,7 +108,7 @@ def simulate(
 class SimRun:
     """One simulated session with all its randomness drawn from ``seed``: the rig, the
     hand's motion, both streams' timing, the room. Both ``gthd simulate`` and the capture
-    engine's simulated sources (``gthd.capture.simulated``) take what they write from here.
+    engine's simulated sources (:mod:`gthd.sim.sources`) take what they write from here.
 
     Attributes:
         rig, motion, cam_tl (camera timeline), trk_tl (tracker timeline), scene, look.
@@ -121,6 +124,11 @@ class SimRun:
         self.trk_tl = tracker_timeline(rig, rngs["tracker"])
         self.scene, self.look = make_scene(rngs["scene"], rig)
         self._tracker_seen = None
+
+    def rng(self, stream: str) -> np.random.Generator:
+        """The session's own random stream ``stream`` ("clicks", "boards", ...): each part
+        of a simulation draws from its own, so adding one never changes the others."""
+        return self._rngs[stream]
 
     # -- descriptions for the manifest
     def camera_info(self) -> dict:
@@ -198,7 +206,7 @@ class SimRun:
         }
 
 
-def _simulate_into(path, seed, config, n_boards, n_clicks, click_joint, click_noise_px, click_outliers, progress) -> SimResult:
+def _simulate_into(path, seed, config, n_boards, n_clicks, click_joint, click_noise_px, click_outliers, progress, glitches=()) -> SimResult:
     run = SimRun(seed, config)
     writer = SessionWriter(
         path, source="simulated", camera=run.camera_info(), tracker=run.tracker_info(), session_id=f"sim-{seed}",
@@ -207,6 +215,11 @@ def _simulate_into(path, seed, config, n_boards, n_clicks, click_joint, click_no
     for h0, d, h1 in run.trk_tl.clock_samples:
         writer.add_clock_sample(h0, d, h1)
     tracker = run.tracker_frames()
+    glitch_truth = None
+    if glitches:  # changes the tracker records and (offset_jump) the camera's stamps
+        from .glitches import inject
+
+        glitch_truth = inject(run, tracker, tuple(glitches))
     for rec in tracker:
         writer.add_tracker_frame(**rec)
 
@@ -225,10 +238,10 @@ def _simulate_into(path, seed, config, n_boards, n_clicks, click_joint, click_no
         if progress is not None:
             progress(i + 1, n)
 
-    clicks_truth = _write_clicks(
-        path, writer.session_id, run, truth_frames, run.cam_tl.t_host_ns, n_clicks, click_joint, click_noise_px, click_outliers, run._rngs["clicks"]
+    clicks_truth = write_clicks(
+        path, writer.session_id, run, truth_frames, run.cam_tl.t_host_ns, n_clicks, click_joint, click_noise_px, click_outliers, run.rng("clicks")
     )
-    boards_truth = _write_boards(path, run.rig, run.scene, n_boards, run._rngs["boards"]) if n_boards else {}
+    boards_truth = write_boards(path, run.rig, run.scene, n_boards, run.rng("boards")) if n_boards else {}
     sizes_arr = np.array(sizes) if sizes else np.zeros(1)
     result = SimResult(
         path=path,
@@ -242,16 +255,18 @@ def _simulate_into(path, seed, config, n_boards, n_clicks, click_joint, click_no
         hand_size_px=tuple(float(v) for v in np.percentile(sizes_arr, [5, 50, 95])),
     )
     summary = {k: v for k, v in asdict(result).items() if k != "path"}
-    write_truth(path / "ground_truth.json", run.truth(truth_frames, clicks_truth, boards_truth, summary))
+    truth = run.truth(truth_frames, clicks_truth, boards_truth, summary)
+    if glitch_truth is not None:
+        truth["glitches"] = glitch_truth
+    write_truth(path / "ground_truth.json", truth)
     writer.finish("complete")  # last: the manifest says complete only once everything is on disk
     return result
 
 
 def make_scene(rng: np.random.Generator, rig: Rig) -> tuple[Scene, HandLook]:
-    """The session's room and the subject's hand colour and light direction."""
+    """The session's room and the subject's look (skin, light direction, sleeve, texture)."""
     scene = Scene.generate(rng, rig.camera.width, rig.camera.height, rig.config.level, rig.skin_bgr)
-    light = rng.normal(0, 1, 2)
-    return scene, HandLook(rig.skin_bgr, light / np.linalg.norm(light))
+    return scene, HandLook.sample(rng, rig.skin_bgr)
 
 
 def camera_frames(rig: Rig, motion, cam_tl, scene: Scene, look: HandLook, seed: int):
@@ -259,8 +274,9 @@ def camera_frames(rig: Rig, motion, cam_tl, scene: Scene, look: HandLook, seed: 
 
     Yields:
         (index, seq, image (H, W, 3) uint8 BGR, hand truth dict or None), where the truth
-        holds the true keypoints (21, 2) px, in_image (21,), box xyxy, joints_leap (21, 3)
-        mm and handedness, at the frame's exposure time.
+        holds the true keypoints (21, 2) px, in_image (21,), visible (21,: in the image
+        and not hidden behind another part of the hand, from the renderer's part buffer),
+        box xyxy, joints_leap (21, 3) mm and handedness, at the frame's exposure time.
     """
     cam = rig.camera
     s0 = rig.host_start_ns
@@ -276,13 +292,15 @@ def camera_frames(rig: Rig, motion, cam_tl, scene: Scene, look: HandLook, seed: 
         seq = int(cam_tl.seq[i])
         has_hand = bool(seg_exp[i] >= 0 and in_image[i].any())
         blur = np.median(uv_end[i] - uv[i], axis=0) if has_hand else None
-        img = render_frame(scene, float(t_exp[i]), _frame_rng(seed, seq), cam, jc[i] if has_hand else None, rig.shape, look, blur)
+        side = motion.segments[seg_exp[i]].handedness if has_hand else "right"
+        img, visible = render_frame_truth(scene, float(t_exp[i]), _frame_rng(seed, seq), cam, jc[i] if has_hand else None, rig.shape, look, blur, side)
         hand = None
         if has_hand:
             hand = {
-                "handedness": motion.segments[seg_exp[i]].handedness,
+                "handedness": side,
                 "keypoints": np.round(uv[i], 3).tolist(),
                 "in_image": in_image[i].tolist(),
+                "visible": (visible if visible is not None else np.zeros(len(uv[i]), bool)).tolist(),
                 "box": np.round(box_from_points(uv[i], in_image[i], cam.width, cam.height), 3).tolist(),
                 "joints_leap": np.round(j_exp[i], 3).tolist(),
             }
@@ -315,7 +333,7 @@ def _spread(x: np.ndarray, n: int, cam) -> np.ndarray:
     return np.array(picks)
 
 
-def _write_clicks(path, session_id, run: "SimRun", truth_frames, t_host_ns, n_clicks, joint, noise_px, outlier_share, rng) -> dict:
+def write_clicks(path, session_id, run: "SimRun", truth_frames, t_host_ns, n_clicks, joint, noise_px, outlier_share, rng) -> dict:
     """Clicks on ``joint`` in frames spread over time where the tracker sees the hand (the
     frames the click window offers), with pixel noise and a share of outliers (a
     neighbouring joint clicked, or a slip of the hand), kept inside the image as a window
@@ -360,15 +378,12 @@ def _write_clicks(path, session_id, run: "SimRun", truth_frames, t_host_ns, n_cl
     return {"file": file.name, "joint": joint, "noise_px": noise_px, "outlier_share": outlier_share, "clicks": clicks}
 
 
-def _write_boards(path, rig: Rig, scene: Scene, n_views: int, rng) -> dict:
+def write_boards(path, rig: Rig, scene: Scene, n_views: int, rng) -> dict:
     """Checkerboard and ChArUco views through the rig's camera at known poses."""
-    from ..boards import BoardSpec
+    from ..boards import DEFAULT_BOARDS, write_board_file
     from .boards import render_board_view, sample_board_poses
 
-    specs = {
-        "checkerboard": BoardSpec("checkerboard", 10, 7, 25.0),
-        "charuco": BoardSpec("charuco", 8, 6, 30.0, 22.0, "DICT_5X5_100"),
-    }
+    specs = DEFAULT_BOARDS
     out = {}
     for name, spec in specs.items():
         # Rendered into a hidden folder and renamed when whole: an interrupted run leaves
@@ -376,7 +391,7 @@ def _write_boards(path, rig: Rig, scene: Scene, n_views: int, rng) -> dict:
         folder = path / "boards" / f".{name}.partial"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        atomic_write_bytes(folder / "board.json", dumps_json({"format": "gthd-board", "format_version": 1, **spec.to_dict()}).encode())
+        write_board_file(folder / "board.json", spec)
         views = []
         for k, T in enumerate(sample_board_poses(spec, rig.camera, n_views, rng)):
             img, _, _ = render_board_view(spec, rig.camera, T, rng=rng, background=scene.background)

@@ -31,3 +31,11 @@ def read_truth(path: str | Path) -> dict:
             h["joints_leap"] = np.asarray(h["joints_leap"], dtype=np.float64)
             h["box"] = None if h["box"] is None else np.asarray(h["box"], dtype=np.float64)
     return truth
+
+
+def session_truth(session) -> dict:
+    """The ground truth of a simulated session (a :class:`gthd.session.Session` or its
+    folder), as :func:`read_truth` gives it. The session reader does not know this file:
+    it belongs to the simulator, which sits above every stage."""
+    path = Path(getattr(session, "path", session))
+    return read_truth(path / "ground_truth.json")

@@ -1,4 +1,7 @@
-"""Simulated camera and tracker for the capture engine, from :class:`gthd.sim.SimRun`.
+"""The simulated rig as capture sources: a camera and a tracker for the capture engine,
+from :class:`gthd.sim.simulate.SimRun`. The simulator plugs into capture from outside,
+through capture's source interfaces (:mod:`gthd.capture.sources`); capture knows
+nothing of it.
 
 They deliver what the simulated rig produces, stamped on the simulator's host clock, and
 paced against the wall clock at ``speed`` x real time (``speed=0``: as fast as they can).
@@ -14,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..capture.sources import CameraFrame, ClockBracket, Emit, SourceError, TrackerFrame
 from ..session import Session
-from ..sim.rig import RigConfig
-from ..sim.simulate import SimRun
-from ..sim.truth import write_truth
-from .sources import CameraFrame, ClockBracket, Emit, SourceError, TrackerFrame
+from .rig import RigConfig
+from .simulate import SimRun, write_boards, write_clicks
+from .truth import write_truth
 
 
 class Pacer:
@@ -169,8 +172,6 @@ def write_truth_for(camera: SimCamera, session_path: str | Path, boards: int = 2
     """Write what ``gthd simulate`` adds to a session into one captured from ``camera``:
     ``ground_truth.json`` (the truth of every frame the session indexes, aligned with its
     frame index by sequence number), calibration board views and simulated clicks."""
-    from ..sim.simulate import _write_boards, _write_clicks
-
     session_path = Path(session_path)
     session = Session.open(session_path)
     run = camera.run
@@ -180,8 +181,8 @@ def write_truth_for(camera: SimCamera, session_path: str | Path, boards: int = 2
         frames.append({"index": i, "seq": int(seq), "t_exposure_ns": None if t is None else t["t_exposure_ns"], "hand": None if t is None else t["hand"]})
     sizes = [max(f["hand"]["box"][2] - f["hand"]["box"][0], f["hand"]["box"][3] - f["hand"]["box"][1]) for f in frames if f["hand"] is not None]
     summary = {"frames": len(frames), "hand_frames": len(sizes), "hand_size_px": np.percentile(sizes, [5, 50, 95]).tolist() if sizes else None}
-    clicks_truth = _write_clicks(
-        session_path, session.manifest["session_id"], run, frames, session.frames.t_host_ns, clicks, "INDEX_TIP", 1.5, 0.08, run._rngs["clicks"]
+    clicks_truth = write_clicks(
+        session_path, session.manifest["session_id"], run, frames, session.frames.t_host_ns, clicks, "INDEX_TIP", 1.5, 0.08, run.rng("clicks")
     )
-    boards_truth = _write_boards(session_path, run.rig, run.scene, boards, run._rngs["boards"]) if boards else {}
+    boards_truth = write_boards(session_path, run.rig, run.scene, boards, run.rng("boards")) if boards else {}
     write_truth(session_path / "ground_truth.json", run.truth(frames, clicks_truth, boards_truth, summary))

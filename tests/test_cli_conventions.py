@@ -1,0 +1,68 @@
+"""The command line's conventions, through the real program: JSON for scripts, exit
+statuses (0, 1 with one ``Error:`` line, 2 for usage, 130 for Ctrl-C), no OpenCV log noise."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+from gthd.session import Session
+
+GTHD = [sys.executable, "-m", "gthd"]
+
+
+def _gthd(*args, **kw):
+    return subprocess.run([*GTHD, *map(str, args)], capture_output=True, text=True, timeout=120, **kw)
+
+
+def test_session_info_and_check_speak_json(sim_session):
+    r = _gthd("session", "info", sim_session, "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    s = Session.open(sim_session)
+    assert info["camera"]["frames"] == len(s.frames) and info["tracker"]["frames"] == len(s.tracker)
+    assert info["status"] == "complete" and info["ground_truth"] is True and info["boards"]["checkerboard"] == 2
+    assert abs(info["camera"]["fps"] - 30.0) < 0.5
+    r = _gthd("session", "check", sim_session, "--json")
+    report = json.loads(r.stdout)
+    assert r.returncode == 0 and report["ok"] and report["problems"] == [] and 0 < report["usable_frames"] <= len(s.frames)
+
+
+def test_an_unusable_session_is_json_and_exit_1(sim_session, tmp_path):
+    subprocess.run(["cp", "-r", str(sim_session), str(tmp_path / "s")], check=True)
+    (tmp_path / "s" / "frames" / "000003.jpg").unlink()
+    r = _gthd("session", "check", tmp_path / "s", "--json")
+    assert r.returncode == 1
+    report = json.loads(r.stdout)
+    assert not report["ok"] and "000003.jpg" in report["problems"][0]
+
+
+def test_inspect_speaks_json(tmp_path, sim_session):
+    cal = sim_session / "ground_truth.json"  # the simulator's truth reads as the true calibration
+    r = _gthd("build-dataset", sim_session, "--calibration", cal, "-o", tmp_path / "d.h5", "--workers", 1)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(_gthd("inspect", tmp_path / "d.h5", "--json").stdout)
+    assert d["samples"] == d["hand"] + d["nohand"] == sum(v["samples"] for v in d["splits"].values())
+    assert d["hand"] > 0 and len(d["hand_size_px"]["p5_p50_p95"]) == 3
+
+
+def test_ctrl_c_exits_130_and_usage_errors_2(tmp_path):
+    p = subprocess.Popen([*GTHD, "simulate", str(tmp_path / "s"), "--duration", "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(tmp_path.glob(".s.*")):  # simulating (into a temporary folder beside OUT)
+        assert p.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "Traceback" not in err and "Ctrl-C" in err
+    assert not (tmp_path / "s").exists() and not list(tmp_path.glob(".s.*"))  # nothing half-made left
+    assert _gthd("simulate").returncode == 2  # a missing argument: usage
+    assert _gthd("--version").returncode == 0
+
+
+def test_opencv_says_nothing_of_its_own(tmp_path):
+    """A camera that is not there: our one line, not OpenCV's warnings about V4L."""
+    r = _gthd("capture", tmp_path / "s", "--camera", "9", "--tracker", "none", "--duration", "1")
+    assert r.returncode == 1
+    assert [ln for ln in r.stderr.splitlines() if ln.strip()] == [r.stderr.strip()] and r.stderr.startswith("Error:"), r.stderr
