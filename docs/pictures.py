@@ -90,8 +90,12 @@ def renderer() -> None:
     truth drawn. (sim_before.png and sim_closeups.png are records of the change of issue
     12, made from the renderer before it, and are not regenerated.)"""
     with tempfile.TemporaryDirectory() as d:
-        subprocess.run([sys.executable, "-m", "gthd", "simulate", str(Path(d) / "s"), "--seed", "2", "--duration", "15", "--boards", "0", "--clicks", "0"], check=True)
-        subprocess.run([sys.executable, "-m", "gthd", "session", "sheet", str(Path(d) / "s"), "-o", str(Path(d) / "sheet.png"), "-n", "8", "--no-truth"], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "gthd", "simulate", str(Path(d) / "s"), "--seed", "2", "--duration", "15", "--boards", "0", "--clicks", "0"], check=True
+        )
+        subprocess.run(
+            [sys.executable, "-m", "gthd", "session", "sheet", str(Path(d) / "s"), "-o", str(Path(d) / "sheet.png"), "-n", "8", "--no-truth"], check=True
+        )
         img = cv2.imread(str(Path(d) / "sheet.png"))
     _png(IMAGES / "sim_after.png", cv2.resize(img, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_AREA))
 
@@ -119,8 +123,24 @@ def calibration(tmp: Path) -> None:
     """The pictures `gthd calibrate` writes, on the demo session: the intrinsics report,
     the projected skeleton over sample frames, the offset search."""
     out = tmp / "cal"
-    subprocess.run([sys.executable, "-m", "gthd", "calibrate", "--click", str(tmp / "demo"), "--clicks", str(tmp / "demo" / "clicks_simulated.jsonl"),
-                    "-o", str(out), "--bootstrap", "20"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gthd",
+            "calibrate",
+            "--click",
+            str(tmp / "demo"),
+            "--clicks",
+            str(tmp / "demo" / "clicks_simulated.jsonl"),
+            "-o",
+            str(out),
+            "--bootstrap",
+            "20",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     for src, dst in (("intrinsics.png", "intrinsics_report.png"), ("overlay.png", "calibration_overlay.png"), ("offset.png", "calibration_offset.png")):
         shutil.copyfile(out / src, IMAGES / dst)
         print(f"wrote {IMAGES / dst} ({(IMAGES / dst).stat().st_size // 1024} KiB)")
@@ -128,10 +148,16 @@ def calibration(tmp: Path) -> None:
 
 def dataset(tmp: Path) -> None:
     """`gthd build-dataset` on the demo session with its calibration, then `gthd inspect --sheet`."""
-    subprocess.run([sys.executable, "-m", "gthd", "build-dataset", str(tmp / "demo"), "--calibration", str(tmp / "cal" / "calibration.json"),
-                    "-o", str(tmp / "demo.h5")], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([sys.executable, "-m", "gthd", "inspect", str(tmp / "demo.h5"), "--sheet", str(IMAGES / "dataset_sheet.png"), "-n", "12"],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "gthd", "build-dataset", str(tmp / "demo"), "--calibration", str(tmp / "cal" / "calibration.json"), "-o", str(tmp / "demo.h5")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "gthd", "inspect", str(tmp / "demo.h5"), "--sheet", str(IMAGES / "dataset_sheet.png"), "-n", "12"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     print(f"wrote {IMAGES / 'dataset_sheet.png'}")
 
 

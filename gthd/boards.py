@@ -70,8 +70,7 @@ class BoardSpec:
                 raise ValueError("a checkerboard has no markers: leave marker_mm and dictionary as None")
             if self.cols < 4 or self.rows < 4:
                 raise ValueError(
-                    f"a checkerboard needs at least 4x4 squares (3x3 inner corners, the least "
-                    f"cv2.findChessboardCornersSB accepts), got {self.cols}x{self.rows}"
+                    f"a checkerboard needs at least 4x4 squares (3x3 inner corners, the least cv2.findChessboardCornersSB accepts), got {self.cols}x{self.rows}"
                 )
             if (self.cols + self.rows) % 2 == 0:
                 raise ValueError(
@@ -86,22 +85,15 @@ class BoardSpec:
             raise ValueError("a charuco board needs marker_mm (the ArUco marker side, mm)")
         marker = float(self.marker_mm)
         if not (math.isfinite(marker) and 0 < marker < square):
-            raise ValueError(
-                f"marker_mm must be positive and smaller than square_mm={square:g}, got {self.marker_mm!r}"
-            )
+            raise ValueError(f"marker_mm must be positive and smaller than square_mm={square:g}, got {self.marker_mm!r}")
         object.__setattr__(self, "marker_mm", marker)
         name = self.dictionary
         if not isinstance(name, str) or not name.startswith("DICT_") or not hasattr(cv2.aruco, name):
-            raise ValueError(
-                f"unknown ArUco dictionary {name!r}: use a cv2.aruco name such as 'DICT_5X5_100'"
-            )
+            raise ValueError(f"unknown ArUco dictionary {name!r}: use a cv2.aruco name such as 'DICT_5X5_100'")
         n_markers = _aruco_dictionary(name).bytesList.shape[0]
         needed = (self.cols * self.rows) // 2
         if needed > n_markers:
-            raise ValueError(
-                f"a {self.cols}x{self.rows} charuco board needs {needed} markers but {name} has only "
-                f"{n_markers}: pick a larger dictionary"
-            )
+            raise ValueError(f"a {self.cols}x{self.rows} charuco board needs {needed} markers but {name} has only {n_markers}: pick a larger dictionary")
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict:
@@ -167,9 +159,7 @@ class BoardSpec:
         """The ``cv2.aruco.CharucoBoard`` of a charuco spec (OpenCV >= 4.7 API), a new object."""
         if self.kind != "charuco":
             raise ValueError(f"cv_board() is for charuco boards, this one is a {self.kind}")
-        return cv2.aruco.CharucoBoard(
-            (self.cols, self.rows), self.square_mm, self.marker_mm, _aruco_dictionary(self.dictionary)
-        )
+        return cv2.aruco.CharucoBoard((self.cols, self.rows), self.square_mm, self.marker_mm, _aruco_dictionary(self.dictionary))
 
     def texture(self, px_per_mm: float, margin_mm: float) -> tuple[np.ndarray, np.ndarray]:
         """The printable board image, with a white margin all around.

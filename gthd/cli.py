@@ -41,8 +41,13 @@ def _progress(label: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not sys.stderr.isatty(),
     )
     task = progress.add_task(label, total=None)
 
@@ -129,18 +134,44 @@ def main():
 @click.option("--tracker-hz", type=float, default=110.0, show_default=True, help="Tracker frame rate.")
 @click.option("--size", "image_size", type=_Size(), default="640x480", show_default=True, help="Camera image size.")
 @click.option("--hand-size", type=_Range(), default="40:300", show_default=True, help="Range of hand sizes in the image (box side, px).")
-@click.option("--difficulty", type=click.Choice(["easy", "medium", "hard"]), default="medium", show_default=True,
-              help="Clutter, distractors, blur, noise, light changes and tracking losses.")
+@click.option(
+    "--difficulty",
+    type=click.Choice(["easy", "medium", "hard"]),
+    default="medium",
+    show_default=True,
+    help="Clutter, distractors, blur, noise, light changes and tracking losses.",
+)
 @click.option("--offset-ms", type=float, default=None, help="True clock offset d in ms (negative: camera latency). Default: random in [-80, -20].")
 @click.option("--jpeg-quality", type=int, default=None, help="JPEG quality of the frames. Default: random in [80, 95].")
 @click.option("--subject-scale", type=float, default=None, help="Hand size of the subject relative to an adult (0.5-1.5). Default: random in [0.8, 1.2].")
 @click.option("--boards", type=int, default=20, show_default=True, help="Views per calibration board (checkerboard and ChArUco); 0 for none.")
 @click.option("--clicks", type=int, default=40, show_default=True, help="Simulated clicks for extrinsic calibration; 0 for none.")
 @click.option("--click-joint", default="INDEX_TIP", show_default=True, help="The joint the simulated user clicks.")
-@click.option("--glitches", default=None, metavar="KINDS",
-              help="Tracker failures to inject, with their truth: a comma list of flip, frozen, jump, finger, offset_jump, or all (docs/qa.md).")
+@click.option(
+    "--glitches",
+    default=None,
+    metavar="KINDS",
+    help="Tracker failures to inject, with their truth: a comma list of flip, frozen, jump, finger, offset_jump, or all (docs/qa.md).",
+)
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
-def simulate(out, seed, duration, fps, tracker_hz, image_size, hand_size, difficulty, offset_ms, jpeg_quality, subject_scale, boards, clicks, click_joint, glitches, force):
+def simulate(
+    out,
+    seed,
+    duration,
+    fps,
+    tracker_hz,
+    image_size,
+    hand_size,
+    difficulty,
+    offset_ms,
+    jpeg_quality,
+    subject_scale,
+    boards,
+    clicks,
+    click_joint,
+    glitches,
+    force,
+):
     """Simulate a capture session with ground truth into the folder OUT.
 
     Writes the raw session format that `gthd capture` writes (docs/session-format.md):
@@ -160,26 +191,39 @@ def simulate(out, seed, duration, fps, tracker_hz, image_size, hand_size, diffic
     with user_errors():
         kinds = parse_glitches(glitches)
         config = RigConfig(
-            duration_s=duration, fps=fps, tracker_hz=tracker_hz, width=image_size[0], height=image_size[1],
-            hand_size_px=hand_size, difficulty=difficulty, clock_offset_ms=offset_ms,
-            jpeg_quality=jpeg_quality, subject_scale=subject_scale,
+            duration_s=duration,
+            fps=fps,
+            tracker_hz=tracker_hz,
+            width=image_size[0],
+            height=image_size[1],
+            hand_size_px=hand_size,
+            difficulty=difficulty,
+            clock_offset_ms=offset_ms,
+            jpeg_quality=jpeg_quality,
+            subject_scale=subject_scale,
         )
         bar, update = _progress("simulating")
         with bar:
             r = run(out, seed, config, boards=boards, clicks=clicks, click_joint=click_joint, force=force, progress=update, glitches=kinds)
-    click.echo(f"wrote {r.path}: {r.frames} frames ({r.hand_frames} with a hand), {r.tracker_frames} tracker frames "
-               f"({r.tracker_hand_frames} with a hand), {r.board_views} board views, {r.clicks} clicks")
-    click.echo(f"hand size (px, 5/50/95 %): {r.hand_size_px[0]:.0f} / {r.hand_size_px[1]:.0f} / {r.hand_size_px[2]:.0f}; "
-               f"true clock offset d = {r.clock_offset_ms:.2f} ms")
+    click.echo(
+        f"wrote {r.path}: {r.frames} frames ({r.hand_frames} with a hand), {r.tracker_frames} tracker frames "
+        f"({r.tracker_hand_frames} with a hand), {r.board_views} board views, {r.clicks} clicks"
+    )
+    click.echo(
+        f"hand size (px, 5/50/95 %): {r.hand_size_px[0]:.0f} / {r.hand_size_px[1]:.0f} / {r.hand_size_px[2]:.0f}; "
+        f"true clock offset d = {r.clock_offset_ms:.2f} ms"
+    )
 
 
 # ----------------------------------------------------------------------------- capture
 @main.command()
 @click.argument("out", type=click.Path(path_type=Path), required=False)
-@click.option("--camera", "camera_spec", default="0", show_default=True,
-              help="Camera: a device index, a video file, a stream URL, or 'sim' (the simulated rig).")
-@click.option("--tracker", "tracker_spec", default="ultraleap", show_default=True,
-              help="Tracker: 'ultraleap', a recording FILE.lmt to replay, 'sim', or 'none'.")
+@click.option(
+    "--camera", "camera_spec", default="0", show_default=True, help="Camera: a device index, a video file, a stream URL, or 'sim' (the simulated rig)."
+)
+@click.option(
+    "--tracker", "tracker_spec", default="ultraleap", show_default=True, help="Tracker: 'ultraleap', a recording FILE.lmt to replay, 'sim', or 'none'."
+)
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds (camera time). Default: until Ctrl-C (10 s with --camera sim).")
 @click.option("--frames", "max_frames", type=int, default=None, help="Stop after this many camera frames.")
 @click.option("--size", "image_size", type=_Size(), default="640x480", show_default=True, help="Requested camera image size.")
@@ -189,15 +233,41 @@ def simulate(out, seed, duration, fps, tracker_hz, image_size, hand_size, diffic
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=90, show_default=True, help="JPEG quality of stored frames.")
 @click.option("--tracking-mode", type=click.Choice(["desktop", "hmd", "screentop"]), default="desktop", show_default=True, help="Ultraleap tracking mode.")
 @click.option("--preview", is_flag=True, help="Show a live window with the tracked skeleton; q stops.")
-@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="A calibration.json (or a simulated ground_truth.json): the preview projects the skeleton into the image.")
+@click.option(
+    "--calibration",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A calibration.json (or a simulated ground_truth.json): the preview projects the skeleton into the image.",
+)
 @click.option("--subject", default=None, help="Subject id recorded in the manifest.")
-@click.option("--queue", "camera_queue", type=click.IntRange(1, 10000), default=64, show_default=True, help="Camera frames buffered between acquisition and disk.")
+@click.option(
+    "--queue", "camera_queue", type=click.IntRange(1, 10000), default=64, show_default=True, help="Camera frames buffered between acquisition and disk."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="With --camera/--tracker sim: the simulation's seed.")
 @click.option("--speed", type=float, default=1.0, show_default=True, help="With sim sources: times real time (0: as fast as possible).")
-@click.option("--difficulty", type=click.Choice(["easy", "medium", "hard"]), default="medium", show_default=True, help="With sim sources: the rig's difficulty.")
-def capture(out, camera_spec, tracker_spec, duration, max_frames, image_size, fps, fourcc, image_format, jpeg_quality, tracking_mode,
-            preview, calibration, subject, camera_queue, seed, speed, difficulty):
+@click.option(
+    "--difficulty", type=click.Choice(["easy", "medium", "hard"]), default="medium", show_default=True, help="With sim sources: the rig's difficulty."
+)
+def capture(
+    out,
+    camera_spec,
+    tracker_spec,
+    duration,
+    max_frames,
+    image_size,
+    fps,
+    fourcc,
+    image_format,
+    jpeg_quality,
+    tracking_mode,
+    preview,
+    calibration,
+    subject,
+    camera_queue,
+    seed,
+    speed,
+    difficulty,
+):
     """Record time-stamped camera frames and Ultraleap hand tracking into a session.
 
     OUT is a new folder (default: capture/YYYYmmdd-HHMMSS). Stop with --duration,
@@ -222,8 +292,13 @@ def capture(out, camera_spec, tracker_spec, duration, max_frames, image_size, fp
         if sim and (camera_spec, tracker_spec) != ("sim", "sim"):
             raise ValueError("the simulated rig gives both streams: use --camera sim --tracker sim together")
         config = CaptureConfig(
-            duration_s=duration if duration is not None or not sim else 10.0, max_frames=max_frames, image_format=image_format,
-            jpeg_quality=jpeg_quality, camera_queue=camera_queue, created_utc=now.isoformat(timespec="seconds"), subject=subject,
+            duration_s=duration if duration is not None or not sim else 10.0,
+            max_frames=max_frames,
+            image_format=image_format,
+            jpeg_quality=jpeg_quality,
+            camera_queue=camera_queue,
+            created_utc=now.isoformat(timespec="seconds"),
+            subject=subject,
             session_source="simulated" if sim else "capture",
         )
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -231,9 +306,8 @@ def capture(out, camera_spec, tracker_spec, duration, max_frames, image_size, fp
         cam, trk = _capture_sources(camera_spec, tracker_spec, image_size, fps, fourcc, tracking_mode, seed, speed, difficulty, config, preview)
         view = None
         if preview:
-            from .capture.preview import Preview
-
             from .calibration.files import read_calibration
+            from .capture.preview import Preview
 
             cal = read_calibration(calibration) if calibration is not None else None
             view = Preview(None if cal is None else (cal.camera, cal.T_cam_leap))
@@ -260,8 +334,8 @@ def capture(out, camera_spec, tracker_spec, duration, max_frames, image_size, fp
 def _capture_sources(camera_spec, tracker_spec, size, fps, fourcc, tracking_mode, seed, speed, difficulty, config, preview):
     """Build the camera and tracker sources the options name."""
     if camera_spec == "sim":
-        from .sim.sources import simulated_sources
         from .sim.rig import RigConfig
+        from .sim.sources import simulated_sources
 
         duration = config.duration_s + 1.0 if config.duration_s is not None else 10.0
         if config.max_frames is not None:
@@ -302,39 +376,93 @@ def _live_progress():
         fps = c.rate() or 0.0
         hz = t.rate() or 0.0
         lost = "  TRACKER LOST" if p.tracker_lost else ""
-        live.update(Text(
-            f"{p.wall_s:6.1f} s  camera {c.written} frames {fps:5.1f} fps (drops {c.dropped}, queue {p.camera_queue}, max {c.high_water})  "
-            f"tracker {t.written} frames {hz:5.1f} Hz (drops {t.dropped}, queue {p.tracker_queue})  {p.bytes_written / 1e6:.1f} MB{lost}"
-        ))
+        live.update(
+            Text(
+                f"{p.wall_s:6.1f} s  camera {c.written} frames {fps:5.1f} fps (drops {c.dropped}, queue {p.camera_queue}, max {c.high_water})  "
+                f"tracker {t.written} frames {hz:5.1f} Hz (drops {t.dropped}, queue {p.tracker_queue})  {p.bytes_written / 1e6:.1f} MB{lost}"
+            )
+        )
 
     return live, show
 
 
 # --------------------------------------------------------------------------- calibrate
 @main.group(invoke_without_command=True)
-@click.option("--click", "click_session", type=click.Path(path_type=Path), default=None, metavar="SESSION",
-              help="Click a joint in the session's frames (an OpenCV window), then solve T_cam_leap and the clock offset.")
-@click.option("--clicks", "clicks_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="With --click: solve from this clicks file, no window (scripts, CI, re-runs).")
-@click.option("--auto", "auto_session", type=click.Path(path_type=Path), default=None, metavar="SESSION",
-              help="Correspondences from a 2D hand keypoint detector on many frames, all 21 joints.")
-@click.option("--detector", type=click.Choice(["mediapipe", "simulated"]), default="mediapipe", show_default=True,
-              help="With --auto: MediaPipe Hands (extra 'mediapipe'), or the simulator's truth with detector-like errors (simulated sessions).")
-@click.option("--intrinsics", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Camera intrinsics (OpenCV YAML or gthd JSON). Default: calibrated from the session's board views.")
+@click.option(
+    "--click",
+    "click_session",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="SESSION",
+    help="Click a joint in the session's frames (an OpenCV window), then solve T_cam_leap and the clock offset.",
+)
+@click.option(
+    "--clicks",
+    "clicks_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --click: solve from this clicks file, no window (scripts, CI, re-runs).",
+)
+@click.option(
+    "--auto",
+    "auto_session",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="SESSION",
+    help="Correspondences from a 2D hand keypoint detector on many frames, all 21 joints.",
+)
+@click.option(
+    "--detector",
+    type=click.Choice(["mediapipe", "simulated"]),
+    default="mediapipe",
+    show_default=True,
+    help="With --auto: MediaPipe Hands (extra 'mediapipe'), or the simulator's truth with detector-like errors (simulated sessions).",
+)
+@click.option(
+    "--intrinsics",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Camera intrinsics (OpenCV YAML or gthd JSON). Default: calibrated from the session's board views.",
+)
 @click.option("--joint", default="INDEX_TIP", show_default=True, help="The joint to click.")
-@click.option("--frames", "n_frames", type=click.IntRange(6, 1000), default=40, show_default=True, help="Frames offered for clicking (or run through the detector: x4).")
+@click.option(
+    "--frames", "n_frames", type=click.IntRange(6, 1000), default=40, show_default=True, help="Frames offered for clicking (or run through the detector: x4)."
+)
 @click.option("--ransac-px", type=click.FloatRange(0.5, 100), default=8.0, show_default=True, help="RANSAC inlier threshold, pixels.")
 @click.option("--offset-range-ms", type=click.FloatRange(0, 2000), default=200.0, show_default=True, help="Search the clock offset in +-this.")
 @click.option("--offset-ms", type=float, default=None, help="Use this clock offset instead of searching for it.")
 @click.option("--bootstrap", type=click.IntRange(0, 10000), default=100, show_default=True, help="Resamples for the uncertainty.")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for calibration.json and the report. Default: calibration/<session name>/.")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for calibration.json and the report. Default: calibration/<session name>/.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing calibration.json in the output folder.")
-@click.option("--accept-weak", is_flag=True,
-              help="Keep a solution the observations do not pin down (docs/calibration.md, weak clicks): written with a warning, recorded in calibration.json.")
+@click.option(
+    "--accept-weak",
+    is_flag=True,
+    help="Keep a solution the observations do not pin down (docs/calibration.md, weak clicks): written with a warning, recorded in calibration.json.",
+)
 @click.pass_context
-def calibrate(ctx, click_session, clicks_file, auto_session, detector, intrinsics, joint, n_frames, ransac_px, offset_range_ms, offset_ms, bootstrap, out, force, accept_weak):
+def calibrate(
+    ctx,
+    click_session,
+    clicks_file,
+    auto_session,
+    detector,
+    intrinsics,
+    joint,
+    n_frames,
+    ransac_px,
+    offset_range_ms,
+    offset_ms,
+    bootstrap,
+    out,
+    force,
+    accept_weak,
+):
     """Calibrate the camera and the tracker together.
 
     `gthd calibrate --click SESSION` finds T_cam_leap (the tracker-to-camera transform)
@@ -378,8 +506,18 @@ def calibrate(ctx, click_session, clicks_file, auto_session, detector, intrinsic
             out.mkdir(parents=True, exist_ok=True)  # the clicks log is kept as clicks happen (resumable)
             clicks = _click_window(setup.session, setup.camera, joint, n_frames, out / "clicks.jsonl", ransac_px, offset_range_ms)
             obs, source = calib.observations_from_clicks(setup, clicks, out / "clicks.jsonl"), f"clicks in a window, saved to {out / 'clicks.jsonl'}"
-        result = calib.solve(setup, obs, source, ransac_px=ransac_px, offset_range_ms=offset_range_ms, offset_ms=offset_ms, bootstrap=bootstrap,
-                             accept_weak=accept_weak, detected=auto_session is not None, truth=_truth(setup.session))
+        result = calib.solve(
+            setup,
+            obs,
+            source,
+            ransac_px=ransac_px,
+            offset_range_ms=offset_range_ms,
+            offset_ms=offset_ms,
+            bootstrap=bootstrap,
+            accept_weak=accept_weak,
+            detected=auto_session is not None,
+            truth=_truth(setup.session),
+        )
         for note in result.warnings:
             click.echo(f"Warning: {note}", err=True)
         result.write(out)
@@ -426,9 +564,19 @@ def _command() -> str:
 
 @calibrate.command("intrinsics")
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--board", default=None, help="The board: a board.json (gthd board writes one), checkerboard or charuco (gthd's defaults). A session's own boards are used if not given.")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("calibration/camera"), show_default=True,
-              help="Folder for intrinsics.yaml, intrinsics.json and intrinsics.png.")
+@click.option(
+    "--board",
+    default=None,
+    help="The board: a board.json (gthd board writes one), checkerboard or charuco (gthd's defaults). A session's own boards are used if not given.",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("calibration/camera"),
+    show_default=True,
+    help="Folder for intrinsics.yaml, intrinsics.json and intrinsics.png.",
+)
 @click.option("--force", is_flag=True, help="Replace existing intrinsics in the folder.")
 def calibrate_intrinsics(source, board, out, force):
     """Calibrate the camera's intrinsics from views of a printed board.
@@ -471,7 +619,9 @@ def _click_window(session, camera, joint, n_frames, clicks_path, ransac_px, offs
     j = JOINT_INDEX[joint]
 
     def estimate(clicks):
-        r = solve_extrinsics(camera, session.tracker, Observations.from_clicks(clicks), ransac_px=ransac_px, offset_range_ms=offset_range_ms, offset_step_ms=10.0, bootstrap=0)
+        r = solve_extrinsics(
+            camera, session.tracker, Observations.from_clicks(clicks), ransac_px=ransac_px, offset_range_ms=offset_range_ms, offset_step_ms=10.0, bootstrap=0
+        )
 
         def project(i):
             p = session.tracker.joints_at(session.frames.t_host_ns[i] + r.clock_offset_ns)[j]
@@ -489,28 +639,85 @@ def _click_window(session, camera, joint, n_frames, clicks_path, ransac_px, offs
 # ----------------------------------------------------------------------- build-dataset
 @main.command("build-dataset")
 @click.argument("sessions", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--calibration", "calibrations", multiple=True, required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="calibration.json: one for all sessions, or one per session in order (repeat the option).")
+@click.option(
+    "--calibration",
+    "calibrations",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="calibration.json: one for all sessions, or one per session in order (repeat the option).",
+)
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The HDF5 file to write.")
-@click.option("--split-by", type=click.Choice(["random", "subject", "session"]), default="random", show_default=True,
-              help="Random 75/10/15 (the paper), or whole subjects/sessions per split.")
+@click.option(
+    "--split-by",
+    type=click.Choice(["random", "subject", "session"]),
+    default="random",
+    show_default=True,
+    help="Random 75/10/15 (the paper), or whole subjects/sessions per split.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and of the NoHand cap.")
-@click.option("--thickness", type=click.Choice(["thin", "medium", "thick"]), default="thick", show_default=True, help="Skeleton line width (the paper found thick most robust).")
+@click.option(
+    "--thickness",
+    type=click.Choice(["thin", "medium", "thick"]),
+    default="thick",
+    show_default=True,
+    help="Skeleton line width (the paper found thick most robust).",
+)
 @click.option("--box-margin", type=click.FloatRange(0, 1), default=0.05, show_default=True, help="Hand box margin, times its larger side.")
 @click.option("--crop-margin", type=click.FloatRange(0, 2), default=0.25, show_default=True, help="Square crop margin around the box.")
 @click.option("--nohand-share", type=click.FloatRange(0, 0.95), default=0.2, show_default=True, help="Most NoHand samples as a share of all.")
-@click.option("--nohand-guard-ms", type=click.FloatRange(0, 10000), default=500.0, show_default=True,
-              help="A frame is NoHand only if the tracker saw no hand within +-this.")
+@click.option(
+    "--nohand-guard-ms",
+    type=click.FloatRange(0, 10000),
+    default=500.0,
+    show_default=True,
+    help="A frame is NoHand only if the tracker saw no hand within +-this.",
+)
 @click.option("--max-gap-ms", type=click.FloatRange(1, 1000), default=50.0, show_default=True, help="Widest tracker gap to interpolate across.")
-@click.option("--smooth-ms", type=click.FloatRange(0, 200), default=0.0, show_default=True, help="Fit the tracked joints linearly over +-this (averages tracker noise; 0: plain interpolation).")
-@click.option("--hand", "hand_side", type=click.Choice(["any", "left", "right"]), default="any", show_default=True,
-              help="Label only this hand; any: either (one hand per frame, followed by its id: docs/dataset.md).")
+@click.option(
+    "--smooth-ms",
+    type=click.FloatRange(0, 200),
+    default=0.0,
+    show_default=True,
+    help="Fit the tracked joints linearly over +-this (averages tracker noise; 0: plain interpolation).",
+)
+@click.option(
+    "--hand",
+    "hand_side",
+    type=click.Choice(["any", "left", "right"]),
+    default="any",
+    show_default=True,
+    help="Label only this hand; any: either (one hand per frame, followed by its id: docs/dataset.md).",
+)
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Worker processes that decode and draw (1: in this process).")
-@click.option("--qa", "qa_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="A session's gthd qa report (qa.json; repeat per session): its flagged frames are recorded in the file (docs/qa.md).")
+@click.option(
+    "--qa",
+    "qa_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A session's gthd qa report (qa.json; repeat per session): its flagged frames are recorded in the file (docs/qa.md).",
+)
 @click.option("--drop-flagged", is_flag=True, help="Leave out the frames the --qa reports flag.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
-def build_dataset_cmd(sessions, calibrations, out, split_by, seed, thickness, box_margin, crop_margin, nohand_share, nohand_guard_ms, max_gap_ms, smooth_ms, hand_side, workers, qa_files, drop_flagged, force):
+def build_dataset_cmd(
+    sessions,
+    calibrations,
+    out,
+    split_by,
+    seed,
+    thickness,
+    box_margin,
+    crop_margin,
+    nohand_share,
+    nohand_guard_ms,
+    max_gap_ms,
+    smooth_ms,
+    hand_side,
+    workers,
+    qa_files,
+    drop_flagged,
+    force,
+):
     """Build an HDF5 dataset from sessions and their calibration.
 
     Projects the tracked 3D joints (at each frame's time plus the calibrated clock
@@ -534,10 +741,25 @@ def build_dataset_cmd(sessions, calibrations, out, split_by, seed, thickness, bo
         bar, update = _progress("building")
         with bar:
             report = build_dataset(
-                list(sessions), list(calibrations), out, split_by=split_by, seed=seed, thickness=thickness, box_margin=box_margin,
-                crop_margin=crop_margin, nohand_share=nohand_share, nohand_guard_ms=nohand_guard_ms, max_gap_ms=max_gap_ms, smooth_ms=smooth_ms, workers=workers,
-                hand_type=None if hand_side == "any" else hand_side, force=force, attrs={"command": _command()}, progress=update,
-                qa=flagged, drop_flagged=drop_flagged,
+                list(sessions),
+                list(calibrations),
+                out,
+                split_by=split_by,
+                seed=seed,
+                thickness=thickness,
+                box_margin=box_margin,
+                crop_margin=crop_margin,
+                nohand_share=nohand_share,
+                nohand_guard_ms=nohand_guard_ms,
+                max_gap_ms=max_gap_ms,
+                smooth_ms=smooth_ms,
+                workers=workers,
+                hand_type=None if hand_side == "any" else hand_side,
+                force=force,
+                attrs={"command": _command()},
+                progress=update,
+                qa=flagged,
+                drop_flagged=drop_flagged,
             )
     for line in report.lines():
         click.echo(line)
@@ -547,14 +769,34 @@ def build_dataset_cmd(sessions, calibrations, out, split_by, seed, thickness, bo
 # ---------------------------------------------------------------------------------- qa
 @main.command()
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The session's calibration.json (required for a session; not for a dataset file).")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Report folder. Default: SESSION/qa, or DATASET-qa beside a dataset file.")
-@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="A gthd benchmark run: its detector and pose network score the labels against the images.")
-@click.option("--hand", "hand_side", type=click.Choice(["any", "left", "right"]), default="any", show_default=True,
-              help="The hand the labels are made of, as for build-dataset.")
+@click.option(
+    "--calibration",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The session's calibration.json (required for a session; not for a dataset file).",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Report folder. Default: SESSION/qa, or DATASET-qa beside a dataset file.",
+)
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A gthd benchmark run: its detector and pose network score the labels against the images.",
+)
+@click.option(
+    "--hand",
+    "hand_side",
+    type=click.Choice(["any", "left", "right"]),
+    default="any",
+    show_default=True,
+    help="The hand the labels are made of, as for build-dataset.",
+)
 @click.option("--no-time", is_flag=True, help="Skip the time check (it reads every labelled frame).")
 @click.option("--sheet", type=click.IntRange(0, 32), default=8, show_default=True, help="Flagged frames on the report's contact sheet.")
 def qa(source, calibration, out, run_dir, hand_side, no_time, sheet):
@@ -634,11 +876,22 @@ def inspect(dataset, sheet, count, as_json):
 # --------------------------------------------------------------------------- benchmark
 @main.command()
 @click.argument("dataset", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--profile", default="quick", show_default=True,
-              help="A shipped profile by name (quick, paper, long, ours-long, thickness), a profile JSON file, or a run's config.json; fields a file leaves out come from quick (or the profile its \"inherits\" names).")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="The run folder. Default: benchmark/runs/<dataset>-<profile>/.")
+@click.option(
+    "--profile",
+    default="quick",
+    show_default=True,
+    help='A shipped profile by name (quick, paper, long, ours-long, thickness), a profile JSON file, or a run\'s config.json; fields a file leaves out come from quick (or the profile its "inherits" names).',
+)
+@click.option(
+    "-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="The run folder. Default: benchmark/runs/<dataset>-<profile>/."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="The first seed (the same seed, data, machine and threads give the same numbers).")
-@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Train every model with this many seeds (seed, seed+1, ...) and report mean ± std. Default: the profile's (1 for quick and paper).")
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train every model with this many seeds (seed, seed+1, ...) and report mean ± std. Default: the profile's (1 for quick and paper).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the leaderboard as JSON (leaderboard.json) instead of tables.")
 def benchmark(dataset, profile, out, seed, seeds, as_json):
     """Train and score the paper's models and baselines on a dataset; print the leaderboard.
@@ -687,8 +940,16 @@ def benchmark(dataset, profile, out, seed, seeds, as_json):
     with user_errors(), bar:
         prof = Profile.load(profile)
         out = out or Path("benchmark") / "runs" / f"{dataset.stem}-{prof.name}"
-        board = run_benchmark(dataset, prof, out, seed=seed, seeds=seeds, progress=on_epoch, on_batch=on_batch,
-                              log=lambda m: bar.console.print(f"[bold]{m}[/bold]") if tty else click.echo(m, err=True))
+        board = run_benchmark(
+            dataset,
+            prof,
+            out,
+            seed=seed,
+            seeds=seeds,
+            progress=on_epoch,
+            on_batch=on_batch,
+            log=lambda m: bar.console.print(f"[bold]{m}[/bold]") if tty else click.echo(m, err=True),
+        )
     if as_json:  # leaderboard.json on stdout, nothing else
         click.echo(dumps_json(_jsonable(board.to_dict())), nl=False)
         return
@@ -702,19 +963,37 @@ def benchmark(dataset, profile, out, seed, seeds, as_json):
 # ----------------------------------------------------------------------------- predict
 @main.command()
 @click.argument("source")
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="A benchmark run folder (with run.json), as `gthd benchmark` writes it.")
-@click.option("--method", default="ours", show_default=True,
-              help="The run's pose method: its label (\"ours w/o skeleton\") or builder name (multiscale_plain).")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
-              help="Images: a folder for the drawn images (same names). Videos and cameras: an .mp4 file. "
-                   "Default: SOURCE-predict/ or SOURCE-predict.mp4 next to SOURCE (a camera writes nothing without it).")
-@click.option("--jsonl", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The predictions file. Default: OUT/predictions.jsonl for images, OUT with .jsonl for videos.")
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A benchmark run folder (with run.json), as `gthd benchmark` writes it.",
+)
+@click.option("--method", default="ours", show_default=True, help='The run\'s pose method: its label ("ours w/o skeleton") or builder name (multiscale_plain).')
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Images: a folder for the drawn images (same names). Videos and cameras: an .mp4 file. "
+    "Default: SOURCE-predict/ or SOURCE-predict.mp4 next to SOURCE (a camera writes nothing without it).",
+)
+@click.option(
+    "--jsonl",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The predictions file. Default: OUT/predictions.jsonl for images, OUT with .jsonl for videos.",
+)
 @click.option("--show", is_flag=True, help="Also show each drawn image or video frame in a window (images: any key for the next; q/Esc stops).")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after this many frames or images.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where the networks run: auto picks cuda, then mps, then cpu.")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where the networks run: auto picks cuda, then mps, then cpu.",
+)
 def predict(source, run_dir, method, out, jsonl, show, max_frames, device):
     """Find the hand and its 21 keypoints in new images, videos or a camera with a trained run.
 
@@ -829,7 +1108,9 @@ def import_coco_cmd(annotations, images, out, split, joint_order, seed, force):
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The HDF5 file to write.")
 @click.option("--camera", "cameras", multiple=True, type=click.IntRange(1, 4), help="Webcams to import (repeat; default all 4).")
-@click.option("--split-by", type=click.Choice(["random", "sequence"]), default="random", show_default=True, help="Random 75/10/15, or whole sequences per split.")
+@click.option(
+    "--split-by", type=click.Choice(["random", "sequence"]), default="random", show_default=True, help="Random 75/10/15, or whole sequences per split."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--limit", type=click.IntRange(1, None), default=None, help="Import only the first N images (a quick look).")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
@@ -864,7 +1145,15 @@ def import_lsmv_cmd(root, out, cameras, split_by, seed, limit, force):
 @click.option("--marker-mm", type=float, default=22.0, show_default=True, help="ArUco marker side in mm (charuco).")
 @click.option("--dictionary", default="DICT_5X5_100", show_default=True, help="ArUco dictionary (charuco).")
 @click.option("--dpi", type=float, default=300.0, show_default=True, help="Print resolution.")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("calibration/boards"), show_default=True, help="Folder for the PNG and its board.json twin.")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("calibration/boards"),
+    show_default=True,
+    help="Folder for the PNG and its board.json twin.",
+)
 def board(kind, cols, rows, square_mm, marker_mm, dictionary, dpi, out_dir):
     """Make a printable calibration board: a PNG at true size and its description.
 
@@ -931,7 +1220,9 @@ def _describe(s) -> list[str]:
     c, t = d["camera"], d["tracker"]
     lines = [f"session {d['session_id']} ({d['source']}), status {d['status']}"]
     if c["fps"] is not None:
-        lines.append(f"camera: {c['frames']} frames {c['width']}x{c['height']} over {c['span_s']:.2f} s ({c['fps']:.2f} fps), {c['sequence_gaps']} sequence gaps")
+        lines.append(
+            f"camera: {c['frames']} frames {c['width']}x{c['height']} over {c['span_s']:.2f} s ({c['fps']:.2f} fps), {c['sequence_gaps']} sequence gaps"
+        )
     else:
         lines.append(f"camera: {c['frames']} frames {c['width']}x{c['height']}")
     if t["hz"] is not None:

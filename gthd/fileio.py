@@ -21,7 +21,6 @@ from typing import IO, Any, Iterator
 
 from . import __version__
 
-
 # The process umask, read once at import (reading it means setting it, which is not
 # thread-safe later): files written via a temporary file get the usual permissions.
 _UMASK = os.umask(0o022)

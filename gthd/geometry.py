@@ -127,12 +127,7 @@ class Camera:
     def in_image(self, uv: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
         """(...,) bool: pixel inside [-0.5, W-0.5] x [-0.5, H-0.5] (and z > 0 if given)."""
         uv = np.asarray(uv)
-        ok = (
-            (uv[..., 0] >= -0.5)
-            & (uv[..., 0] <= self.width - 0.5)
-            & (uv[..., 1] >= -0.5)
-            & (uv[..., 1] <= self.height - 0.5)
-        )
+        ok = (uv[..., 0] >= -0.5) & (uv[..., 0] <= self.width - 0.5) & (uv[..., 1] >= -0.5) & (uv[..., 1] <= self.height - 0.5)
         if z is not None:
             ok &= np.asarray(z) > 0
         return ok
@@ -219,9 +214,7 @@ def distortion_is_monotonic(camera: Camera, margin: float = 1.2) -> bool:
     return bool(np.all(np.diff(rd) > 0))
 
 
-def box_from_points(
-    uv: np.ndarray, visible: np.ndarray | None, width: int, height: int, margin: float = 0.0
-) -> np.ndarray | None:
+def box_from_points(uv: np.ndarray, visible: np.ndarray | None, width: int, height: int, margin: float = 0.0) -> np.ndarray | None:
     """Tight ``xyxy`` box of the visible points, grown by ``margin`` x its size, clipped.
 
     Args:

@@ -20,9 +20,7 @@ _FINGER_JOINTS = {
     "PINKY": ("MCP", "PIP", "DIP", "TIP"),
 }
 
-JOINT_NAMES: tuple[str, ...] = ("WRIST",) + tuple(
-    f"{finger}_{joint}" for finger in FINGERS for joint in _FINGER_JOINTS[finger]
-)
+JOINT_NAMES: tuple[str, ...] = ("WRIST",) + tuple(f"{finger}_{joint}" for finger in FINGERS for joint in _FINGER_JOINTS[finger])
 """WRIST, THUMB_CMC, THUMB_MCP, THUMB_IP, THUMB_TIP, INDEX_MCP, ..., PINKY_TIP."""
 
 NUM_JOINTS = len(JOINT_NAMES)  # 21
@@ -41,12 +39,8 @@ FINGER_TIPS = tuple(finger_joints(f)[3] for f in FINGERS)  # (4, 8, 12, 16, 20)
 
 # Each finger's chain from its base (3 edges x 5 fingers), then the palm: the wrist to
 # each finger base, and across the finger bases (thumb CMC - index MCP - ... - pinky MCP).
-FINGER_EDGES: tuple[tuple[int, int], ...] = tuple(
-    (j[k], j[k + 1]) for f in FINGERS for j in [finger_joints(f)] for k in range(3)
-)
-PALM_EDGES: tuple[tuple[int, int], ...] = tuple((WRIST, b) for b in FINGER_BASES) + tuple(
-    zip(FINGER_BASES[:-1], FINGER_BASES[1:])
-)
+FINGER_EDGES: tuple[tuple[int, int], ...] = tuple((j[k], j[k + 1]) for f in FINGERS for j in [finger_joints(f)] for k in range(3))
+PALM_EDGES: tuple[tuple[int, int], ...] = tuple((WRIST, b) for b in FINGER_BASES) + tuple(zip(FINGER_BASES[:-1], FINGER_BASES[1:]))
 EDGES: tuple[tuple[int, int], ...] = FINGER_EDGES + PALM_EDGES
 """Skeleton edges (parent, child) as joint indices: 15 finger bones + 9 palm edges."""
 
@@ -73,9 +67,7 @@ def edge_color(edge: tuple[int, int]) -> tuple[int, int, int]:
 
 
 # ---------------------------------------------------------------------------- Ultraleap
-ULTRALEAP_MAPPING = ("arm.next_joint",) + tuple(
-    f"digits[{d}].bones[{b}].next_joint" for d in range(5) for b in range(4)
-)
+ULTRALEAP_MAPPING = ("arm.next_joint",) + tuple(f"digits[{d}].bones[{b}].next_joint" for d in range(5) for b in range(4))
 """Where each of our joints comes from in an Ultraleap ``hand``: the wrist is
 ``hand.arm.next_joint``; then per digit (thumb, index, middle, ring, pinky) the
 ``next_joint`` of bones 0..3 (metacarpal, proximal, intermediate, distal). The thumb's

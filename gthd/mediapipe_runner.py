@@ -75,7 +75,9 @@ class MediaPipeRunner:
         cfg = json.dumps({**SETTINGS, **settings})
         self._proc = subprocess.Popen(
             [str(python), str(Path(__file__).resolve()), "--worker", cfg],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         ready = self._proc.stdout.readline()
         if not ready.startswith(b'{"ready"'):
@@ -164,11 +166,13 @@ def _worker(settings: dict) -> int:
             found = []
             for k, lm in enumerate(res.multi_hand_landmarks or []):
                 cls = res.multi_handedness[k].classification[0]
-                found.append({  # normalised to the image: pixel centres at x * w - 0.5
-                    "keypoints": [[p.x * w - 0.5, p.y * h - 0.5] for p in lm.landmark],
-                    "score": float(cls.score),
-                    "handedness": cls.label,
-                })
+                found.append(
+                    {  # normalised to the image: pixel centres at x * w - 0.5
+                        "keypoints": [[p.x * w - 0.5, p.y * h - 0.5] for p in lm.landmark],
+                        "score": float(cls.score),
+                        "handedness": cls.label,
+                    }
+                )
             reply = {"hands": found}
         except Exception as e:  # report and keep serving
             reply = {"error": f"{type(e).__name__}: {e}"}

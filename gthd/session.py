@@ -116,17 +116,13 @@ class SessionWriter:
     def _write_manifest(self) -> None:
         write_json(self.path / "manifest.json", self._manifest, fmt=SESSION_FORMAT, version=SESSION_VERSION)
 
-    def add_frame(
-        self, encoded: bytes, t_host_ns: int, *, seq: int | None = None, t_device_ns: int | None = None
-    ) -> int:
+    def add_frame(self, encoded: bytes, t_host_ns: int, *, seq: int | None = None, t_device_ns: int | None = None) -> int:
         """Write one encoded frame and index it. Returns its index."""
         i = self.n_frames
         rel = f"frames/{i:06d}.{self.image_format}"
         with open(self.path / rel, "wb") as f:
             f.write(encoded)
-        self._logs["frames.jsonl"].write(
-            {"index": i, "file": rel, "t_host_ns": int(t_host_ns), "t_device_ns": t_device_ns, "seq": seq}
-        )
+        self._logs["frames.jsonl"].write({"index": i, "file": rel, "t_host_ns": int(t_host_ns), "t_device_ns": t_device_ns, "seq": seq})
         self.n_frames += 1
         return i
 
@@ -435,13 +431,16 @@ class Session:
             "stop_reason": m.get("stop_reason"),
             "subject": m.get("subject"),
             "camera": {
-                "frames": len(t), "width": w, "height": h,
+                "frames": len(t),
+                "width": w,
+                "height": h,
                 "span_s": None if not span else round(span, 3),
                 "fps": None if not span else round((len(t) - 1) / span, 3),
                 "sequence_gaps": int(np.sum(np.diff(self.frames.seq) > 1)) if len(t) and (self.frames.seq >= 0).all() else 0,
             },
             "tracker": {
-                "frames": len(tt), "with_hand": sum(bool(hs) for hs in self.tracker.hands),
+                "frames": len(tt),
+                "with_hand": sum(bool(hs) for hs in self.tracker.hands),
                 "span_s": None if not tspan else round(tspan, 3),
                 "hz": None if not tspan else round((len(tt) - 1) / tspan, 3),
             },
@@ -563,6 +562,7 @@ def _check_records(path: Path, records: list, check) -> None:
 
 def _check_manifest(path: Path, m: dict) -> None:
     """The manifest fields every reader relies on."""
+
     def bad(why: str):
         return FormatError(f"{path}: {why}")
 

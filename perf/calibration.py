@@ -28,12 +28,12 @@ import numpy as np
 
 from gthd.calibration.click_window import choose_frames
 from gthd.calibration.detectors import observations_from_detector
-from gthd.sim.detector import SimulatedDetector
 from gthd.calibration.extrinsics import Observations, rotation_error_deg, solve_extrinsics
 from gthd.calibration.files import read_clicks
 from gthd.calibration.intrinsics import calibrate, views_from_session
 from gthd.geometry import Camera, Transform
 from gthd.session import Session
+from gthd.sim.detector import SimulatedDetector
 from gthd.sim.rig import RigConfig
 from gthd.sim.simulate import simulate
 from gthd.sim.truth import session_truth
@@ -58,8 +58,10 @@ def main() -> int:
                 cam = calibrate(views, views.spec).camera
                 row[f"{name}_s"] = time.perf_counter() - t0
                 row[name] = (
-                    100 * (cam.K[0, 0] / cam_t.K[0, 0] - 1), 100 * (cam.K[1, 1] / cam_t.K[1, 1] - 1),
-                    cam.K[0, 2] - cam_t.K[0, 2], cam.K[1, 2] - cam_t.K[1, 2],
+                    100 * (cam.K[0, 0] / cam_t.K[0, 0] - 1),
+                    100 * (cam.K[1, 1] / cam_t.K[1, 1] - 1),
+                    cam.K[0, 2] - cam_t.K[0, 2],
+                    cam.K[1, 2] - cam_t.K[1, 2],
                 )
                 if name == "checkerboard":
                     cam_est = cam
@@ -107,8 +109,12 @@ def main() -> int:
             print(f"{r['seed']:>4} {label:>24} {rot:8.3f} {tr:9.2f} {off:+10.2f} {'' if t is None else f'{t:7.2f}'}")
     for key in ("clicks", "auto"):
         a = np.array([r[key] for r in rows])
-        print(f"{key:>8}: mean |error| rotation {np.abs(a[:, 0]).mean():.3f} deg, translation {np.abs(a[:, 1]).mean():.2f} mm, offset {np.abs(a[:, 2]).mean():.2f} ms; worst {np.abs(a[:, 0]).max():.3f} deg, {np.abs(a[:, 1]).max():.2f} mm, {np.abs(a[:, 2]).max():.2f} ms")
-    print(f"\ngoals: intrinsics {'met' if ok_intr else 'NOT met'}; clicks {'met' if ok_clicks else 'NOT met'}; auto at least as accurate {'met' if ok_auto else 'NOT met'}")
+        print(
+            f"{key:>8}: mean |error| rotation {np.abs(a[:, 0]).mean():.3f} deg, translation {np.abs(a[:, 1]).mean():.2f} mm, offset {np.abs(a[:, 2]).mean():.2f} ms; worst {np.abs(a[:, 0]).max():.3f} deg, {np.abs(a[:, 1]).max():.2f} mm, {np.abs(a[:, 2]).max():.2f} ms"
+        )
+    print(
+        f"\ngoals: intrinsics {'met' if ok_intr else 'NOT met'}; clicks {'met' if ok_clicks else 'NOT met'}; auto at least as accurate {'met' if ok_auto else 'NOT met'}"
+    )
     return 0 if ok_intr and ok_clicks and ok_auto else 1
 
 

@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 
 from gthd.capture.engine import Capture, CaptureConfig
-from gthd.sim.sources import simulated_sources
 from gthd.sim.rig import RigConfig
+from gthd.sim.sources import simulated_sources
 
 
 def peak_rss_mb() -> float:
@@ -43,9 +43,16 @@ def run(seconds: float, speed: float, queue: int, tmp: Path) -> dict:
     c, t = r.summary["camera"], r.summary["tracker"]
     shutil.rmtree(out)
     return {
-        "wall": wall, "fps": c["acquired"] / wall, "hz": t["frames"] / wall, "frames": c["frames"], "tracker": t["frames"],
-        "drops": c["dropped_queue_full"] + t["dropped_queue_full"], "cam_hw": c["queue_high_water"], "trk_hw": t["queue_high_water"],
-        "mb": r.summary["bytes_written"] / 1e6, "status": r.status,
+        "wall": wall,
+        "fps": c["acquired"] / wall,
+        "hz": t["frames"] / wall,
+        "frames": c["frames"],
+        "tracker": t["frames"],
+        "drops": c["dropped_queue_full"] + t["dropped_queue_full"],
+        "cam_hw": c["queue_high_water"],
+        "trk_hw": t["queue_high_water"],
+        "mb": r.summary["bytes_written"] / 1e6,
+        "status": r.status,
     }
 
 

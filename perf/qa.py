@@ -56,8 +56,11 @@ def score(session: Session, flagged: np.ndarray, labelled: np.ndarray, change: d
             if f["harmful"] or k == "offset_jump":
                 wrong[k].append(f["index"])
     clean = labelled & ~touched
-    out = {"recall": {k: (int(flagged[v].sum()), len(v)) for k, v in wrong.items() if v},
-           "false": (int(flagged[clean].sum()), int(clean.sum())), "location_s": None}
+    out = {
+        "recall": {k: (int(flagged[v].sum()), len(v)) for k, v in wrong.items() if v},
+        "false": (int(flagged[clean].sum()), int(clean.sum())),
+        "location_s": None,
+    }
     if g.get("offset_jump"):
         found = change is not None and change.get("found")
         out["location_s"] = abs(change["t_host_ns"] - g["offset_jump"]["t_host_ns"]) / 1e9 if found else float("inf")

@@ -40,7 +40,9 @@ def labelled(h5: Path) -> set[int]:
 
 
 def build(session: Path, cal: Path, out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*GTHD, "build-dataset", str(session), "--calibration", str(cal), "-o", str(out), "--nohand-share", "0"], capture_output=True, text=True)
+    return subprocess.run(
+        [*GTHD, "build-dataset", str(session), "--calibration", str(cal), "-o", str(out), "--nohand-share", "0"], capture_output=True, text=True
+    )
 
 
 def main() -> int:
@@ -84,7 +86,9 @@ def main() -> int:
         worst = min(worst, share)
         failed += (not check) or r.returncode != 0 or share < 0.95
         print(f"{at:9.1f} {on_disk:8d} {indexed:8d} {'pass' if check else 'FAIL':>6} {len(got):9d} {len(expected):9d} {share:6.1%}")
-    print(f"killed {args.kills} times: {args.kills - failed} of {args.kills} meet the goal (session check passes, >= 95 % of the labelled frames); worst share {worst:.1%}")
+    print(
+        f"killed {args.kills} times: {args.kills - failed} of {args.kills} meet the goal (session check passes, >= 95 % of the labelled frames); worst share {worst:.1%}"
+    )
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)

@@ -106,8 +106,10 @@ def main() -> int:
         truth = Calibration(Camera.from_dict(gt["camera"]), Transform.from_dict(gt["T_cam_leap"]), gt["clock"]["offset_ns"], {})
         build_dataset([tmp / "s"], [truth], tmp / "d.h5")
         peak_conv, peak_mm = conv_peak(), matmul_peak()
-        print(f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}; profile {prof.name}, batch {prof.batch_size}, "
-              f"{prof.num_workers} loader workers; a {args.seconds:g} s simulated session")
+        print(
+            f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}; profile {prof.name}, batch {prof.batch_size}, "
+            f"{prof.num_workers} loader workers; a {args.seconds:g} s simulated session"
+        )
         print(f"reference: conv 3x3 fwd+bwd {peak_conv / 1e9:6.1f} GFLOP/s, matmul {peak_mm / 1e9:6.1f} GFLOP/s")
         ratios = []
         builders = [DETECTOR[1]] + [POSE_METHODS[m] for m in prof.methods]
@@ -120,12 +122,16 @@ def main() -> int:
             flops = 3 * forward_flops(model.eval(), x)  # per sample
             rate = rates[-1] * flops
             ratios.append(rate / peak_conv)
-            print(f"{name:22s} {rates[-1]:7.1f} samples/s  {rate / 1e9:6.1f} GFLOP/s  = {rate / peak_conv:4.0%} of the conv peak  "
-                  f"({flops / 1e9:.2f} GFLOP per sample, loader included)")
+            print(
+                f"{name:22s} {rates[-1]:7.1f} samples/s  {rate / 1e9:6.1f} GFLOP/s  = {rate / peak_conv:4.0%} of the conv peak  "
+                f"({flops / 1e9:.2f} GFLOP per sample, loader included)"
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"goal: training, loader included, at >= 50 % of the conv peak: {'met' if min(ratios) >= 0.5 else 'not met'} "
-          f"(worst {min(ratios):.0%}, best {max(ratios):.0%})")
+    print(
+        f"goal: training, loader included, at >= 50 % of the conv peak: {'met' if min(ratios) >= 0.5 else 'not met'} "
+        f"(worst {min(ratios):.0%}, best {max(ratios):.0%})"
+    )
     return 0
 
 

@@ -37,7 +37,9 @@ def xvfb():
     # loaded machine a server has been seen to go before the first client connected, so
     # each start is checked with a real connection (xdotool), and retried
     for _ in range(3):
-        proc = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            ["Xvfb", "-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         display = proc.stdout.readline().strip()
         env = {**os.environ, "DISPLAY": f":{display}"}
         if display.isdigit() and _x_answers(env, proc):

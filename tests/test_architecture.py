@@ -41,3 +41,16 @@ def test_a_wrong_import_breaks_them(lint_available, tmp_path, room, wrong):
     target.write_text(target.read_text() + f"\n{wrong}\n")
     r = _lint(tmp_path)
     assert r.returncode != 0 and "BROKEN" in r.stdout, r.stdout[-2000:]
+
+
+def test_the_code_is_linted_and_formatted():
+    """ruff (pyproject.toml, [tool.ruff]): pyflakes, import order, and the formatter's
+    layout. Fix with `.venv/bin/ruff check --fix . && .venv/bin/ruff format .`."""
+    ruff = Path(sys.executable).with_name("ruff")
+    if not ruff.exists():
+        pytest.skip("ruff is not installed (pip install -e '.[dev]')")
+    paths = ["gthd", "tests", "perf", "docs/pictures.py"]
+    r = subprocess.run([str(ruff), "check", "--no-cache", *paths], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:]
+    r = subprocess.run([str(ruff), "format", "--check", "--no-cache", *paths], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:]

@@ -27,9 +27,19 @@ def tiny(tmp_path_factory):
     gt = session_truth(Session.open(root / "s"))
     cal = Calibration(Camera.from_dict(gt["camera"]), Transform.from_dict(gt["T_cam_leap"]), gt["clock"]["offset_ns"], {})
     build_dataset([root / "s"], [cal], root / "d.h5", nohand_share=0.3)
-    profile = {"name": "tiny", "epochs": 1, "batch_size": 8, "lr": 0.002, "max_samples": 24, "num_workers": 0, "frame_size": [96, 64],
-               "widths": {"multiscale_skeleton": 4, "multiscale_plain": 4, "unet_heatmaps": 4, "resnet50_regression": 0.0625, "skeleton_unet": 4, "box_regressor": 4},
-               "thicknesses": ["thin", "thick"], "inherits": "paper", "deterministic": True}  # the paper's recipe, tiny
+    profile = {
+        "name": "tiny",
+        "epochs": 1,
+        "batch_size": 8,
+        "lr": 0.002,
+        "max_samples": 24,
+        "num_workers": 0,
+        "frame_size": [96, 64],
+        "widths": {"multiscale_skeleton": 4, "multiscale_plain": 4, "unet_heatmaps": 4, "resnet50_regression": 0.0625, "skeleton_unet": 4, "box_regressor": 4},
+        "thicknesses": ["thin", "thick"],
+        "inherits": "paper",
+        "deterministic": True,
+    }  # the paper's recipe, tiny
     (root / "tiny.json").write_text(json.dumps(profile))
     return root
 
@@ -42,11 +52,20 @@ def test_benchmark_trains_scores_and_reruns_the_same(tiny):
         assert (tiny / "run" / f).stat().st_size > 0
     board = read_leaderboard(tiny / "run" / "leaderboard.json")
     assert {row["method"] for row in board["pose"]} == {
-        "ours", "ours, true skeleton", "ours, end to end (detector's box)", "ours w/o skeleton", "single-scale heatmaps (UNet)",
-        "direct regression (Gomez et al.)", "constant pose (training mean)"}
+        "ours",
+        "ours, true skeleton",
+        "ours, end to end (detector's box)",
+        "ours w/o skeleton",
+        "single-scale heatmaps (UNet)",
+        "direct regression (Gomez et al.)",
+        "constant pose (training mean)",
+    }
     # one detector per thickness of the profile, and the box baseline, named honestly
     assert [row["method"] for row in board["detection"]] == [
-        "skeleton UNet (ours), thin skeleton", "skeleton UNet (ours), thick skeleton", "box-regression CNN (stand-in for Faster R-CNN)"]
+        "skeleton UNet (ours), thin skeleton",
+        "skeleton UNet (ours), thick skeleton",
+        "box-regression CNN (stand-in for Faster R-CNN)",
+    ]
     # the pipeline row and the true-skeleton row are the same network fed different skeletons
     rows = {row["method"]: row for row in board["pose"]}
     assert rows["ours"]["params_m"] == rows["ours, true skeleton"]["params_m"]
@@ -92,7 +111,9 @@ def test_benchmark_bad_input(tiny, tmp_path):
     r = CliRunner().invoke(main, ["benchmark", str(tiny / "d.h5"), "--profile", "enormous"], catch_exceptions=False)
     assert r.exit_code == 1 and r.output.count("\n") == 1 and "unknown profile" in r.output
     (tmp_path / "x.h5").write_bytes(b"not hdf5")
-    r = CliRunner().invoke(main, ["benchmark", str(tmp_path / "x.h5"), "--profile", str(tiny / "tiny.json"), "--out", str(tmp_path / "r")], catch_exceptions=False)
+    r = CliRunner().invoke(
+        main, ["benchmark", str(tmp_path / "x.h5"), "--profile", str(tiny / "tiny.json"), "--out", str(tmp_path / "r")], catch_exceptions=False
+    )
     assert r.exit_code == 1 and "not an HDF5 file" in r.output
 
 

@@ -159,7 +159,9 @@ def test_bad_input(tmp_path):
     frames = sorted((tmp_path / "s" / "frames").iterdir())
     frames[10].write_bytes(b"not a jpeg")
     frames[11].write_bytes(frames[11].read_bytes()[:500])  # truncated
-    r = CliRunner().invoke(main, ["build-dataset", str(tmp_path / "s"), "--calibration", str(tmp_path / "cal.json"), "-o", str(tmp_path / "a.h5")], catch_exceptions=False)
+    r = CliRunner().invoke(
+        main, ["build-dataset", str(tmp_path / "s"), "--calibration", str(tmp_path / "cal.json"), "-o", str(tmp_path / "a.h5")], catch_exceptions=False
+    )
     assert r.exit_code == 0, r.output
     assert "2 corrupt frames" in r.output
     # a truncated session (killed capture: torn last line, manifest never finalised) builds what it can
@@ -168,7 +170,9 @@ def test_bad_input(tmp_path):
     (tmp_path / "s" / "manifest.json").write_text(json.dumps(m))
     with open(tmp_path / "s" / "tracker.jsonl", "a") as fh:
         fh.write('{"frame_id": 9999, "t_dev')
-    r = CliRunner().invoke(main, ["build-dataset", str(tmp_path / "s"), "--calibration", str(tmp_path / "cal.json"), "-o", str(tmp_path / "b.h5")], catch_exceptions=False)
+    r = CliRunner().invoke(
+        main, ["build-dataset", str(tmp_path / "s"), "--calibration", str(tmp_path / "cal.json"), "-o", str(tmp_path / "b.h5")], catch_exceptions=False
+    )
     assert r.exit_code == 0 and "not finalised" in r.output and "torn" in r.output
     # NaN joints in the tracker stream are left out and counted
     lines = (tmp_path / "s" / "tracker.jsonl").read_text().splitlines()[:-1]
@@ -178,17 +182,23 @@ def test_bad_input(tmp_path):
             rec["hands"][0]["joints"][3][0] = float("nan")
         lines[k] = json.dumps(rec)
     (tmp_path / "s" / "tracker.jsonl").write_text("\n".join(lines) + "\n")
-    r = CliRunner().invoke(main, ["build-dataset", str(tmp_path / "s"), "--calibration", str(tmp_path / "cal.json"), "-o", str(tmp_path / "c.h5")], catch_exceptions=False)
+    r = CliRunner().invoke(
+        main, ["build-dataset", str(tmp_path / "s"), "--calibration", str(tmp_path / "cal.json"), "-o", str(tmp_path / "c.h5")], catch_exceptions=False
+    )
     assert r.exit_code == 0 and "0 with NaN joints" not in r.output
     # a calibration for another resolution: one line, nothing written
     big = Calibration(Camera(cal.camera.K, cal.camera.dist, 1280, 960), cal.T_cam_leap, cal.clock_offset_ns, {})
     write_calibration(tmp_path / "big.json", big)
-    r = CliRunner().invoke(main, ["build-dataset", str(tmp_path / "s"), "--calibration", str(tmp_path / "big.json"), "-o", str(tmp_path / "d.h5")], catch_exceptions=False)
+    r = CliRunner().invoke(
+        main, ["build-dataset", str(tmp_path / "s"), "--calibration", str(tmp_path / "big.json"), "-o", str(tmp_path / "d.h5")], catch_exceptions=False
+    )
     assert r.exit_code == 1 and r.output.count("\n") == 1 and "1280x960" in r.output and not (tmp_path / "d.h5").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".d.h5")]  # no half-written file either
     # an existing output is kept
     before = (tmp_path / "a.h5").read_bytes()
-    r = CliRunner().invoke(main, ["build-dataset", str(tmp_path / "s"), "--calibration", str(tmp_path / "cal.json"), "-o", str(tmp_path / "a.h5")], catch_exceptions=False)
+    r = CliRunner().invoke(
+        main, ["build-dataset", str(tmp_path / "s"), "--calibration", str(tmp_path / "cal.json"), "-o", str(tmp_path / "a.h5")], catch_exceptions=False
+    )
     assert r.exit_code == 1 and "exists" in r.output and (tmp_path / "a.h5").read_bytes() == before
     # a file of an unknown schema version
     with h5py.File(tmp_path / "a.h5", "r+") as f:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+from xdriver import XDriver
 
 from gthd.calibration.extrinsics import rotation_error_deg
 from gthd.calibration.files import read_calibration, read_clicks
@@ -13,7 +14,6 @@ from gthd.hand import JOINT_INDEX
 from gthd.session import Session
 from gthd.sim.rig import RigConfig
 from gthd.sim.simulate import simulate
-from xdriver import XDriver
 from gthd.sim.truth import session_truth
 
 
@@ -21,8 +21,22 @@ def test_calibrate_by_clicking_the_true_joint_in_the_window(tmp_path, xvfb):
     simulate(tmp_path / "s", 3, RigConfig(duration_s=12.0), boards=0, clicks=0)
     gt = session_truth(Session.open(tmp_path / "s"))
     j = JOINT_INDEX["INDEX_TIP"]
-    cmd = [sys.executable, "-m", "gthd", "calibrate", "--click", str(tmp_path / "s"), "--intrinsics", str(tmp_path / "s" / "ground_truth.json"),
-           "-o", str(tmp_path / "cal"), "--frames", "14", "--bootstrap", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gthd",
+        "calibrate",
+        "--click",
+        str(tmp_path / "s"),
+        "--intrinsics",
+        str(tmp_path / "s" / "ground_truth.json"),
+        "-o",
+        str(tmp_path / "cal"),
+        "--frames",
+        "14",
+        "--bootstrap",
+        "0",
+    ]
     p = subprocess.Popen(cmd, env=xvfb, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     d = XDriver(xvfb, p)
     try:

@@ -133,8 +133,15 @@ def test_impossible_intrinsics_are_one_line(tmp_path, K, dist, size, message):
     with pytest.raises(FormatError, match=message):
         checked_camera(K, dist, *size, "x")
     # and through a JSON file
-    (tmp_path / "i.json").write_text(json.dumps({"format": "gthd-intrinsics", "format_version": 1, "camera": {
-        "camera_matrix": K, "distortion_coefficients": dist, "image_width": size[0], "image_height": size[1]}}))
+    (tmp_path / "i.json").write_text(
+        json.dumps(
+            {
+                "format": "gthd-intrinsics",
+                "format_version": 1,
+                "camera": {"camera_matrix": K, "distortion_coefficients": dist, "image_width": size[0], "image_height": size[1]},
+            }
+        )
+    )
     with pytest.raises(FormatError, match=message) as e:
         read_intrinsics(tmp_path / "i.json")
     assert "\n" not in str(e.value)
@@ -227,8 +234,12 @@ def files(tmp_path_factory):
     T = Transform.from_rvec([0.1, -3.0, 0.05], [10.0, 150.0, 600.0], "cam", "leap")
     write_calibration(root / "calibration.json", Calibration(cam, T, -41_000_000, {"rms_px": 2.1}), {"session": "x"})
     return {
-        "yaml": yaml_path.read_bytes(), "json": json_path.read_bytes(), "ros": ROS_YAML.encode(), "xml": (root / "intrinsics.xml").read_bytes(),
-        "clicks": (root / "clicks.jsonl").read_bytes(), "calibration": (root / "calibration.json").read_bytes(),
+        "yaml": yaml_path.read_bytes(),
+        "json": json_path.read_bytes(),
+        "ros": ROS_YAML.encode(),
+        "xml": (root / "intrinsics.xml").read_bytes(),
+        "clicks": (root / "clicks.jsonl").read_bytes(),
+        "calibration": (root / "calibration.json").read_bytes(),
     }
 
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from gthd.capture.engine import Capture, CaptureConfig
-from gthd.sim.sources import simulated_sources, write_truth_for
 from gthd.capture.sources import CameraFrame, ClockBracket, SourceError, TrackerEvent, TrackerFrame
 from gthd.session import Session
 from gthd.sim.rig import RigConfig
+from gthd.sim.sources import simulated_sources, write_truth_for
 from gthd.sim.truth import session_truth
 
 

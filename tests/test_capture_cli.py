@@ -5,11 +5,11 @@ import sys
 import types
 
 import cv2
+import fake_leap as fl
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import fake_leap as fl
 from gthd.cli import main
 from gthd.session import Session
 from gthd.sim.truth import session_truth
@@ -31,7 +31,9 @@ def test_capture_a_video_file_with_ultraleap(tmp_path, video, monkeypatch):
     sc = fl.use(fl.Scenario(steps=[fl.track(fl.hand_spec(7, "left", base=1000.0))] * 300, rate_hz=150.0))
     sc.go.set()
     try:
-        r = CliRunner().invoke(main, ["capture", str(tmp_path / "s"), "--camera", str(video), "--tracker", "ultraleap", "--subject", "bob"], catch_exceptions=False)
+        r = CliRunner().invoke(
+            main, ["capture", str(tmp_path / "s"), "--camera", str(video), "--tracker", "ultraleap", "--subject", "bob"], catch_exceptions=False
+        )
     finally:
         fl.use(fl.Scenario())
     assert r.exit_code == 0, r.output
@@ -68,7 +70,9 @@ def test_no_camera_and_existing_folder_are_one_line_each(tmp_path):
 
 
 def test_capture_sim_writes_truth_and_check_reads_it(tmp_path):
-    r = CliRunner().invoke(main, ["capture", str(tmp_path / "s"), "--camera", "sim", "--tracker", "sim", "--duration", "1", "--speed", "0"], catch_exceptions=False)
+    r = CliRunner().invoke(
+        main, ["capture", str(tmp_path / "s"), "--camera", "sim", "--tracker", "sim", "--duration", "1", "--speed", "0"], catch_exceptions=False
+    )
     assert r.exit_code == 0, r.output
     s = Session.open(tmp_path / "s")
     # frames stamped within [0, 1) s of the first: 30 give or take the arrival jitter

@@ -9,6 +9,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from xdriver import XDriver
 
 from gthd.calibration.click_window import ESTIMATE_BGR, ClickWindow, View, choose_frames, parse_title, window_title
 from gthd.calibration.files import read_clicks
@@ -16,7 +17,6 @@ from gthd.hand import JOINT_INDEX, NUM_JOINTS
 from gthd.session import Session, SessionWriter
 from gthd.sim.rig import RigConfig
 from gthd.sim.simulate import simulate
-from xdriver import XDriver
 from gthd.sim.truth import session_truth
 
 JOINT = "INDEX_TIP"
@@ -35,7 +35,9 @@ def sim(tmp_path_factory):
 def _tiny_session(path, tip_x):
     """A session of len(tip_x) frames 33 ms apart, one tracker frame at each frame's time
     with the fingertip at (tip_x[i], 200, 0) mm (no hand where tip_x[i] is None)."""
-    w = SessionWriter(path, source="simulated", camera={"width": 64, "height": 48}, tracker={"kind": "test"}, session_id="tiny", created_utc=None, image_format="png")
+    w = SessionWriter(
+        path, source="simulated", camera={"width": 64, "height": 48}, tracker={"kind": "test"}, session_id="tiny", created_utc=None, image_format="png"
+    )
     png = cv2.imencode(".png", np.zeros((48, 64, 3), np.uint8))[1].tobytes()
     for i, x in enumerate(tip_x):
         t = 1_000_000_000 + i * 33_000_000

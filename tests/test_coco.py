@@ -230,7 +230,9 @@ def test_export_import_round_trip(synthetic, tmp_path):
         assert (d["split"] == k).all()
         for i, name in enumerate(d["name"]):
             base, _, hand = name.partition("#")
-            back[base.removesuffix(".jpg") + ("#" + hand if hand else "")] = {f: d[f][i] for f in ("keypoints", "visible", "box", "has_hand", "frame_jpeg", "image_size")}
+            back[base.removesuffix(".jpg") + ("#" + hand if hand else "")] = {
+                f: d[f][i] for f in ("keypoints", "visible", "box", "has_hand", "frame_jpeg", "image_size")
+            }
     assert len(back) == len(src["name"])
     for i, name in enumerate(src["name"]):
         b = back[name.replace(".jpg#", "#")]

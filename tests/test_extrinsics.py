@@ -8,12 +8,12 @@ import pytest
 from click.testing import CliRunner
 
 from gthd.calibration.detectors import observations_from_detector
-from gthd.sim.detector import SimulatedDetector
 from gthd.calibration.extrinsics import Observations, check_geometry, rotation_error_deg, solve_extrinsics
 from gthd.calibration.files import Click, ClicksWriter, read_calibration, read_clicks
 from gthd.cli import main
 from gthd.geometry import Camera, Transform
 from gthd.session import Session, SessionWriter
+from gthd.sim.detector import SimulatedDetector
 from gthd.sim.rig import RigConfig
 from gthd.sim.simulate import simulate
 from gthd.sim.truth import session_truth
@@ -106,7 +106,14 @@ def _line_session(path, n=40):
     for k in range(n * 3):
         t = 10**9 + k * 9_000_000
         joints = np.tile([0.0, 200.0, 0.0], (21, 1)) + np.array([k * 2.0, k * 0.5, 0.0])
-        w.add_tracker_frame(frame_id=k, t_device_us=k, t_host_ns=t, t_arrival_ns=t, framerate=110, hands=[{"id": 1, "type": "right", "confidence": 1, "joints": joints, "palm": joints[0]}])
+        w.add_tracker_frame(
+            frame_id=k,
+            t_device_us=k,
+            t_host_ns=t,
+            t_arrival_ns=t,
+            framerate=110,
+            hands=[{"id": 1, "type": "right", "confidence": 1, "joints": joints, "palm": joints[0]}],
+        )
     for k in range(n):
         w.add_frame(b"x", 10**9 + k * 27_000_000, seq=k)
     w.finish()
@@ -134,8 +141,19 @@ def test_bad_geometry_is_one_clear_error(tmp_path):
 
 def test_cli_clicks_file_writes_a_calibration_and_never_overwrites(sessions, tmp_path):
     path = sessions / "s0"
-    args = ["calibrate", "--click", str(path), "--clicks", str(path / "clicks_simulated.jsonl"), "--intrinsics", str(path / "ground_truth.json"),
-            "-o", str(tmp_path / "cal"), "--bootstrap", "0"]
+    args = [
+        "calibrate",
+        "--click",
+        str(path),
+        "--clicks",
+        str(path / "clicks_simulated.jsonl"),
+        "--intrinsics",
+        str(path / "ground_truth.json"),
+        "-o",
+        str(tmp_path / "cal"),
+        "--bootstrap",
+        "0",
+    ]
     r = CliRunner().invoke(main, args, catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert "against the simulator's ground truth" in r.output and "RMS" in r.output
@@ -165,7 +183,11 @@ def test_cli_bad_input_one_line_each(sessions, tmp_path):
         (["--intrinsics", str(gt), "--joint", "ELBOW"], "unknown joint"),
     ]
     for extra, msg in cases:
-        r = CliRunner().invoke(main, ["calibrate", "--click", str(path), "--clicks", str(path / "clicks_simulated.jsonl"), "-o", str(tmp_path / "o"), *extra], catch_exceptions=False)
+        r = CliRunner().invoke(
+            main,
+            ["calibrate", "--click", str(path), "--clicks", str(path / "clicks_simulated.jsonl"), "-o", str(tmp_path / "o"), *extra],
+            catch_exceptions=False,
+        )
         assert r.exit_code == 1 and r.output.count("\n") == 1 and msg in r.output, r.output
     # fewer than 6 usable clicks
     w = ClicksWriter(tmp_path / "few.jsonl", "sim-0", "INDEX_TIP")
@@ -173,21 +195,33 @@ def test_cli_bad_input_one_line_each(sessions, tmp_path):
     for c in clicks[:4]:
         w.add(c)
     w.close()
-    r = CliRunner().invoke(main, ["calibrate", "--click", str(path), "--clicks", str(tmp_path / "few.jsonl"), "--intrinsics", str(gt), "-o", str(tmp_path / "o2")], catch_exceptions=False)
+    r = CliRunner().invoke(
+        main,
+        ["calibrate", "--click", str(path), "--clicks", str(tmp_path / "few.jsonl"), "--intrinsics", str(gt), "-o", str(tmp_path / "o2")],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 1 and r.output.count("\n") == 1 and ("at least 6" in r.output or "no pose" in r.output), r.output
     # clicks outside the image
     w = ClicksWriter(tmp_path / "out.jsonl", "sim-0", "INDEX_TIP")
     for c in clicks:
         w.add(Click(c.frame_index, c.t_host_ns, c.joint, c.u + 700, c.v))
     w.close()
-    r = CliRunner().invoke(main, ["calibrate", "--click", str(path), "--clicks", str(tmp_path / "out.jsonl"), "--intrinsics", str(gt), "-o", str(tmp_path / "o3")], catch_exceptions=False)
+    r = CliRunner().invoke(
+        main,
+        ["calibrate", "--click", str(path), "--clicks", str(tmp_path / "out.jsonl"), "--intrinsics", str(gt), "-o", str(tmp_path / "o3")],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 1 and "outside the 640x480 image" in r.output
     # a session without tracked hands
     s = tmp_path / "nohands"
     wr = SessionWriter(s, source="capture", camera={"width": 640, "height": 480}, tracker={"kind": "fake"}, session_id="nh", created_utc=None)
     wr.add_tracker_frame(frame_id=0, t_device_us=0, t_host_ns=0, t_arrival_ns=0, framerate=110, hands=[])
     wr.finish()
-    r = CliRunner().invoke(main, ["calibrate", "--click", str(s), "--clicks", str(path / "clicks_simulated.jsonl"), "--intrinsics", str(gt), "-o", str(tmp_path / "o4")], catch_exceptions=False)
+    r = CliRunner().invoke(
+        main,
+        ["calibrate", "--click", str(s), "--clicks", str(path / "clicks_simulated.jsonl"), "--intrinsics", str(gt), "-o", str(tmp_path / "o4")],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 1 and "saw no hand" in r.output
     assert not (tmp_path / "o" / "calibration.json").exists()
 
@@ -195,7 +229,11 @@ def test_cli_bad_input_one_line_each(sessions, tmp_path):
 def test_cli_auto_with_the_simulated_detector_and_session_intrinsics(tmp_path):
     """--auto end to end, with the intrinsics calibrated from the session's own boards."""
     simulate(tmp_path / "s", 4, RigConfig(duration_s=10.0), boards=12, clicks=0)
-    r = CliRunner().invoke(main, ["calibrate", "--auto", str(tmp_path / "s"), "--detector", "simulated", "--frames", "20", "-o", str(tmp_path / "cal"), "--bootstrap", "0"], catch_exceptions=False)
+    r = CliRunner().invoke(
+        main,
+        ["calibrate", "--auto", str(tmp_path / "s"), "--detector", "simulated", "--frames", "20", "-o", str(tmp_path / "cal"), "--bootstrap", "0"],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output
     assert "split-half stability" in r.output  # the intrinsics were calibrated here
     assert (tmp_path / "cal" / "intrinsics.yaml").exists() and (tmp_path / "cal" / "intrinsics.png").exists()
@@ -205,6 +243,10 @@ def test_cli_auto_with_the_simulated_detector_and_session_intrinsics(tmp_path):
     assert json.loads((tmp_path / "cal" / "calibration.json").read_text())["correspondences"].startswith("--auto (simulated")
     # the default detector, MediaPipe, is an optional extra not installed here (nor an
     # isolated environment for it: GTHD_MEDIAPIPE_PYTHON set empty): one clear line
-    r = CliRunner().invoke(main, ["calibrate", "--auto", str(tmp_path / "s"), "-o", str(tmp_path / "cal2"), "--intrinsics", str(tmp_path / "s" / "ground_truth.json")],
-                           env={"GTHD_MEDIAPIPE_PYTHON": ""}, catch_exceptions=False)
+    r = CliRunner().invoke(
+        main,
+        ["calibrate", "--auto", str(tmp_path / "s"), "-o", str(tmp_path / "cal2"), "--intrinsics", str(tmp_path / "s" / "ground_truth.json")],
+        env={"GTHD_MEDIAPIPE_PYTHON": ""},
+        catch_exceptions=False,
+    )
     assert r.exit_code == 1 and r.output.count("\n") == 1 and "mediapipe" in r.output.lower()

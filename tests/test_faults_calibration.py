@@ -69,16 +69,20 @@ def _degenerate_clicks(session: Path, out: Path) -> Path:
 def _yaml(K, dist=(0, 0, 0, 0, 0), w=640, h=480) -> str:
     """An OpenCV FileStorage YAML as `gthd calibrate intrinsics` writes it."""
     flat = ", ".join(repr(float(x)) for x in np.ravel(K))
-    return (f"%YAML:1.0\n---\nimage_width: {w}\nimage_height: {h}\ncamera_matrix: !!opencv-matrix\n   rows: 3\n   cols: 3\n   dt: d\n"
-            f"   data: [ {flat} ]\ndistortion_coefficients: !!opencv-matrix\n   rows: 1\n   cols: 5\n   dt: d\n   data: [ {', '.join(map(str, dist))} ]\n")
+    return (
+        f"%YAML:1.0\n---\nimage_width: {w}\nimage_height: {h}\ncamera_matrix: !!opencv-matrix\n   rows: 3\n   cols: 3\n   dt: d\n"
+        f"   data: [ {flat} ]\ndistortion_coefficients: !!opencv-matrix\n   rows: 1\n   cols: 5\n   dt: d\n   data: [ {', '.join(map(str, dist))} ]\n"
+    )
 
 
 def _ros(K, dist, w=640, h=480, model="plumb_bob") -> str:
     """A ROS camera_info YAML as camera_calibration writes it."""
     rows = ",\n         ".join(", ".join(f"{x:.6f}" for x in row) for row in np.reshape(K, (3, 3)))
-    return (f"image_width: {w}\nimage_height: {h}\ncamera_name: cam\ncamera_matrix:\n  rows: 3\n  cols: 3\n  data: [{rows}]\n"
-            f"distortion_model: {model}\ndistortion_coefficients:\n  rows: 1\n  cols: {len(dist)}\n  data: [{', '.join(f'{x:.8f}' for x in dist)}]\n"
-            "rectification_matrix:\n  rows: 3\n  cols: 3\n  data: [1, 0, 0, 0, 1, 0, 0, 0, 1]\n")
+    return (
+        f"image_width: {w}\nimage_height: {h}\ncamera_name: cam\ncamera_matrix:\n  rows: 3\n  cols: 3\n  data: [{rows}]\n"
+        f"distortion_model: {model}\ndistortion_coefficients:\n  rows: 1\n  cols: {len(dist)}\n  data: [{', '.join(f'{x:.8f}' for x in dist)}]\n"
+        "rectification_matrix:\n  rows: 3\n  cols: 3\n  data: [1, 0, 0, 0, 1, 0, 0, 0, 1]\n"
+    )
 
 
 K_OK = [[600.0, 0, 320.0], [0, 600.0, 240.0], [0, 0, 1]]
@@ -96,7 +100,11 @@ def _clicks_case(name: str, session: Path, tmp: Path) -> Path:
     elif name == "frame_beyond":
         r4["frame_index"] = 5000
     elif name == "nan_pixel":
-        return _write(out, head, recs[:4] + ['{"frame_index": %d, "t_host_ns": %d, "joint": "INDEX_TIP", "u": NaN, "v": 10.0}' % (r4["frame_index"], r4["t_host_ns"])] + recs[5:])
+        return _write(
+            out,
+            head,
+            recs[:4] + ['{"frame_index": %d, "t_host_ns": %d, "joint": "INDEX_TIP", "u": NaN, "v": 10.0}' % (r4["frame_index"], r4["t_host_ns"])] + recs[5:],
+        )
     elif name == "outside":
         r4["u"] = 700.0
     elif name == "unknown_joint":
@@ -153,8 +161,20 @@ def test_a_failed_run_leaves_the_existing_calibration_as_it_was(sim_session, tmp
 
 def test_weak_clicks_are_kept_only_when_accepted_and_say_so(sim_session, tmp_path):
     clicks = _degenerate_clicks(sim_session, tmp_path / "weak.jsonl")
-    r = _run("calibrate", "--click", sim_session, "--clicks", clicks, "--intrinsics", sim_session / "ground_truth.json", "-o", tmp_path / "cal",
-             "--bootstrap", 0, "--accept-weak")
+    r = _run(
+        "calibrate",
+        "--click",
+        sim_session,
+        "--clicks",
+        clicks,
+        "--intrinsics",
+        sim_session / "ground_truth.json",
+        "-o",
+        tmp_path / "cal",
+        "--bootstrap",
+        0,
+        "--accept-weak",
+    )
     assert r.returncode == 0, r.stderr
     warning = [ln for ln in r.stderr.splitlines() if ln.startswith("Warning:")]
     assert len(warning) == 1 and "do not pin the pose down" in warning[0] and "Error:" not in r.stderr
@@ -180,9 +200,21 @@ def _intrinsics_case(name: str, session: Path, tmp: Path) -> Path:
         "broken_yaml": ("i.yaml", _yaml(K_OK).replace("1.0 ]", "1.0", 1)),  # the camera matrix's list never closes
         "fx_zero": ("i.yaml", _yaml([[0, 0, 320], [0, 600, 240], [0, 0, 1]])),
         "fx_negative_ros": ("i.yaml", _ros([[-600, 0, 320], [0, 600, 240], [0, 0, 1]], [0] * 5)),
-        "nan": ("i.json", json.dumps({"format": "gthd-intrinsics", "format_version": 1, "camera": {**truth.to_dict(), "camera_matrix": [[math.nan, 0, 320], [0, 600, 240], [0, 0, 1]]}})),
+        "nan": (
+            "i.json",
+            json.dumps(
+                {
+                    "format": "gthd-intrinsics",
+                    "format_version": 1,
+                    "camera": {**truth.to_dict(), "camera_matrix": [[math.nan, 0, 320], [0, 600, 240], [0, 0, 1]]},
+                }
+            ),
+        ),
         "principal_point": ("i.yaml", _yaml([[600, 0, 2000], [0, 600, 240], [0, 0, 1]])),
-        "shape": ("i.json", json.dumps({"format": "gthd-intrinsics", "format_version": 1, "camera": {**truth.to_dict(), "camera_matrix": [[600, 0, 320], [0, 600, 240]]}})),
+        "shape": (
+            "i.json",
+            json.dumps({"format": "gthd-intrinsics", "format_version": 1, "camera": {**truth.to_dict(), "camera_matrix": [[600, 0, 320], [0, 600, 240]]}}),
+        ),
         "fisheye_ros": ("i.yaml", _ros(truth.K, truth.dist[:4], model="equidistant")),
         "binary": ("i.yaml", b"\x89PNG\r\n\x1a\n\x00\xff\xfe"),
     }
@@ -207,8 +239,19 @@ INTRINSICS_CASES = {
 @pytest.mark.parametrize("name", list(INTRINSICS_CASES))
 def test_bad_intrinsics_are_one_line_and_write_nothing(sim_session, tmp_path, name):
     out = tmp_path / "cal"
-    r = _run("calibrate", "--click", sim_session, "--clicks", sim_session / "clicks_simulated.jsonl", "--intrinsics", _intrinsics_case(name, sim_session, tmp_path),
-             "-o", out, "--bootstrap", 0)
+    r = _run(
+        "calibrate",
+        "--click",
+        sim_session,
+        "--clicks",
+        sim_session / "clicks_simulated.jsonl",
+        "--intrinsics",
+        _intrinsics_case(name, sim_session, tmp_path),
+        "-o",
+        out,
+        "--bootstrap",
+        0,
+    )
     assert INTRINSICS_CASES[name] in _one_error_line(r)
     assert not out.exists()
 
@@ -217,7 +260,19 @@ def test_ros_camera_info_intrinsics_calibrate_as_the_truth_does(sim_session, tmp
     truth = json.loads((sim_session / "ground_truth.json").read_text())
     cam = Camera.from_dict(truth["camera"])
     (tmp_path / "ost.yaml").write_text(_ros(cam.K, cam.dist))
-    r = _run("calibrate", "--click", sim_session, "--clicks", sim_session / "clicks_simulated.jsonl", "--intrinsics", tmp_path / "ost.yaml", "-o", tmp_path / "cal", "--bootstrap", 0)
+    r = _run(
+        "calibrate",
+        "--click",
+        sim_session,
+        "--clicks",
+        sim_session / "clicks_simulated.jsonl",
+        "--intrinsics",
+        tmp_path / "ost.yaml",
+        "-o",
+        tmp_path / "cal",
+        "--bootstrap",
+        0,
+    )
     assert r.returncode == 0, r.stderr
     cal = read_calibration(tmp_path / "cal" / "calibration.json")
     np.testing.assert_allclose(cal.camera.K, cam.K, atol=1e-6)

@@ -74,8 +74,11 @@ def reference(tmp_path_factory):
 def test_sigkill_mid_capture_keeps_every_frame_on_disk(reference, tmp_path, kill_after_s):
     root, cal, ref_frames = reference
     out = tmp_path / "killed"
-    proc = subprocess.Popen([*GTHD, "capture", str(out), "--camera", "sim", "--tracker", "sim", "--seed", "3", "--duration", "6", "--speed", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*GTHD, "capture", str(out), "--camera", "sim", "--tracker", "sim", "--seed", "3", "--duration", "6", "--speed", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while not (out / "frames" / "000010.jpg").exists():  # recording (imports can be slow on a loaded machine)
         assert proc.poll() is None and time.monotonic() < deadline, "the capture never started"
@@ -110,8 +113,12 @@ def _wait_for(path: Path, proc, timeout_s=120):
 
 def test_second_ctrl_c_while_finishing_leaves_an_interrupted_session(tmp_path):
     out = tmp_path / "s"
-    proc = subprocess.Popen([*GTHD, "capture", str(out), "--camera", "sim", "--tracker", "sim", "--seed", "1", "--duration", "2", "--speed", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*GTHD, "capture", str(out), "--camera", "sim", "--tracker", "sim", "--seed", "1", "--duration", "2", "--speed", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(out / "boards" / ".checkerboard.partial", proc)  # the ground truth's boards are being drawn
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -151,8 +158,18 @@ def test_a_full_disk_while_building_is_one_line_and_no_file(sim_session, tmp_pat
     temporary file and the worker processes left behind): the builder checks the room
     before each chunk instead."""
     (tmp_path / "out").mkdir()
-    r = _run("build-dataset", sim_session, "--calibration", sim_session / "ground_truth.json", "-o", tmp_path / "out" / "d.h5",
-             "--workers", 2, limit_bytes=int(limit_mb * 1e6), timeout=120)
+    r = _run(
+        "build-dataset",
+        sim_session,
+        "--calibration",
+        sim_session / "ground_truth.json",
+        "-o",
+        tmp_path / "out" / "d.h5",
+        "--workers",
+        2,
+        limit_bytes=int(limit_mb * 1e6),
+        timeout=120,
+    )
     assert "no room" in _one_error_line(r)
     assert list((tmp_path / "out").iterdir()) == []
 

@@ -257,8 +257,11 @@ NOT_GTHD = {
 
 
 @pytest.mark.parametrize("kind", list(NOT_GTHD))
-@pytest.mark.parametrize("command", [["inspect", "X.h5", "--sheet", "out/sheet.png"], ["export", "coco", "X.h5", "out/exported"],
-                                     ["benchmark", "X.h5", "--out", "out/run"]], ids=["inspect", "export", "benchmark"])
+@pytest.mark.parametrize(
+    "command",
+    [["inspect", "X.h5", "--sheet", "out/sheet.png"], ["export", "coco", "X.h5", "out/exported"], ["benchmark", "X.h5", "--out", "out/run"]],
+    ids=["inspect", "export", "benchmark"],
+)
 def test_a_file_that_is_not_a_gthd_dataset_is_one_line(tmp_path, kind, command):
     _not_gthd(tmp_path / "X.h5", kind)
     (tmp_path / "out").mkdir()

@@ -71,10 +71,7 @@ def results(views):
 def truth(session_path) -> tuple[Camera, dict]:
     """The true camera and {board: {file name: T_cam_board}}."""
     gt = session_truth(Session.open(session_path))
-    poses = {
-        board: {v["file"].rsplit("/", 1)[-1]: Transform.from_dict(v["T_cam_board"]) for v in d["views"]}
-        for board, d in gt["boards"].items()
-    }
+    poses = {board: {v["file"].rsplit("/", 1)[-1]: Transform.from_dict(v["T_cam_board"]) for v in d["views"]} for board, d in gt["boards"].items()}
     return Camera.from_dict(gt["camera"]), poses
 
 
@@ -305,10 +302,7 @@ def test_views_from_folder_and_its_errors(tmp_path, sessions):
         cv2.imwrite(str(blank / f"{k:02d}.png"), np.full((480, 640), 128, np.uint8))
     with pytest.raises(ValueError) as e:
         views_from_folder(blank, spec)
-    assert str(e.value) == (
-        f"no board found in any of the 14 images in {blank} "
-        "(looked for a checkerboard 10x7 squares of 25 mm (9x6 inner corners))"
-    )
+    assert str(e.value) == (f"no board found in any of the 14 images in {blank} (looked for a checkerboard 10x7 squares of 25 mm (9x6 inner corners))")
     charuco = BoardSpec("charuco", 8, 6, 30.0, 22.0, "DICT_5X5_100")
     with pytest.raises(ValueError, match=r"looked for a charuco 8x6 squares of 30 mm with DICT_5X5_100 markers of 22 mm"):
         views_from_folder(blank, charuco)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from gthd.hand import BONES, JOINT_INDEX
 from gthd.geometry import look_at
+from gthd.hand import BONES, JOINT_INDEX
 from gthd.sim.kinematics import LOWER, POSES, UPPER, HandShape, forward_kinematics, pose_library
 from gthd.sim.motion import generate_motion
 

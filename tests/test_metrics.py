@@ -285,8 +285,7 @@ ONES = np.ones((2, 3), bool)
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: M.pck(np.zeros((2, 21)), np.zeros((2, 21, 2)), np.ones((2, 21)), 0.1, 1.0),
-         r"pred: expected \(N, J, 2\), got \(2, 21\)"),
+        (lambda: M.pck(np.zeros((2, 21)), np.zeros((2, 21, 2)), np.ones((2, 21)), 0.1, 1.0), r"pred: expected \(N, J, 2\), got \(2, 21\)"),
         (lambda: M.mjpe(Z2, np.zeros((2, 4, 2)), ONES), r"gt: .*got \(2, 4, 2\)"),
         (lambda: M.joint_errors(Z2, Z2, np.ones(3)), r"mask: expected \(N, J\) = \(2, 3\), got \(3,\)"),
         (lambda: M.pck(Z2, Z2, ONES, 0.1, [1.0, 2.0, 3.0]), r"norm: .*got \(3,\)"),

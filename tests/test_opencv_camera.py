@@ -15,12 +15,11 @@ import cv2
 import numpy as np
 import pytest
 
-from gthd.capture.opencv_camera import (OpenCVCamera, as_bgr, fourcc_to_str, list_cameras,
-                                        parse_source, redact, resolve_backend, source_kind)
+from gthd.capture.opencv_camera import OpenCVCamera, as_bgr, fourcc_to_str, list_cameras, parse_source, redact, resolve_backend, source_kind
 from gthd.capture.sources import SourceError
 
-W, H = 176, 144          # an odd size, unlike the 640x480 the camera asks for by default
-BLOCK = 20               # identity bits: 8 blocks of BLOCK x BLOCK pixels at the top left
+W, H = 176, 144  # an odd size, unlike the 640x480 the camera asks for by default
+BLOCK = 20  # identity bits: 8 blocks of BLOCK x BLOCK pixels at the top left
 BITS = 8
 
 
@@ -28,9 +27,9 @@ def frame_image(i: int, noise: np.random.Generator | None = None) -> np.ndarray:
     """Frame ``i`` as (H, W, 3) uint8 BGR: bits of ``i`` in blocks, then the number."""
     img = np.full((H, W, 3), 90, np.uint8)
     if noise is not None:  # incompressible texture below the bits: big JPEGs
-        img[BLOCK + 4:] = noise.integers(0, 256, (H - BLOCK - 4, W, 3), np.uint8)
+        img[BLOCK + 4 :] = noise.integers(0, 256, (H - BLOCK - 4, W, 3), np.uint8)
     for b in range(BITS):
-        img[:BLOCK, b * BLOCK:(b + 1) * BLOCK] = 255 if (i >> b) & 1 else 0
+        img[:BLOCK, b * BLOCK : (b + 1) * BLOCK] = 255 if (i >> b) & 1 else 0
     cv2.putText(img, str(i), (40, 110), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (0, 200, 255), 4)
     return img
 
@@ -40,15 +39,14 @@ def frame_index(img: np.ndarray) -> int:
     assert img.shape == (H, W, 3) and img.dtype == np.uint8, (img.shape, img.dtype)
     value = 0
     for b in range(BITS):
-        block = img[4:BLOCK - 4, b * BLOCK + 4:(b + 1) * BLOCK - 4]  # interior: no JPEG ringing
+        block = img[4 : BLOCK - 4, b * BLOCK + 4 : (b + 1) * BLOCK - 4]  # interior: no JPEG ringing
         value |= int(block.mean() > 127) << b
     return value
 
 
 def write_video(path, n: int, fps: float, gray: bool = False, noise: bool = False):
     """Write ``n`` identity frames to an MJPG .avi at ``fps``; returns the path."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (W, H),
-                             isColor=not gray)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (W, H), isColor=not gray)
     assert writer.isOpened(), "this OpenCV build cannot write MJPG .avi"
     rng = np.random.default_rng(0) if noise else None
     for i in range(n):
@@ -110,8 +108,7 @@ def test_fourcc_to_str():
 
 def test_as_bgr_shapes():
     gray = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    for img in (gray, gray[..., None], np.dstack([gray] * 3 + [gray]),
-                (gray.astype(np.uint16) << 8)):
+    for img in (gray, gray[..., None], np.dstack([gray] * 3 + [gray]), (gray.astype(np.uint16) << 8)):
         out = as_bgr(img)
         assert out.shape == (3, 4, 3) and out.dtype == np.uint8
         assert (out[..., 0] == gray).all() and (out[..., 2] == gray).all()
@@ -212,8 +209,11 @@ def test_not_a_video(tmp_path):
 
 def test_missing_camera_index_fails_fast():
     t0 = time.monotonic()
-    with pytest.raises(SourceError, match=r"^no camera at index 99 \(cv2\.VideoCapture could "
-                                          r"not open it\); ") as e:
+    with pytest.raises(
+        SourceError,
+        match=r"^no camera at index 99 \(cv2\.VideoCapture could "
+        r"not open it\); ",
+    ) as e:
         OpenCVCamera(99).open()
     assert "\n" not in str(e.value)
     assert time.monotonic() - t0 < 5.0
@@ -341,8 +341,13 @@ class FakeCapture:
 
     def __init__(self, source, api=cv2.CAP_ANY, params=None):
         self.source, self.api, self.sets, self.open = source, api, [], True
-        self.props = {cv2.CAP_PROP_FRAME_WIDTH: 640.0, cv2.CAP_PROP_FRAME_HEIGHT: 480.0,
-                      cv2.CAP_PROP_FPS: 30.0, cv2.CAP_PROP_FOURCC: 0.0, cv2.CAP_PROP_POS_MSEC: 0.0}
+        self.props = {
+            cv2.CAP_PROP_FRAME_WIDTH: 640.0,
+            cv2.CAP_PROP_FRAME_HEIGHT: 480.0,
+            cv2.CAP_PROP_FPS: 30.0,
+            cv2.CAP_PROP_FOURCC: 0.0,
+            cv2.CAP_PROP_POS_MSEC: 0.0,
+        }
         FakeCapture.instances.append(self)
 
     def isOpened(self):
@@ -375,8 +380,7 @@ def fake_device(monkeypatch):
     FakeCapture.instances = []
     FakeCapture.msec = []
     w, h = FakeCapture.size
-    FakeCapture.script = [np.full((h, w), i, np.uint8) for i in range(3)] + [None] + \
-                         [np.full((h, w, 4), 10 + i, np.uint8) for i in range(2)]
+    FakeCapture.script = [np.full((h, w), i, np.uint8) for i in range(3)] + [None] + [np.full((h, w, 4), 10 + i, np.uint8) for i in range(2)]
     monkeypatch.setattr(cv2, "VideoCapture", FakeCapture)
     return FakeCapture
 

@@ -49,7 +49,12 @@ def test_no_hand_below_the_threshold_and_bad_frames():
 
 def test_real_untrained_models_run_end_to_end():
     torch.manual_seed(0)
-    pipe = HandPosePipeline(create_model("skeleton_unet", width=4, depth=2), create_model("resnet50_regression", width=0.0625), "resnet50_regression",
-                            frame_size=(128, 96), threshold_pixels=-1)
+    pipe = HandPosePipeline(
+        create_model("skeleton_unet", width=4, depth=2),
+        create_model("resnet50_regression", width=0.0625),
+        "resnet50_regression",
+        frame_size=(128, 96),
+        threshold_pixels=-1,
+    )
     d = pipe(np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8))
     assert isinstance(d.score, int)

@@ -47,14 +47,24 @@ def make_run(run: Path, threshold_pixels: float = -1.0, **overrides) -> Path:
         regression.fc.bias.fill_(0.5)  # normalised 0.5: the crop's centre
     _save(regression, run / "direct-regression" / "last.pt", "resnet50_regression", {"width": 0.0625})
     manifest = {
-        "format": "gthd-benchmark-run", "format_version": 1, "gthd_version": "0.1.0",
-        "dataset": "benchmark/datasets/demo.h5", "profile": "quick", "crop_margin": 0.25,
+        "format": "gthd-benchmark-run",
+        "format_version": 1,
+        "gthd_version": "0.1.0",
+        "dataset": "benchmark/datasets/demo.h5",
+        "profile": "quick",
+        "crop_margin": 0.25,
         "pose": [
             {"method": "ours", "builder": "multiscale_skeleton", "model_kwargs": {"width": 4}, "checkpoint": "ours/last.pt"},
             {"method": REGRESSION, "builder": "resnet50_regression", "model_kwargs": {"width": 0.0625}, "checkpoint": "direct-regression/last.pt"},
         ],
-        "detector": {"method": "skeleton UNet (ours)", "builder": "skeleton_unet", "model_kwargs": {"width": 4, "depth": 2},
-                     "checkpoint": "skeleton-unet-thick/last.pt", "frame_size": [64, 48], "threshold_pixels": threshold_pixels},
+        "detector": {
+            "method": "skeleton UNet (ours)",
+            "builder": "skeleton_unet",
+            "model_kwargs": {"width": 4, "depth": 2},
+            "checkpoint": "skeleton-unet-thick/last.pt",
+            "frame_size": [64, 48],
+            "threshold_pixels": threshold_pixels,
+        },
     }
     manifest.update(overrides)
     (run / "run.json").write_text(json.dumps(manifest, indent=2))
@@ -221,8 +231,10 @@ def _rewrite(run: Path, **changes) -> None:
         (lambda run: _rewrite(run, detector=None), ["no hand detector"]),
         (lambda run: (run / "run.json").write_text("{"), ["not readable JSON"]),
         (lambda run: _rewrite(run, crop_margin="wide"), ["'crop_margin' is 'wide'"]),
-        (lambda run: _rewrite(run, pose=[{"method": "ours", "builder": "multiscale_skeleton", "model_kwargs": {"width": 8},
-                                          "checkpoint": "ours/last.pt"}]), ["weights do not fit multiscale_skeleton(width=8)"]),
+        (
+            lambda run: _rewrite(run, pose=[{"method": "ours", "builder": "multiscale_skeleton", "model_kwargs": {"width": 8}, "checkpoint": "ours/last.pt"}]),
+            ["weights do not fit multiscale_skeleton(width=8)"],
+        ),
     ],
     ids=["no run.json", "format", "newer", "no checkpoint", "bad checkpoint", "no detector", "bad json", "bad field", "wrong kwargs"],
 )
@@ -243,8 +255,11 @@ def test_a_bad_run_folder_is_one_clear_line(tmp_path, damage, fragments):
         (lambda d: (d / "clip.mp4").write_bytes(b"not a video") and d / "clip.mp4", [], ["clip.mp4: not a readable video"]),
         (lambda d: (d / "empty").mkdir() or d / "empty", [], ["no images"]),
         (lambda d: "camera:abc", [], ["camera:abc: expected camera:INDEX"]),
-        (lambda d: cv2.imwrite(str(d / "a.jpg"), frame()) and d / "a.jpg", ["--method", "nope"],
-         ["no pose method 'nope'", "'ours' (multiscale_skeleton)", REGRESSION]),
+        (
+            lambda d: cv2.imwrite(str(d / "a.jpg"), frame()) and d / "a.jpg",
+            ["--method", "nope"],
+            ["no pose method 'nope'", "'ours' (multiscale_skeleton)", REGRESSION],
+        ),
         (lambda d: cv2.imwrite(str(d / "a.jpg"), frame()) and d / "a.jpg", ["-o", "."], ["where the input images are"]),
     ],
     ids=["missing", "bad image", "bad video", "empty folder", "camera:abc", "unknown method", "out is the input folder"],

@@ -9,11 +9,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from gthd.capture.engine import StreamStats
 from gthd.calibration.files import read_calibration
+from gthd.capture.engine import StreamStats
 from gthd.capture.preview import WINDOW, Preview
-from gthd.fileio import FormatError
 from gthd.capture.sources import CameraFrame
+from gthd.fileio import FormatError
 from gthd.session import Session
 from gthd.sim.rig import RigConfig
 from gthd.sim.simulate import simulate
@@ -35,8 +35,10 @@ def test_preview_projects_the_tracked_hand_onto_the_frame(truth_file):
     hand = gt["frames"][i]["hand"]
     blank = np.zeros((480, 640, 3), np.uint8)
     capture = SimpleNamespace(
-        latest_frame=CameraFrame(blank, 0), latest_hands=[{"joints": hand["joints_leap"]}],
-        cam_stats=StreamStats(), trk_stats=StreamStats(),
+        latest_frame=CameraFrame(blank, 0),
+        latest_hands=[{"joints": hand["joints_leap"]}],
+        cam_stats=StreamStats(),
+        trk_stats=StreamStats(),
     )
     cal = read_calibration(truth_file / "ground_truth.json")  # the simulator's truth reads as the true calibration
     img = Preview((cal.camera, cal.T_cam_leap), window=False).render(capture)
@@ -55,15 +57,47 @@ def test_calibration_file_errors_are_clear(tmp_path):
     (tmp_path / "bad.json").write_text('{"camera": {}}')
     with pytest.raises(FormatError, match="expected a 'gthd-calibration' or 'gthd-sim-truth' file"):
         read_calibration(tmp_path / "bad.json")
-    r = subprocess.run([sys.executable, "-m", "gthd", "capture", str(tmp_path / "s"), "--camera", "sim", "--tracker", "sim", "--preview",
-                        "--calibration", str(tmp_path / "bad.json")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gthd",
+            "capture",
+            str(tmp_path / "s"),
+            "--camera",
+            "sim",
+            "--tracker",
+            "sim",
+            "--preview",
+            "--calibration",
+            str(tmp_path / "bad.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode != 0 and r.stderr.startswith("Error: ") and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "s").exists()
 
 
 def test_q_in_the_preview_window_stops_the_capture(tmp_path, xvfb, truth_file):
-    cmd = [sys.executable, "-m", "gthd", "capture", str(tmp_path / "s"), "--camera", "sim", "--tracker", "sim", "--duration", "60",
-           "--speed", "1", "--preview", "--calibration", str(truth_file / "ground_truth.json")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gthd",
+        "capture",
+        str(tmp_path / "s"),
+        "--camera",
+        "sim",
+        "--tracker",
+        "sim",
+        "--duration",
+        "60",
+        "--speed",
+        "1",
+        "--preview",
+        "--calibration",
+        str(truth_file / "ground_truth.json"),
+    ]
     p = subprocess.Popen(cmd, env=xvfb, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wid = None

@@ -6,7 +6,7 @@ environment is installed."""
 import numpy as np
 import pytest
 
-from gthd.sim.kinematics import MAX_CONVERGENCE_DEG, NUM_ANGLES, LOWER, UPPER, uncross_fingers
+from gthd.sim.kinematics import LOWER, MAX_CONVERGENCE_DEG, NUM_ANGLES, UPPER, uncross_fingers
 from gthd.sim.motion import generate_motion
 from gthd.sim.render import HandLook, Scene, render_frame, render_frame_truth
 from gthd.sim.rig import SKIN_TONES_BGR, RigConfig, sample_rig
@@ -86,8 +86,19 @@ def test_the_forearm_continues_from_the_wrist():
         probe = np.rint(uv[0] + away * np.linalg.norm(uv[9] - uv[0]) * 0.6).astype(int)
         if not (0 <= probe[0] < cam.width and 0 <= probe[1] < cam.height):
             continue
-        imgs = [render_frame(_plain_scene(cam, np.random.default_rng(0)), 0.0, np.random.default_rng(0), cam, jc, rig.shape,
-                             HandLook((150, 190, 240), np.array([0.6, -0.8]), forearm=f), handedness=side) for f in (True, False)]
+        imgs = [
+            render_frame(
+                _plain_scene(cam, np.random.default_rng(0)),
+                0.0,
+                np.random.default_rng(0),
+                cam,
+                jc,
+                rig.shape,
+                HandLook((150, 190, 240), np.array([0.6, -0.8]), forearm=f),
+                handedness=side,
+            )
+            for f in (True, False)
+        ]
         more.append(_hand_pixels(imgs[0]).sum() > _hand_pixels(imgs[1]).sum() and _hand_pixels(imgs[0])[probe[1], probe[0]])
     assert len(more) >= 3 and np.mean(more) > 0.8
 

@@ -12,8 +12,13 @@ from gthd.session import Session, SessionWriter, TrackerStream
 
 def _writer(path, **kw):
     return SessionWriter(
-        path, source="capture", camera={"source": "0", "width": 64, "height": 48}, tracker={"kind": "ultraleap"},
-        session_id="t", created_utc="2026-01-01T00:00:00Z", **kw,
+        path,
+        source="capture",
+        camera={"source": "0", "width": 64, "height": 48},
+        tracker={"kind": "ultraleap"},
+        session_id="t",
+        created_utc="2026-01-01T00:00:00Z",
+        **kw,
     )
 
 
@@ -26,7 +31,9 @@ def test_round_trip(tmp_path):
     for i in range(5):
         w.add_frame(b"\xff\xd8fake", 1000 + 33 * i, seq=i)
     for k in range(10):
-        w.add_tracker_frame(frame_id=k, t_device_us=50 + k, t_host_ns=1000 + 10 * k, t_arrival_ns=1005 + 10 * k, framerate=110, hands=[_hand(3, k)] if k != 4 else [])
+        w.add_tracker_frame(
+            frame_id=k, t_device_us=50 + k, t_host_ns=1000 + 10 * k, t_arrival_ns=1005 + 10 * k, framerate=110, hands=[_hand(3, k)] if k != 4 else []
+        )
     w.add_clock_sample(990, 40, 1000)
     w.finish("complete")
     s = Session.open(tmp_path / "s")

@@ -54,8 +54,19 @@ def data(tmp_path_factory):
 
 
 def _cfg(data, **kw):
-    base = {"model": "multiscale_skeleton", "model_kwargs": {"width": 4}, "data": str(data), "epochs": 2, "batch_size": 4,
-            "lr": 0.01, "max_samples": 16, "augment": False, "num_workers": 0, "device": "cpu", "seed": 3}
+    base = {
+        "model": "multiscale_skeleton",
+        "model_kwargs": {"width": 4},
+        "data": str(data),
+        "epochs": 2,
+        "batch_size": 4,
+        "lr": 0.01,
+        "max_samples": 16,
+        "augment": False,
+        "num_workers": 0,
+        "device": "cpu",
+        "seed": 3,
+    }
     base.update(kw)
     return TrainConfig(**base)
 

@@ -8,11 +8,11 @@ import time
 import types
 
 import cv2
+import fake_leap as fl
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import fake_leap as fl
 from gthd.capture import ultraleap
 from gthd.capture.sources import ClockBracket, SourceError, TrackerEvent, TrackerFrame
 from gthd.capture.ultraleap import LeapRecordingTracker, UltraleapTracker, frame_from_event
@@ -128,8 +128,16 @@ def test_wrong_attribute_names_fail(leap, monkeypatch):
             frame = frame_from_event(event, fl, 0)  # the real names work...
             assert frame.hands[0]["id"] == 7
             hand = event.hands[0]
-            for obj, name in [(event, "frame_id"), (event, "hands_count"), (hand, "palm_position"), (hand, "fingers"),
-                              (hand, "is_left"), (hand.digits[0], "joints"), (hand.arm, "next"), (hand.palm.position, "w")]:
+            for obj, name in [
+                (event, "frame_id"),
+                (event, "hands_count"),
+                (hand, "palm_position"),
+                (hand, "fingers"),
+                (hand, "is_left"),
+                (hand.digits[0], "joints"),
+                (hand.arm, "next"),
+                (hand.palm.position, "w"),
+            ]:
                 with pytest.raises(AttributeError):
                     getattr(obj, name)  # ...and these do not
 

@@ -46,8 +46,14 @@ def keypoints_from_output(info, out: dict) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_pose(
-    model: torch.nn.Module, name: str, dataset: str, split: str = "test", batch_size: int = 64, device: str = "cpu",
-    skeletons: dict[int, np.ndarray] | None = None, skeleton: str = "thick",
+    model: torch.nn.Module,
+    name: str,
+    dataset: str,
+    split: str = "test",
+    batch_size: int = 64,
+    device: str = "cpu",
+    skeletons: dict[int, np.ndarray] | None = None,
+    skeleton: str = "thick",
 ) -> dict:
     """Score a pose model on the hand samples of ``split``.
 
@@ -208,7 +214,8 @@ def evaluate_end_to_end(pipeline, dataset: str, split: str = "test") -> dict:
     norm = pck_norm(box, crop_box, crop_margin)
     curve = metrics.pck_curve(far, kp_img, vis, norm, PCK_THRESHOLDS)
     return {
-        "found": float(found.mean()), "missed": int((~found).sum()),
+        "found": float(found.mean()),
+        "missed": int((~found).sum()),
         "mjpe_px": metrics.mjpe(pred_crop, kp_crop, counted) if counted.any() else float("nan"),
         "median_px": _median(metrics.joint_errors(pred_crop, kp_crop, counted)),
         "epe_px": metrics.epe(pred_img, kp_img, counted) if counted.any() else float("nan"),
@@ -218,7 +225,8 @@ def evaluate_end_to_end(pipeline, dataset: str, split: str = "test") -> dict:
         "auc": metrics.auc(PCK_THRESHOLDS, curve),
         "curve": (PCK_THRESHOLDS.tolist(), curve.tolist()),
         "infer_ms": 1000 * t / len(rows),
-        "predictions": pred_crop, "rows": rows,
+        "predictions": pred_crop,
+        "rows": rows,
     }
 
 
@@ -278,8 +286,12 @@ def detector_scores(model: torch.nn.Module, dataset: str, split: str, size=(256,
         true_box.append(batch["box"].numpy())
         rows.append(batch["index"].numpy())
     return {
-        "counts": np.concatenate(counts), "boxes": np.concatenate(boxes), "has_hand": np.concatenate(has),
-        "true_box": np.concatenate(true_box), "rows": np.concatenate(rows), "infer_ms": 1000 * t_model / len(ds),
+        "counts": np.concatenate(counts),
+        "boxes": np.concatenate(boxes),
+        "has_hand": np.concatenate(has),
+        "true_box": np.concatenate(true_box),
+        "rows": np.concatenate(rows),
+        "infer_ms": 1000 * t_model / len(ds),
     }
 
 
@@ -321,8 +333,9 @@ def threshold_sweep(scores: np.ndarray, has_hand: np.ndarray, n: int = 41) -> tu
 
 
 @torch.no_grad()
-def detector_skeleton_crops(model: torch.nn.Module, dataset: str, split: str = "test", size=(256, 192), device: str = "cpu",
-                            on: str = "frame") -> dict[int, np.ndarray]:
+def detector_skeleton_crops(
+    model: torch.nn.Module, dataset: str, split: str = "test", size=(256, 192), device: str = "cpu", on: str = "frame"
+) -> dict[int, np.ndarray]:
     """The skeleton the detector predicts for each hand sample of ``split``, as the
     sample's 128 x 128 crop: dataset row -> (128, 128) float32 in [0, 1]. The pose
     network's skeleton channel in the paper's pipeline (see :func:`evaluate_pose`).

@@ -142,7 +142,11 @@ class Leaderboard:
             for r in self.detection:
                 out.write("| " + " | ".join(_fmt(c[2], r.get(c[0]), r.get(f"{c[0]}_std")) for c in cols) + " |\n")
             if paper:
-                ref = {"method": f"the paper's ({paper}): ours", "iou": PAPER_IOU.get(paper, {}).get("ours (skeleton)"), **(PAPER_DETECTION_GTHD if paper == "GTHD" else {})}
+                ref = {
+                    "method": f"the paper's ({paper}): ours",
+                    "iou": PAPER_IOU.get(paper, {}).get("ours (skeleton)"),
+                    **(PAPER_DETECTION_GTHD if paper == "GTHD" else {}),
+                }
                 out.write("| " + " | ".join(_fmt(c[2], ref.get(c[0])) for c in cols) + " |\n")
         if paper:
             out.write(f"\nThe paper's figures are from its Tables I and II and section IV-B ({paper}), for reference: other data, other scale.\n")
@@ -162,9 +166,17 @@ class Leaderboard:
         return out.getvalue()
 
     def to_dict(self) -> dict:
-        return {"format": "gthd-leaderboard", "format_version": 1, "gthd_version": __version__, "dataset": self.dataset,
-                "pose": self.sorted_pose(), "detection": self.detection, "curves": self.curves, "config": self.config,
-                "per_seed": self.per_seed}
+        return {
+            "format": "gthd-leaderboard",
+            "format_version": 1,
+            "gthd_version": __version__,
+            "dataset": self.dataset,
+            "pose": self.sorted_pose(),
+            "detection": self.detection,
+            "curves": self.curves,
+            "config": self.config,
+            "per_seed": self.per_seed,
+        }
 
     def write(self, out_dir: str | Path, paper: str | None = None) -> list[Path]:
         """leaderboard.md, .csv, .json and pck.png in ``out_dir`` (atomic writes)."""
@@ -257,4 +269,15 @@ def read_leaderboard(path: str | Path) -> dict:
     return read_json(path, fmt="gthd-leaderboard", versions=(1,))
 
 
-__all__ = ["CONSTANT", "Leaderboard", "aggregate_rows", "mean_curves", "line_plot", "pck_plot", "read_leaderboard", "PAPER_MJPE", "PAPER_IOU", "PAPER_DETECTION_GTHD"]
+__all__ = [
+    "CONSTANT",
+    "Leaderboard",
+    "aggregate_rows",
+    "mean_curves",
+    "line_plot",
+    "pck_plot",
+    "read_leaderboard",
+    "PAPER_MJPE",
+    "PAPER_IOU",
+    "PAPER_DETECTION_GTHD",
+]

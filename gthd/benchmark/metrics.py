@@ -98,10 +98,7 @@ def _norm(norm, mask: np.ndarray) -> np.ndarray:
     used = mask.any(axis=1)
     bad = np.flatnonzero(used & ~(np.isfinite(norm) & (norm > 0)))
     if len(bad):
-        raise ValueError(
-            f"norm: must be finite and > 0 for samples with a visible joint; "
-            f"samples {bad[:5].tolist()} have {norm[bad[:5]].tolist()}"
-        )
+        raise ValueError(f"norm: must be finite and > 0 for samples with a visible joint; samples {bad[:5].tolist()} have {norm[bad[:5]].tolist()}")
     return norm
 
 

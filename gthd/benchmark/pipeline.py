@@ -52,8 +52,18 @@ class HandPosePipeline:
             was trained (``gthd benchmark`` records it in run.json).
     """
 
-    def __init__(self, detector, pose, pose_name: str, frame_size=(256, 192), threshold_pixels: float = 20.0, crop_margin: float = 0.25,
-                 box_margin: float = 0.05, device: str = "cpu", skeleton_pass: str = "frame"):
+    def __init__(
+        self,
+        detector,
+        pose,
+        pose_name: str,
+        frame_size=(256, 192),
+        threshold_pixels: float = 20.0,
+        crop_margin: float = 0.25,
+        box_margin: float = 0.05,
+        device: str = "cpu",
+        skeleton_pass: str = "frame",
+    ):
         if skeleton_pass not in SKELETON_PASSES:
             raise ValueError(f"skeleton_pass must be one of {', '.join(SKELETON_PASSES)}, got {skeleton_pass!r}")
         self.skeleton_pass = skeleton_pass

@@ -147,8 +147,9 @@ def _run_model(d, run_dir: Path, path: Path, where: str) -> RunModel:
     method = _field(d, "method", str, path, where)
     builder = _field(d, "builder", str, path, where)
     if builder not in MODELS:
-        raise FormatError(f"{path}: {where} '{method}' uses the model {builder!r}, which this gthd ({__version__}) does not know "
-                          f"(it knows {', '.join(MODELS)}): upgrade gthd")
+        raise FormatError(
+            f"{path}: {where} '{method}' uses the model {builder!r}, which this gthd ({__version__}) does not know (it knows {', '.join(MODELS)}): upgrade gthd"
+        )
     kwargs = d.get("model_kwargs") or {}
     if not isinstance(kwargs, dict):
         raise FormatError(f"{path}: '{where}.model_kwargs' is {kwargs!r}, not an object")
@@ -187,8 +188,7 @@ def load_model(entry: RunModel) -> torch.nn.Module:
         raise ValueError(f"{entry.builder}({_kwargs(entry.model_kwargs)}): {_first_line(e)}") from None
     mismatch = _state_mismatch(model.state_dict(), state["model"])
     if mismatch:
-        raise ValueError(f"{ckpt}: its weights do not fit {entry.builder}({_kwargs(entry.model_kwargs)}) "
-                         f"as run.json describes it: {mismatch}")
+        raise ValueError(f"{ckpt}: its weights do not fit {entry.builder}({_kwargs(entry.model_kwargs)}) as run.json describes it: {mismatch}")
     model.load_state_dict(state["model"])
     return model.eval()
 
@@ -233,8 +233,10 @@ def load_run(run_dir: str | os.PathLike, method: str = "ours", device: str | tor
     run = read_run(run_dir)
     pose = find_pose(run, method)
     if run.detector is None:
-        raise ValueError(f"{run.path}: this run has no hand detector (its profile trained none), "
-                         "so it cannot find hands in frames; re-run `gthd benchmark` with a profile that has \"detector\": true")
+        raise ValueError(
+            f"{run.path}: this run has no hand detector (its profile trained none), "
+            'so it cannot find hands in frames; re-run `gthd benchmark` with a profile that has "detector": true'
+        )
     if MODEL_INFO[pose.builder].task not in ("pose-heatmap", "pose-regression"):
         raise ValueError(f"{run.path}: '{pose.method}' ({pose.builder}) is not a pose model")
     if MODEL_INFO[run.detector.builder].task != "detector":
@@ -242,9 +244,15 @@ def load_run(run_dir: str | os.PathLike, method: str = "ours", device: str | tor
     device = _check_device(device)
     extra = {} if run.box_margin is None else {"box_margin": run.box_margin}
     return HandPosePipeline(
-        load_model(run.detector), load_model(pose), pose.builder,
-        frame_size=run.frame_size, threshold_pixels=run.threshold_pixels, crop_margin=run.crop_margin, device=device,
-        skeleton_pass=run.skeleton_pass, **extra,
+        load_model(run.detector),
+        load_model(pose),
+        pose.builder,
+        frame_size=run.frame_size,
+        threshold_pixels=run.threshold_pixels,
+        crop_margin=run.crop_margin,
+        device=device,
+        skeleton_pass=run.skeleton_pass,
+        **extra,
     )
 
 
@@ -282,6 +290,7 @@ def draw_prediction(frame: np.ndarray, detection: Detection) -> np.ndarray:
 def prediction_record(source: str | int, detection: Detection) -> dict:
     """One JSON line: {"source", "has_hand", "score", "box": [x0, y0, x1, y1] or None,
     "keypoints": [[u, v] x 21] or None}, frame pixels (OpenCV convention), 0.01 px."""
+
     def px(v) -> float | None:
         return round(float(v), 2) if math.isfinite(v) else None
 
@@ -356,7 +365,7 @@ def parse_camera(source: str) -> int | None:
     """The camera index of ``camera:N`` or a bare integer ``N``; None for anything else.
     ValueError for ``camera:`` followed by anything but an index."""
     if source.startswith("camera:"):
-        index = source[len("camera:"):]
+        index = source[len("camera:") :]
         if not index.isdigit():
             raise ValueError(f"{source}: expected camera:INDEX, such as camera:0")
         return int(index)
@@ -364,7 +373,7 @@ def parse_camera(source: str) -> int | None:
 
 
 def source_kind(source: str) -> str:
-    """"camera", "folder", "image" (by suffix: .jpg .jpeg .png .bmp) or "video" (any
+    """ "camera", "folder", "image" (by suffix: .jpg .jpeg .png .bmp) or "video" (any
     other file); ValueError when ``source`` does not exist."""
     if parse_camera(source) is not None:
         return "camera"

@@ -125,10 +125,14 @@ class Profile:
             raise ValueError(f"profile {self.name!r}: unknown methods {unknown}; known: {', '.join(POSE_METHODS)}")
         for builder, fields_ in self.overrides.items():
             if builder not in MODEL_INFO or not isinstance(fields_, dict):
-                raise ValueError(f"profile {self.name!r}: overrides: expected {{builder: {{field: value}}}} with builders among {', '.join(MODEL_INFO)}, got {builder!r}")
+                raise ValueError(
+                    f"profile {self.name!r}: overrides: expected {{builder: {{field: value}}}} with builders among {', '.join(MODEL_INFO)}, got {builder!r}"
+                )
             bad = set(fields_) - OVERRIDABLE
             if bad:
-                raise ValueError(f"profile {self.name!r}: overrides[{builder!r}]: {sorted(bad)} cannot be overridden; these can: {', '.join(sorted(OVERRIDABLE))}")
+                raise ValueError(
+                    f"profile {self.name!r}: overrides[{builder!r}]: {sorted(bad)} cannot be overridden; these can: {', '.join(sorted(OVERRIDABLE))}"
+                )
         if self.skeleton_pass not in SKELETON_PASSES:
             raise ValueError(f"profile {self.name!r}: skeleton_pass must be one of {', '.join(SKELETON_PASSES)}, got {self.skeleton_pass!r}")
         if self.pose_skeleton not in ("detector", "labels"):
@@ -141,7 +145,9 @@ class Profile:
         # not after the first models have trained
         multiple = MODEL_INFO[BOX_BASELINE[1]].size_multiple if self.detector and self.box_baseline else MODEL_INFO[DETECTOR[1]].size_multiple
         if self.detector and any(v < multiple or v % multiple for v in self.frame_size):
-            raise ValueError(f"profile {self.name!r}: frame_size must be multiples of {multiple} (the detector{' and box baseline' * self.box_baseline}), got {list(self.frame_size)}")
+            raise ValueError(
+                f"profile {self.name!r}: frame_size must be multiples of {multiple} (the detector{' and box baseline' * self.box_baseline}), got {list(self.frame_size)}"
+            )
 
     @classmethod
     def load(cls, name_or_path: str) -> Profile:
@@ -228,8 +234,10 @@ _FIELD_RULES: dict[str, tuple[str, Callable[[object], bool]]] = {
     "max_samples": ("an integer >= 1, or null for all", lambda v: v is None or _is_int(v, 1)),
     "frame_size": ("[width, height], two integers >= 16", lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(x, 16) for x in v)),
     "num_workers": ("an integer >= 0", lambda v: _is_int(v, 0)),
-    "widths": ("an object {builder: width}, an integer >= 1 (a number > 0 for resnet50_regression)",
-               lambda v: isinstance(v, dict) and all(_width_ok(k, x) for k, x in v.items())),
+    "widths": (
+        "an object {builder: width}, an integer >= 1 (a number > 0 for resnet50_regression)",
+        lambda v: isinstance(v, dict) and all(_width_ok(k, x) for k, x in v.items()),
+    ),
     "methods": ("a list of method names (empty: detectors only)", lambda v: isinstance(v, list) and all(isinstance(m, str) for m in v)),
     "detector": ("true or false", lambda v: isinstance(v, bool)),
     "sigma": ("a number > 0", _is_num),
@@ -244,7 +252,10 @@ _FIELD_RULES: dict[str, tuple[str, Callable[[object], bool]]] = {
     "schedule": ("step or cosine", lambda v: isinstance(v, str) and v in ("step", "cosine")),
     "warmup_steps": ("an integer >= 0", lambda v: _is_int(v, 0)),
     "augment": ("an object of augmentation fields, numbers (scale: [low, high])", _augment_ok),
-    "heatmap_sigmas": ("a list of numbers > 0 (one per output), or null", lambda v: v is None or (isinstance(v, list) and len(v) > 0 and all(_is_num(x) for x in v))),
+    "heatmap_sigmas": (
+        "a list of numbers > 0 (one per output), or null",
+        lambda v: v is None or (isinstance(v, list) and len(v) > 0 and all(_is_num(x) for x in v)),
+    ),
     "deterministic": ("true or false", lambda v: isinstance(v, bool)),
     "compile": ("true or false", lambda v: isinstance(v, bool)),
 }
@@ -288,12 +299,25 @@ def _first_line(e: BaseException) -> str:
 
 
 QUICK_RECIPE = dict(
-    batch_size=8, lr=0.01, schedule="cosine", warmup_steps=100, lr_step=1, lr_gamma=1.0, max_samples=None, num_workers=0,
-    sigma=2.0, skeleton_pass="crop",
-    heatmap_sigmas=[2.0, 2.0, 2.0, 2.0, 2.0], augment={"rotate_deg": 15.0, "scale": [0.9, 1.1], "translate": 0.05, "flip": 0.0},
+    batch_size=8,
+    lr=0.01,
+    schedule="cosine",
+    warmup_steps=100,
+    lr_step=1,
+    lr_gamma=1.0,
+    max_samples=None,
+    num_workers=0,
+    sigma=2.0,
+    skeleton_pass="crop",
+    heatmap_sigmas=[2.0, 2.0, 2.0, 2.0, 2.0],
+    augment={"rotate_deg": 15.0, "scale": [0.9, 1.1], "translate": 0.05, "flip": 0.0},
     widths={"multiscale_skeleton": 16, "multiscale_plain": 16, "unet_heatmaps": 8, "resnet50_regression": 0.25, "skeleton_unet": 8, "box_regressor": 16},
-    overrides={"skeleton_unet": {"lr": 0.003}, "box_regressor": {"lr": 0.003}, "resnet50_regression": {"lr": 0.001},
-               "unet_heatmaps": {"lr": 0.003, "sigma": 4.0}},
+    overrides={
+        "skeleton_unet": {"lr": 0.003},
+        "box_regressor": {"lr": 0.003},
+        "resnet50_regression": {"lr": 0.001},
+        "unet_heatmaps": {"lr": 0.003, "sigma": 4.0},
+    },
 )
 """The CPU recipe of the quick profiles, found by measurement (docs/benchmark.md, "A CPU
 recipe that learns"): the paper's batch 8; Adam 0.01 with 100 warm-up steps, then a
@@ -333,10 +357,26 @@ def train_config(builder: str, profile: Profile, dataset: str, seed: int, skelet
     frames = builder in (DETECTOR[1], BOX_BASELINE[1])
     epochs = profile.detector_epochs if frames and profile.detector_epochs else profile.epochs
     config = TrainConfig(
-        model=builder, model_kwargs=kwargs, data=str(dataset), epochs=epochs, batch_size=profile.batch_size, lr=profile.lr,
-        lr_step=profile.lr_step, lr_gamma=profile.lr_gamma, seed=seed, max_samples=profile.max_samples, num_workers=profile.num_workers,
-        frame_size=tuple(profile.frame_size), sigma=profile.sigma, skeleton=skeleton, skeleton_crops=skeleton_crops, schedule=profile.schedule,
-        warmup_steps=profile.warmup_steps, augment_kwargs=profile.augment, deterministic=profile.deterministic, compile=profile.compile,
+        model=builder,
+        model_kwargs=kwargs,
+        data=str(dataset),
+        epochs=epochs,
+        batch_size=profile.batch_size,
+        lr=profile.lr,
+        lr_step=profile.lr_step,
+        lr_gamma=profile.lr_gamma,
+        seed=seed,
+        max_samples=profile.max_samples,
+        num_workers=profile.num_workers,
+        frame_size=tuple(profile.frame_size),
+        sigma=profile.sigma,
+        skeleton=skeleton,
+        skeleton_crops=skeleton_crops,
+        schedule=profile.schedule,
+        warmup_steps=profile.warmup_steps,
+        augment_kwargs=profile.augment,
+        deterministic=profile.deterministic,
+        compile=profile.compile,
         heatmap_sigmas=profile.heatmap_sigmas if MODEL_INFO[builder].task == "pose-heatmap" and len(MODEL_INFO[builder].strides) > 1 else None,
     )
     return replace(config, **profile.overrides.get(builder, {}))
@@ -437,8 +477,14 @@ def seed_folder(out: Path, seed: int, first_seed: int) -> Path:
 
 
 def run_benchmark(
-    dataset: str | Path, profile: Profile, out: str | Path, seed: int = 0, seeds: int | None = None,
-    progress: Callable[[dict], None] | None = None, log=print, on_batch: Callable[[str, int, int], None] | None = None,
+    dataset: str | Path,
+    profile: Profile,
+    out: str | Path,
+    seed: int = 0,
+    seeds: int | None = None,
+    progress: Callable[[dict], None] | None = None,
+    log=print,
+    on_batch: Callable[[str, int, int], None] | None = None,
 ) -> Leaderboard:
     """Train (or reuse) every model of ``profile`` for each seed and score it on the test
     split; the leaderboard holds the mean and standard deviation over the seeds.
@@ -476,15 +522,24 @@ def run_benchmark(
 
     # -- the leaderboard over the seeds, and the files
     name = Path(dataset).stem
-    board = Leaderboard(name, pose=aggregate_rows([r.pose for r in runs]), detection=aggregate_rows([r.detection for r in runs]),
-                        curves=mean_curves([r.curves for r in runs]),
-                        config={"profile": asdict(profile), "seed": seed, "seeds": seeds, "dataset": dataset, "threads": torch.get_num_threads()})
+    board = Leaderboard(
+        name,
+        pose=aggregate_rows([r.pose for r in runs]),
+        detection=aggregate_rows([r.detection for r in runs]),
+        curves=mean_curves([r.curves for r in runs]),
+        config={"profile": asdict(profile), "seed": seed, "seeds": seeds, "dataset": dataset, "threads": torch.get_num_threads()},
+    )
     board.per_seed = [{"seed": r.seed, "pose": r.pose, "detection": r.detection} for r in runs]
     board.write(out, paper="GTHD")
     first = runs[0]
     if first.sweeps:
-        line_plot(first.sweeps, out / "thresholds.png", title=f"Hand/NoHand F1 against the pixel threshold ({name}, test, seed {first.seed})",
-                  xlabel="threshold (foreground pixels)", x_format="{:.0f}")
+        line_plot(
+            first.sweeps,
+            out / "thresholds.png",
+            title=f"Hand/NoHand F1 against the pixel threshold ({name}, test, seed {first.seed})",
+            xlabel="threshold (foreground pixels)",
+            x_format="{:.0f}",
+        )
     shown = [m for m in ("direct regression (Gomez et al.)", "ours") if m in first.predictions] or list(first.predictions)[:2]
     if shown:
         img = qualitative_figure(dataset, {m: first.predictions[m] for m in shown})
@@ -498,14 +553,22 @@ def run_benchmark(
 
 
 def run_seed(
-    dataset: str, profile: Profile, seed: int, out: Path, detectors: bool, progress=None, log=print, on_batch=None, fingerprint: str | None = None,
+    dataset: str,
+    profile: Profile,
+    seed: int,
+    out: Path,
+    detectors: bool,
+    progress=None,
+    log=print,
+    on_batch=None,
+    fingerprint: str | None = None,
 ) -> SeedRun:
     """Train (or reuse) and score every model of ``profile`` with one ``seed``, its models
     in ``out``: the detectors (one per thickness) and the box baseline, the pose methods,
     the constant-pose reference, "ours" with the true skeleton, and the end-to-end
     pipeline (the main detector's box and skeleton, then "ours")."""
     run = SeedRun(seed, manifest={"pose": [], "detector": None})
-    batches = (lambda label: (lambda done, total: on_batch(label, done, total))) if on_batch else (lambda label: None)
+    batches = (lambda label: lambda done, total: on_batch(label, done, total)) if on_batch else (lambda label: None)
     with open_dataset(dataset) as f:
         crop_margin = float(f.attrs.get("crop_margin", 0.25))
         box_margin = float(f.attrs.get("box_margin", 0.05))
@@ -532,9 +595,14 @@ def run_seed(
                 if profile.pose_skeleton == "detector" and not train_crops.exists():
                     save_skeleton_crops(train_crops, detector_skeleton_crops(model, dataset, "train", size=profile.frame_size, on=profile.skeleton_pass))
                 run.manifest["detector"] = {
-                    "method": DETECTOR[0], "builder": DETECTOR[1], "model_kwargs": model_kwargs(profile, DETECTOR[1]),
-                    "checkpoint": f"{folder}/last.pt", "frame_size": list(profile.frame_size), "threshold_pixels": row["threshold"],
-                    "thickness": thickness, "skeleton_pass": profile.skeleton_pass,
+                    "method": DETECTOR[0],
+                    "builder": DETECTOR[1],
+                    "model_kwargs": model_kwargs(profile, DETECTOR[1]),
+                    "checkpoint": f"{folder}/last.pt",
+                    "frame_size": list(profile.frame_size),
+                    "threshold_pixels": row["threshold"],
+                    "thickness": thickness,
+                    "skeleton_pass": profile.skeleton_pass,
                 }
         if profile.box_baseline:
             label, builder = BOX_BASELINE

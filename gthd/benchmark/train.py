@@ -204,7 +204,7 @@ class TrainResult:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """"auto": cuda, then mps, then cpu; else ``torch.device(name)``."""
+    """ "auto": cuda, then mps, then cpu; else ``torch.device(name)``."""
     if name != "auto":
         return torch.device(name)
     if torch.cuda.is_available():
@@ -483,7 +483,10 @@ def _first_line(e: BaseException) -> str:
 
 # ------------------------------------------------------------------------------ train
 def train(
-    config: TrainConfig, out_dir, resume: bool = False, progress: Callable[[dict], None] | None = None,
+    config: TrainConfig,
+    out_dir,
+    resume: bool = False,
+    progress: Callable[[dict], None] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
     """Train ``config.model`` on ``config.data``, writing ``out_dir/last.pt`` after every
@@ -524,9 +527,9 @@ def train(
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     if progress is None:
+
         def progress(p):
-            print(f"epoch {p['epoch']}/{p['epochs']} loss {p['loss']:.5g} lr {p['lr']:.3g} "
-                  f"{p['samples_per_s']:.1f} samples/s", file=sys.stderr)
+            print(f"epoch {p['epoch']}/{p['epochs']} loss {p['loss']:.5g} lr {p['lr']:.3g} {p['samples_per_s']:.1f} samples/s", file=sys.stderr)
 
     # -- data (each rank takes every world-th sample: steps per epoch from that share)
     dataset = make_dataset(config)
@@ -562,7 +565,9 @@ def train(
             scheduler.load_state_dict(ckpt["scheduler"])
             start_epoch = int(ckpt["epoch"])
         except (RuntimeError, ValueError, KeyError, TypeError) as e:  # weights of another shape, a mangled state
-            raise FormatError(f"{ckpt_path}: its state does not fit {config.model} ({_first_line(e)}): delete it and re-run to train this model again") from None
+            raise FormatError(
+                f"{ckpt_path}: its state does not fit {config.model} ({_first_line(e)}): delete it and re-run to train this model again"
+            ) from None
     raw_model = model
     if config.compile and device.type == "cuda":
         model = torch.compile(model)
@@ -584,8 +589,9 @@ def train(
         sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
         sampler.set_epoch(epoch)
         gen = torch.Generator().manual_seed(config.seed + 1000003 * epoch + 7919 * rank)  # worker seeds
-        loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
-                            pin_memory=device.type == "cuda", generator=gen)
+        loader = DataLoader(
+            dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers, pin_memory=device.type == "cuda", generator=gen
+        )
         model.train()
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         n_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -615,19 +621,29 @@ def train(
             raise FloatingPointError(f"epoch {epoch + 1}: the training loss is {epoch_loss}")
         epoch_losses.append(epoch_loss)
         if is_main:
-            save_checkpoint(ckpt_path, {
-                "model": raw_model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "epoch": epoch + 1,
-                "config": config.to_dict(),
-                "data_fingerprint": fingerprint,
-                "gthd_version": __version__,
-                "loss": epoch_loss,
-            })
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "model": raw_model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch + 1,
+                    "config": config.to_dict(),
+                    "data_fingerprint": fingerprint,
+                    "gthd_version": __version__,
+                    "loss": epoch_loss,
+                },
+            )
             dt = time.perf_counter() - te
-            progress({"epoch": epoch + 1, "epochs": config.epochs, "loss": epoch_loss,
-                      "lr": optimizer.param_groups[0]["lr"], "samples_per_s": n_epoch / max(dt, 1e-9)})
+            progress(
+                {
+                    "epoch": epoch + 1,
+                    "epochs": config.epochs,
+                    "loss": epoch_loss,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "samples_per_s": n_epoch / max(dt, 1e-9),
+                }
+            )
     train_time = time.perf_counter() - t0
     torch.use_deterministic_algorithms(deterministic)  # the caller's setting again
 
@@ -672,9 +688,20 @@ def main(argv=None) -> None:
     p.add_argument("--no-amp", action="store_true")
     p.add_argument("--resume", action="store_true")
     a = p.parse_args(argv)
-    cfg = TrainConfig(model=a.model, model_kwargs={} if a.width is None else {"width": a.width}, data=a.data,
-                      epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, max_samples=a.max_samples,
-                      augment=not a.no_augment, num_workers=a.num_workers, device=a.device, amp=not a.no_amp)
+    cfg = TrainConfig(
+        model=a.model,
+        model_kwargs={} if a.width is None else {"width": a.width},
+        data=a.data,
+        epochs=a.epochs,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        seed=a.seed,
+        max_samples=a.max_samples,
+        augment=not a.no_augment,
+        num_workers=a.num_workers,
+        device=a.device,
+        amp=not a.no_amp,
+    )
     result = train(cfg, a.out, resume=a.resume)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(result.to_dict(), indent=2))

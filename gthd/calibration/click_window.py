@@ -89,8 +89,7 @@ def choose_frames(session, joint: str, n: int = 40, max_gap_ms: float = 50, offs
         n_hand = sum(bool(h) for h in session.tracker.hands)
         raise ValueError(
             f"the session has no frames with a tracked hand: {session.path} has {len(fr)} frames and "
-            f"{len(session.tracker)} tracker frames, {n_hand} of them with a hand"
-            + (" (is the clock offset right?)" if n_hand and offset_ns else "")
+            f"{len(session.tracker)} tracker frames, {n_hand} of them with a hand" + (" (is the clock offset right?)" if n_hand and offset_ns else "")
         )
     if len(cand) <= n:
         return [int(i) for i in fr.index[cand]]

@@ -69,9 +69,7 @@ class Observations:
     def from_clicks(cls, clicks) -> "Observations":
         from ..hand import JOINT_INDEX
 
-        return cls(
-            [c.t_host_ns for c in clicks], [JOINT_INDEX[c.joint] for c in clicks], [[c.u, c.v] for c in clicks], [c.frame_index for c in clicks]
-        )
+        return cls([c.t_host_ns for c in clicks], [JOINT_INDEX[c.joint] for c in clicks], [[c.u, c.v] for c in clicks], [c.frame_index for c in clicks])
 
 
 @dataclass
@@ -133,7 +131,9 @@ def check_geometry(obj: np.ndarray, img: np.ndarray, camera: Camera) -> None:
     inside = camera.in_image(img)
     if not inside.all():
         k = int(np.flatnonzero(~inside)[0])
-        raise ValueError(f"point {k} at ({img[k, 0]:.1f}, {img[k, 1]:.1f}) is outside the {camera.width}x{camera.height} image: check that the clicks belong to this camera")
+        raise ValueError(
+            f"point {k} at ({img[k, 0]:.1f}, {img[k, 1]:.1f}) is outside the {camera.width}x{camera.height} image: check that the clicks belong to this camera"
+        )
     _check_spread(obj, "tracked 3D joints", "mm", 20.0)
     _check_spread(img, "clicked pixels", "px", 10.0)
 

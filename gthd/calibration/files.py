@@ -148,7 +148,9 @@ def check_clicks(clicks: list[Click], frame_index: np.ndarray, t_host_ns: np.nda
             span = f"frames {int(frame_index.min())}-{int(frame_index.max())}" if len(frame_index) else "no frames"
             raise ValueError(f"{where}: frame {c.frame_index} is not in the session ({span}): are the clicks from this session?")
         if int(t_host_ns[k]) != c.t_host_ns:
-            raise ValueError(f"{where}: frame {c.frame_index} is stamped {c.t_host_ns} ns here but {int(t_host_ns[k])} ns in the session: the clicks are from another recording")
+            raise ValueError(
+                f"{where}: frame {c.frame_index} is stamped {c.t_host_ns} ns here but {int(t_host_ns[k])} ns in the session: the clicks are from another recording"
+            )
         if not camera.in_image(np.array([c.u, c.v])):
             raise ValueError(
                 f"{where}: the pixel ({c.u:.1f}, {c.v:.1f}) is outside the {camera.width}x{camera.height} image: "
@@ -517,8 +519,12 @@ def read_calibration(path: str | Path) -> Calibration:
         d = read_json(path, fmt=(CALIBRATION_FORMAT, SIM_TRUTH_FORMAT), versions=(FILE_VERSION,))
         if d["format"] == SIM_TRUTH_FORMAT:
             clock = d.get("clock")
-            d = {"camera": d.get("camera"), "T_cam_leap": d.get("T_cam_leap"), "clock_offset_ns": clock.get("offset_ns") if isinstance(clock, dict) else None,
-                 "quality": {"source": "the simulator's ground truth"}}
+            d = {
+                "camera": d.get("camera"),
+                "T_cam_leap": d.get("T_cam_leap"),
+                "clock_offset_ns": clock.get("offset_ns") if isinstance(clock, dict) else None,
+                "quality": {"source": "the simulator's ground truth"},
+            }
     except FormatError:
         raise
     except (ValueError, RecursionError) as e:  # digits beyond Python's int limit, deep nesting

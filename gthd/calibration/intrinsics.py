@@ -219,10 +219,7 @@ def describe_board(spec: BoardSpec) -> str:
     if spec.kind == "checkerboard":
         c, r = spec.pattern_size
         return f"checkerboard {spec.cols}x{spec.rows} squares of {spec.square_mm:g} mm ({c}x{r} inner corners)"
-    return (
-        f"charuco {spec.cols}x{spec.rows} squares of {spec.square_mm:g} mm with {spec.dictionary} "
-        f"markers of {spec.marker_mm:g} mm"
-    )
+    return f"charuco {spec.cols}x{spec.rows} squares of {spec.square_mm:g} mm with {spec.dictionary} markers of {spec.marker_mm:g} mm"
 
 
 # ==================================================================================== views
@@ -298,9 +295,7 @@ def _views_from_files(files: list[Path], spec: BoardSpec, source: str) -> BoardV
         if first is None:
             first = (path.name, size)
         elif size != first[1]:
-            raise ValueError(
-                f"images have different sizes: {first[0]} is {_size_text(first[1])}, {path.name} is {_size_text(size)}"
-            )
+            raise ValueError(f"images have different sizes: {first[0]} is {_size_text(first[1])}, {path.name} is {_size_text(size)}")
         det = detect_board(gray, spec)
         if det is None:
             missed.append(path.name)
@@ -518,9 +513,7 @@ class IntrinsicsResult:
             f"fx = {K[0, 0]:.3f} +- {s['fx']:.3f}, fy = {K[1, 1]:.3f} +- {s['fy']:.3f}, "
             f"cx = {K[0, 2]:.3f} +- {s['cx']:.3f}, cy = {K[1, 2]:.3f} +- {s['cy']:.3f} px"
         )
-        lines.append(
-            "distortion: " + ", ".join(f"{n} = {v:+.5f} +- {s[n]:.5f}" for n, v in zip(STD_NAMES[4:], (d[0], d[1], d[2], d[3], d[4])))
-        )
+        lines.append("distortion: " + ", ".join(f"{n} = {v:+.5f} +- {s[n]:.5f}" for n, v in zip(STD_NAMES[4:], (d[0], d[1], d[2], d[3], d[4]))))
         sh = self.split_half
         if "skipped" in sh:
             lines.append(f"split-half stability: not checked ({sh['skipped']})")
@@ -711,10 +704,7 @@ def calibrate(
         if not isinstance(v, View):
             raise TypeError(f"expected View objects, got {type(v).__name__}")
         if v.detection.image_size != size:
-            raise ValueError(
-                f"views have different image sizes: {views[0].name} is {_size_text(size)}, "
-                f"{v.name} is {_size_text(v.detection.image_size)}"
-            )
+            raise ValueError(f"views have different image sizes: {views[0].name} is {_size_text(size)}, {v.name} is {_size_text(v.detection.image_size)}")
         if len(v.detection.ids) and v.detection.ids.max() >= spec.n_corners:
             raise ValueError(f"view {v.name} has corner ids beyond the {spec.n_corners} of the board {describe_board(spec)}")
     names = [v.name for v in views]
@@ -785,7 +775,7 @@ def _split_half(kept: list[View], spec: BoardSpec, camera: Camera, flags: int, c
     # The whole image, under the same rotation fitted over the corners and the grid
     # together: outside the corners the two models only extrapolate.
     grid = (16, 12)
-    whole = model_difference(cams[0], cams[1], np.concatenate([corners, image_grid(*size, grid)]))[len(corners):]
+    whole = model_difference(cams[0], cams[1], np.concatenate([corners, image_grid(*size, grid)]))[len(corners) :]
     return {
         "rms_px": float(np.sqrt(np.mean(diff**2))),
         "max_px": float(diff.max()),
@@ -794,9 +784,7 @@ def _split_half(kept: list[View], spec: BoardSpec, camera: Camera, flags: int, c
         "whole_image_max_px": float(whole.max()),
         "grid": list(grid),
         "n_views": [len(h) for h in halves],
-        "halves": [
-            {"fx": c.K[0, 0], "fy": c.K[1, 1], "cx": c.K[0, 2], "cy": c.K[1, 2], "k1": c.dist[0]} for c in cams
-        ],
+        "halves": [{"fx": c.K[0, 0], "fy": c.K[1, 1], "cx": c.K[0, 2], "cy": c.K[1, 2], "k1": c.dist[0]} for c in cams],
     }
 
 

@@ -23,7 +23,9 @@ def extrinsics_lines(result: ExtrinsicsResult, obs: Observations, command: str) 
     inl = result.inliers
     bad = obs.frame_index[~inl]
     order = np.argsort(-np.nan_to_num(result.residuals_px, nan=np.inf))
-    worst = ", ".join(f"frame {obs.frame_index[k]} {JOINT_NAMES[obs.joint[k]]} {result.residuals_px[k]:.1f} px" for k in order[:5] if np.isfinite(result.residuals_px[k]))
+    worst = ", ".join(
+        f"frame {obs.frame_index[k]} {JOINT_NAMES[obs.joint[k]]} {result.residuals_px[k]:.1f} px" for k in order[:5] if np.isfinite(result.residuals_px[k])
+    )
     b = result.bootstrap
     lines = [
         f"extrinsics from {len(obs)} observations: {int(inl.sum())} inliers, {int((~inl).sum())} outliers (RANSAC {result.ransac_px:g} px)",

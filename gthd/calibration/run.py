@@ -133,7 +133,9 @@ def prepare(session_path: Path, intrinsics: Path | None = None, joint: str = "IN
         camera = run.result.camera
     w, h = session.camera_size
     if (camera.width, camera.height) != (w, h):
-        raise ValueError(f"the intrinsics are for {camera.width}x{camera.height} images but {session_path} has {w}x{h}: calibrate at the resolution you capture")
+        raise ValueError(
+            f"the intrinsics are for {camera.width}x{camera.height} images but {session_path} has {w}x{h}: calibrate at the resolution you capture"
+        )
     return ExtrinsicsSetup(session, camera, joint, run)
 
 
@@ -209,8 +211,13 @@ def solve(
     session, camera = setup.session, setup.camera
     command = command or command_line()
     result = solve_extrinsics(
-        camera, session.tracker, obs, ransac_px=ransac_px, offset_range_ms=offset_range_ms,
-        fixed_offset_ns=None if offset_ms is None else int(offset_ms * 1e6), bootstrap=bootstrap,
+        camera,
+        session.tracker,
+        obs,
+        ransac_px=ransac_px,
+        offset_range_ms=offset_range_ms,
+        fixed_offset_ns=None if offset_ms is None else int(offset_ms * 1e6),
+        bootstrap=bootstrap,
     )
     quality = result.quality(obs)
     warnings = []

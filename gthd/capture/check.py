@@ -34,8 +34,15 @@ class CheckReport:
 
     def to_dict(self) -> dict:
         """For ``gthd session check --json``."""
-        return {"ok": self.ok, "frames": self.frames, "tracker_frames": self.tracker_frames, "usable_frames": self.usable_frames,
-                "problems": self.problems, "warnings": self.warnings, "facts": self.facts}
+        return {
+            "ok": self.ok,
+            "frames": self.frames,
+            "tracker_frames": self.tracker_frames,
+            "usable_frames": self.usable_frames,
+            "problems": self.problems,
+            "warnings": self.warnings,
+            "facts": self.facts,
+        }
 
 
 def check_session(path: str | Path, decode: bool = False, max_gap_ms: float = 50.0) -> CheckReport:
@@ -52,7 +59,9 @@ def check_session(path: str | Path, decode: bool = False, max_gap_ms: float = 50
     s = Session.open(path)
     r = CheckReport(frames=len(s.frames), tracker_frames=len(s.tracker))
     m = s.manifest
-    r.facts.append(f"session {m['session_id']} ({m['source']}), manifest status {m['status']}" + (f", stopped by {m['stop_reason']}" if m.get("stop_reason") else ""))
+    r.facts.append(
+        f"session {m['session_id']} ({m['source']}), manifest status {m['status']}" + (f", stopped by {m['stop_reason']}" if m.get("stop_reason") else "")
+    )
     if m["status"] == "recording":
         r.warnings.append("the manifest was never finalised (the capture was killed or crashed): what was flushed before is kept")
     counts = m.get("counts") or {}
@@ -71,7 +80,9 @@ def check_session(path: str | Path, decode: bool = False, max_gap_ms: float = 50
     pat = re.compile(r"^\d+\.(jpg|png)$")
     orphans = [p for p in (s.path / "frames").iterdir() if pat.match(p.name) and f"frames/{p.name}" not in indexed] if (s.path / "frames").is_dir() else []
     if orphans:
-        r.warnings.append(f"{len(orphans)} frame file{'s' * (len(orphans) > 1)} written but never indexed (the capture stopped between file and index): ignored")
+        r.warnings.append(
+            f"{len(orphans)} frame file{'s' * (len(orphans) > 1)} written but never indexed (the capture stopped between file and index): ignored"
+        )
     r.problems.extend(s.index_problems())
     t = s.frames.t_host_ns
     if len(t) >= 2:
@@ -120,9 +131,7 @@ def check_session(path: str | Path, decode: bool = False, max_gap_ms: float = 50
     if len(t) and with_hand:
         joints = s.tracker.joints_at(t, max_gap_ns=int(max_gap_ms * 1e6))
         r.usable_frames = int(np.isfinite(joints[:, 0, 0]).sum())
-    r.facts.append(
-        f"usable: {r.usable_frames} of {len(t)} frames have tracked joints within {max_gap_ms:g} ms (before calibrating the clock offset)"
-    )
+    r.facts.append(f"usable: {r.usable_frames} of {len(t)} frames have tracked joints within {max_gap_ms:g} ms (before calibrating the clock offset)")
     if len(t) and len(tt):
         overlap = (min(t[-1], tt[-1]) - max(t[0], tt[0])) / 1e9
         if overlap <= 0:

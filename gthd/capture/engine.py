@@ -192,10 +192,15 @@ class Capture:
                 # loses at most the line being written, at the cost of one write() per
                 # line (~150 a second live).
                 self._writer = SessionWriter(
-                    self.out, source=cfg.session_source,
+                    self.out,
+                    source=cfg.session_source,
                     camera={**cam_info, "image_format": cfg.image_format, **({"jpeg_quality": cfg.jpeg_quality} if cfg.image_format == "jpg" else {})},
-                    tracker=trk_info, session_id=cfg.session_id or self.out.name, created_utc=cfg.created_utc,
-                    subject=cfg.subject, image_format=cfg.image_format, flush_every_s=0.0,
+                    tracker=trk_info,
+                    session_id=cfg.session_id or self.out.name,
+                    created_utc=cfg.created_utc,
+                    subject=cfg.subject,
+                    image_format=cfg.image_format,
+                    flush_every_s=0.0,
                 )
             except OSError as e:
                 if self.tracker is not None:

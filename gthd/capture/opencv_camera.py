@@ -88,8 +88,7 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     if image.ndim == 3 and image.shape[2] == 3:
         return np.ascontiguousarray(image)
-    raise SourceError(f"camera delivered an image of shape {tuple(image.shape)}; "
-                      "expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
+    raise SourceError(f"camera delivered an image of shape {tuple(image.shape)}; expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
 
 
 def redact(source: int | str) -> str:
@@ -119,21 +118,18 @@ def resolve_backend(backend: int | str | None) -> int:
         name = backend.strip().upper()
         name = name if name.startswith("CAP_") else "CAP_" + name
         if not isinstance(getattr(cv2, name, None), int):
-            raise SourceError(f"unknown OpenCV video backend {backend!r}; "
-                              f"available: {', '.join(available_backends())}")
+            raise SourceError(f"unknown OpenCV video backend {backend!r}; available: {', '.join(available_backends())}")
         api = getattr(cv2, name)
     else:
         api = int(backend)
     if api != cv2.CAP_ANY and not cv2.videoio_registry.hasBackend(api):
-        raise SourceError(f"video backend {cv2.videoio_registry.getBackendName(api)} is not "
-                          f"in this OpenCV build; available: {', '.join(available_backends())}")
+        raise SourceError(f"video backend {cv2.videoio_registry.getBackendName(api)} is not in this OpenCV build; available: {', '.join(available_backends())}")
     return api
 
 
 def available_backends() -> list[str]:
     """Names of the video backends this OpenCV build can use, e.g. ["FFMPEG", "V4L2"]."""
-    names = [cv2.videoio_registry.getBackendName(b) for b in cv2.videoio_registry.getBackends()
-             if cv2.videoio_registry.hasBackend(b)]
+    names = [cv2.videoio_registry.getBackendName(b) for b in cv2.videoio_registry.getBackends() if cv2.videoio_registry.hasBackend(b)]
     return list(dict.fromkeys(names))
 
 
@@ -192,9 +188,17 @@ class OpenCVCamera:
     threads (one lock guards the capture); ``read`` itself is meant for one thread.
     """
 
-    def __init__(self, source: int | str, width: int | None = 640, height: int | None = 480,
-                 fps: float = 30.0, fourcc: str | None = "MJPG", backend: int | str | None = None,
-                 realtime_file: bool = False, stream_timeout_s: float = 10.0):
+    def __init__(
+        self,
+        source: int | str,
+        width: int | None = 640,
+        height: int | None = 480,
+        fps: float = 30.0,
+        fourcc: str | None = "MJPG",
+        backend: int | str | None = None,
+        realtime_file: bool = False,
+        stream_timeout_s: float = 10.0,
+    ):
         if isinstance(source, os.PathLike):
             source = os.fspath(source)
         if isinstance(source, str) and source.strip().isdigit():
@@ -224,13 +228,13 @@ class OpenCVCamera:
 
         self._cap: cv2.VideoCapture | None = None
         self._lock = threading.Lock()
-        self._closed = threading.Event()       # set by close(): wakes a pacing sleep
+        self._closed = threading.Event()  # set by close(): wakes a pacing sleep
         self._pending: CameraFrame | None = None  # the frame open() read, not yet delivered
         self._eof = False
-        self._n_read = 0                       # device/stream frames delivered: next seq
-        self._last_file_seq = -1               # last file frame delivered
-        self._last_device_ms = 0.0             # last positive device POS_MSEC
-        self._frame_count = 0                  # frames the file's header announces (0: unknown)
+        self._n_read = 0  # device/stream frames delivered: next seq
+        self._last_file_seq = -1  # last file frame delivered
+        self._last_device_ms = 0.0  # last positive device POS_MSEC
+        self._frame_count = 0  # frames the file's header announces (0: unknown)
         self._file_fps: float | None = None
         self._pace_anchor: tuple[int, int] | None = None  # (seq, monotonic ns) for pacing
 
@@ -287,11 +291,15 @@ class OpenCVCamera:
             resume = self._last_file_seq + 1 if self.kind == "file" else None
             previous = self.info
             self.info = self._open_locked(resume_at=resume)
-            if previous and (previous["width"], previous["height"]) != (self.info["width"],
-                                                                       self.info["height"]):
-                log.warning("camera %s came back at %dx%d (was %dx%d)", self.info["source"],
-                            self.info["width"], self.info["height"], previous["width"],
-                            previous["height"])
+            if previous and (previous["width"], previous["height"]) != (self.info["width"], self.info["height"]):
+                log.warning(
+                    "camera %s came back at %dx%d (was %dx%d)",
+                    self.info["source"],
+                    self.info["width"],
+                    self.info["height"],
+                    previous["width"],
+                    previous["height"],
+                )
 
     def close(self) -> None:
         """Release the capture. Safe to call twice, or before ``open``."""
@@ -325,16 +333,13 @@ class OpenCVCamera:
     def _open_failure(self, api: int, detail: str = "cv2.VideoCapture could not open it") -> SourceError:
         via = "" if api == cv2.CAP_ANY else f" with backend {cv2.videoio_registry.getBackendName(api)}"
         if self.kind == "device" and isinstance(self.source, int):
-            hint = ("is it plugged in and not in use by another program? "
-                    "list cameras with `v4l2-ctl --list-devices` (Linux)")
+            hint = "is it plugged in and not in use by another program? list cameras with `v4l2-ctl --list-devices` (Linux)"
             return SourceError(f"no camera at index {self.source}{via} ({detail}); {hint}")
         if self.kind == "device":
-            return SourceError(f"cannot open camera {self.source}{via} ({detail}); is it plugged "
-                               "in and not in use by another program?")
+            return SourceError(f"cannot open camera {self.source}{via} ({detail}); is it plugged in and not in use by another program?")
         if self.kind == "file":
             return SourceError(f"cannot read video file {self.source}{via} ({detail})")
-        return SourceError(f"cannot open stream URL {redact(self.source)}{via} ({detail}); "
-                           "check the address, the network and the credentials")
+        return SourceError(f"cannot open stream URL {redact(self.source)}{via} ({detail}); check the address, the network and the credentials")
 
     def _open_locked(self, resume_at: int | None) -> dict:
         """Open ``self._cap`` and read the first frame into ``self._pending``; returns the
@@ -376,7 +381,7 @@ class OpenCVCamera:
             "source": redact(self.source),
             "kind": self.kind,
             "backend": cap.getBackendName(),
-            "width": None,   # filled from the first frame below
+            "width": None,  # filled from the first frame below
             "height": None,
             "width_reported": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
             "height_reported": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
@@ -405,8 +410,7 @@ class OpenCVCamera:
                 info["height"] = previous.get("height", info["height_reported"])
                 return info
             self._release_locked()
-            what = "opened, but no frame could be decoded" if self.kind == "file" else \
-                "opened, but delivered no frame"
+            what = "opened, but no frame could be decoded" if self.kind == "file" else "opened, but delivered no frame"
             raise self._open_failure(api, what)
         self._pending = frame
         info["height"], info["width"] = frame.image.shape[:2]
@@ -435,8 +439,7 @@ class OpenCVCamera:
         else:
             seq = None  # numbered on delivery
             # devices: only a positive, increasing value is taken for a device clock
-            if math.isfinite(msec) and msec > 0 and (self.kind == "stream"
-                                                     or msec > self._last_device_ms):
+            if math.isfinite(msec) and msec > 0 and (self.kind == "stream" or msec > self._last_device_ms):
                 t_device_ns = round(msec * 1e6)
                 self._last_device_ms = msec
         return CameraFrame(image=image, t_host_ns=t_host_ns, seq=seq, t_device_ns=t_device_ns)
@@ -459,12 +462,11 @@ class OpenCVCamera:
                     self._eof = True
                     delivered = self._last_file_seq + 1
                     if self._frame_count and delivered < self._frame_count:
-                        log.warning("video file %s ended at frame %d of the %d its header "
-                                    "announces (truncated or damaged?)", self.source,
-                                    delivered, self._frame_count)
+                        log.warning(
+                            "video file %s ended at frame %d of the %d its header announces (truncated or damaged?)", self.source, delivered, self._frame_count
+                        )
                     return None
-                raise SourceError(f"camera read failed: {self._describe()} returned no frame "
-                                  "(unplugged, or the stream stopped?)")
+                raise SourceError(f"camera read failed: {self._describe()} returned no frame (unplugged, or the stream stopped?)")
             if self.kind == "file":
                 self._last_file_seq = frame.seq
             else:
@@ -518,15 +520,17 @@ def list_cameras(max_index: int = 10, backend: int | str | None = None) -> list[
                 else:
                     width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
                     height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
-                found.append({
-                    "index": index,
-                    "backend": cap.getBackendName(),
-                    "width": int(width),
-                    "height": int(height),
-                    "fps": _positive(cap.get(cv2.CAP_PROP_FPS)),
-                    "fourcc": fourcc_to_str(cap.get(cv2.CAP_PROP_FOURCC)),
-                    "delivers": bool(ok),
-                })
+                found.append(
+                    {
+                        "index": index,
+                        "backend": cap.getBackendName(),
+                        "width": int(width),
+                        "height": int(height),
+                        "fps": _positive(cap.get(cv2.CAP_PROP_FPS)),
+                        "fourcc": fourcc_to_str(cap.get(cv2.CAP_PROP_FOURCC)),
+                        "delivers": bool(ok),
+                    }
+                )
             finally:
                 cap.release()
     return found

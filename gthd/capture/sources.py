@@ -59,8 +59,7 @@ class CameraSource(Protocol):
         """Try once to reopen after a failure; raise :class:`SourceError` if it cannot."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 @dataclass

@@ -15,9 +15,9 @@ the same for the same inputs (and the same with any number of workers).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import contextlib
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -125,8 +125,17 @@ def _process(job: _Job, opts: dict) -> Sample | str:
     if job.uv is None:
         return make_sample(img, data, None, None, scale=scale, **meta)
     return make_sample(
-        img, data, job.uv, job.visible, scale=scale, thickness=opts["thickness"], box_margin=opts["box_margin"],
-        crop_margin=opts["crop_margin"], joints_cam=job.joints_cam, joints_tracker=job.joints_tracker, **meta,
+        img,
+        data,
+        job.uv,
+        job.visible,
+        scale=scale,
+        thickness=opts["thickness"],
+        box_margin=opts["box_margin"],
+        crop_margin=opts["crop_margin"],
+        joints_cam=job.joints_cam,
+        joints_tracker=job.joints_tracker,
+        **meta,
     )
 
 
@@ -218,15 +227,29 @@ def build_dataset(
     jobs = sorted(hand + nohand, key=lambda j: (j.session, j.frame))
     opts = {"thickness": thickness, "box_margin": box_margin, "crop_margin": crop_margin}
     meta = {
-        "sessions": [{"id": s.manifest["session_id"], "path": str(s.path), "subject": s.manifest.get("subject"), "checksum": _sha256([s.path / n for n in ("manifest.json", "frames.jsonl", "tracker.jsonl")])} for s in opened],
+        "sessions": [
+            {
+                "id": s.manifest["session_id"],
+                "path": str(s.path),
+                "subject": s.manifest.get("subject"),
+                "checksum": _sha256([s.path / n for n in ("manifest.json", "frames.jsonl", "tracker.jsonl")]),
+            }
+            for s in opened
+        ],
         "subjects": subjects,
         "calibrations": [{"camera": c.camera.to_dict(), "T_cam_leap": c.T_cam_leap.to_dict(), "clock_offset_ns": c.clock_offset_ns} for c in cals],
-        "split_by": split_by, "split_seed": seed, "split_fractions": list(fractions),
-        "skeleton_thickness": thickness, "box_margin": box_margin, "crop_margin": crop_margin,
-        "nohand_share": nohand_share, "nohand_guard_ms": nohand_guard_ms, "max_gap_ms": max_gap_ms, "smooth_ms": smooth_ms,
+        "split_by": split_by,
+        "split_seed": seed,
+        "split_fractions": list(fractions),
+        "skeleton_thickness": thickness,
+        "box_margin": box_margin,
+        "crop_margin": crop_margin,
+        "nohand_share": nohand_share,
+        "nohand_guard_ms": nohand_guard_ms,
+        "max_gap_ms": max_gap_ms,
+        "smooth_ms": smooth_ms,
         "hand": hand_type or "any",
-        **({"qa": {"files": [str(p) for p in qa], "drop_flagged": drop_flagged,
-                   "flagged": {str(k): sorted(v) for k, v in qa_flags.items()}}} if qa else {}),
+        **({"qa": {"files": [str(p) for p in qa], "drop_flagged": drop_flagged, "flagged": {str(k): sorted(v) for k, v in qa_flags.items()}}} if qa else {}),
         **(attrs or {}),
     }
     # Worker processes (forked before the output file is opened) decode, draw and encode,
@@ -286,7 +309,14 @@ def build_dataset(
 
 
 def _session_jobs(
-    s: Session, k: int, subject: int, cal: Calibration, max_gap_ms: float, smooth_ms: float, nohand_guard_ms: float, report: BuildReport,
+    s: Session,
+    k: int,
+    subject: int,
+    cal: Calibration,
+    max_gap_ms: float,
+    smooth_ms: float,
+    nohand_guard_ms: float,
+    report: BuildReport,
     hand_type: str | None = None,
 ) -> list[_Job]:
     """One job per usable frame of a session: a hand (with its projected joints) or NoHand."""

@@ -79,9 +79,7 @@ MMPOSE_HAND_NAMES: tuple[str, ...] = ("wrist",) + tuple(f"{f}{k}" for f in _MMPO
 """mmpose's names of the 21 hand joints, in our order: ``MMPOSE_HAND_NAMES[i]`` is
 ``JOINT_NAMES[i]`` (thumb1 = THUMB_CMC, ..., thumb4 = THUMB_TIP, forefinger1 = INDEX_MCP)."""
 
-RHD_TO_OURS: tuple[int, ...] = (0,) + tuple(
-    finger_joints(f)[3 - k] for f in FINGERS for k in range(4)
-)
+RHD_TO_OURS: tuple[int, ...] = (0,) + tuple(finger_joints(f)[3 - k] for f in FINGERS for k in range(4))
 """``RHD_TO_OURS[i]`` is our joint index for RHD point ``i``. RHD: 0 wrist, then per finger
 (thumb, index, middle, ring, pinky) tip, DIP, PIP, MCP (thumb: tip, IP, MCP, CMC)."""
 
@@ -258,9 +256,12 @@ def _hand_categories(path: Path, doc: dict) -> tuple[set | None, list | None]:
         raise FormatError(f"{path}: 'categories' is not a list")
     hands = [c for c in cats if isinstance(c, dict) and isinstance(c.get("keypoints"), list) and len(c["keypoints"]) == NUM_JOINTS]
     if not hands:
-        found = ", ".join(
-            f"{_show(c.get('name'))} ({len(c['keypoints']) if isinstance(c.get('keypoints'), list) else 0} keypoints)" for c in cats if isinstance(c, dict)
-        ) or "none"
+        found = (
+            ", ".join(
+                f"{_show(c.get('name'))} ({len(c['keypoints']) if isinstance(c.get('keypoints'), list) else 0} keypoints)" for c in cats if isinstance(c, dict)
+            )
+            or "none"
+        )
         raise FormatError(f"{path}: not a COCO hand keypoint file: no category with 21 keypoints (found {found})")
     return {c.get("id") for c in hands if _is_id(c.get("id"))}, [str(k) for k in hands[0]["keypoints"]]
 
@@ -457,9 +458,7 @@ def import_coco(
     coco = read_coco(ann_path, joint_order)
     if not img_dir.is_dir():
         raise FileNotFoundError(f"{img_dir}: no such images folder")
-    paths = [
-        contained_path(img_dir, im["file_name"], f"{ann_path}: image entry {k} (id {_show(im['id'])})") for k, im in enumerate(coco.images)
-    ]
+    paths = [contained_path(img_dir, im["file_name"], f"{ann_path}: image entry {k} (id {_show(im['id'])})") for k, im in enumerate(coco.images)]
     images, order = coco.images, coco.order
     report = {"path": str(out_h5), "samples": 0, "hand": 0, "nohand": 0, "images": 0, "joint_order": order,
               "skipped_few_keypoints": 0, "skipped_crowd": 0, "skipped_images": 0, "splits": {}, "warnings": []}  # fmt: skip
@@ -532,7 +531,9 @@ def import_coco(
             progress(len(images), len(images))
         n = len(writer)
         if n == 0:
-            raise ValueError(f"{ann_path}: no usable sample ({report['skipped_few_keypoints']} annotations with fewer than {min_visible} visible keypoints, {len(bad_images)} images missing or unreadable)")
+            raise ValueError(
+                f"{ann_path}: no usable sample ({report['skipped_few_keypoints']} annotations with fewer than {min_visible} visible keypoints, {len(bad_images)} images missing or unreadable)"
+            )
         if split == "random":
             sp = assign_splits(n, np.asarray(image_of), seed=seed)
         else:

@@ -195,8 +195,10 @@ class MultiScaleHeatmapCodec:
         self.upsample = upsample
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(input_size={self.input_size}, strides={self.strides}, "
-                f"sigmas={self.sigmas}, weights={self.weights}, upsample={self.upsample!r})")
+        return (
+            f"{type(self).__name__}(input_size={self.input_size}, strides={self.strides}, "
+            f"sigmas={self.sigmas}, weights={self.weights}, upsample={self.upsample!r})"
+        )
 
     @property
     def num_scales(self) -> int:

@@ -539,7 +539,9 @@ def _write(layout, jobs, staging, attrs, opts, report, split_by, fractions, seed
                     if layout.release == 2 and (n, c) not in calibs:
                         calibs[(n, c)] = _calibration(layout, n, c, report)
                         if calibs[(n, c)] is not None:
-                            cal_attr.append({"session": f"data_{n}", "webcam": c, "camera": LSMV_CAMERA.to_dict(), "T_cam_leap": calibs[(n, c)].T_cam_leap.to_dict()})
+                            cal_attr.append(
+                                {"session": f"data_{n}", "webcam": c, "camera": LSMV_CAMERA.to_dict(), "T_cam_leap": calibs[(n, c)].T_cam_leap.to_dict()}
+                            )
                 results = pool.map(lambda j: _load(j, layout, calibs.get((j[0], j[2])), opts), batch)
                 for (_n, _f, c), r in zip(batch, results):
                     if r.skip:
@@ -570,7 +572,11 @@ def _write(layout, jobs, staging, attrs, opts, report, split_by, fractions, seed
                     progress(min(start + window, len(jobs)), len(jobs))
         num = len(writer)
         if num == 0:
-            raise ValueError(f"{layout.root}: no usable sample (of {len(jobs)} images: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report["skipped"].items() if v) + ")")
+            raise ValueError(
+                f"{layout.root}: no usable sample (of {len(jobs)} images: "
+                + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report["skipped"].items() if v)
+                + ")"
+            )
         groups = writer.column("session") if split_by == "sequence" else None
         split = assign_splits(num, groups, fractions, seed)
         writer.write_column("split", split)
@@ -624,7 +630,9 @@ def _warnings(report: dict) -> None:
         report["warnings"].append(f"{report['calibrations']['missing']} webcams without calibration: their samples have no joints_cam")
     p = report["projection"]
     if p and p["over_tol"]:
-        report["warnings"].append(f"{p['over_tol']} samples' 3D joints project more than {p['tol_px']} px from their jointsCam (worst {p['worst'][0][0]}: {p['worst'][0][1]} px)")
+        report["warnings"].append(
+            f"{p['over_tol']} samples' 3D joints project more than {p['tol_px']} px from their jointsCam (worst {p['worst'][0][0]}: {p['worst'][0][1]} px)"
+        )
 
 
 def report_lines(report: dict) -> list[str]:
@@ -638,6 +646,8 @@ def report_lines(report: dict) -> list[str]:
     ]
     p = report["projection"]
     if p is not None:
-        lines.append(f"3D joints projected vs jointsCam: RMS {p['rms_px']} px, worst {p['max_px']} px, {p['over_tol']} samples over {p['tol_px']} px ({p['samples']} checked)")
+        lines.append(
+            f"3D joints projected vs jointsCam: RMS {p['rms_px']} px, worst {p['max_px']} px, {p['over_tol']} samples over {p['tol_px']} px ({p['samples']} checked)"
+        )
         lines += [f"  {name}: {px} px" for name, px in p["worst"]]
     return lines + [f"warning: {w}" for w in report["warnings"]]

@@ -22,9 +22,7 @@ THICKNESS = {"thin": 0.006, "medium": 0.012, "thick": 0.02}
 """Skeleton line width as a fraction of the hand box's diagonal (at least 1 px)."""
 
 
-def skeleton_mask(
-    keypoints: np.ndarray, visible: np.ndarray, size: tuple[int, int], thickness: str = "thick", origin: tuple[int, int] = (0, 0)
-) -> np.ndarray:
+def skeleton_mask(keypoints: np.ndarray, visible: np.ndarray, size: tuple[int, int], thickness: str = "thick", origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """The paper's skeleton image: each finger's joints connected, the palm attached to
     each finger's end, each joint a standardised Gaussian blob (peak 255).
 
@@ -178,7 +176,16 @@ def make_sample(
     if not (ok and ok2):
         raise RuntimeError("encoding a crop or a mask failed")
     return Sample(
-        frame_jpeg=frame_jpeg, image_size=(w, h), has_hand=True, crop_jpeg=crop_enc.tobytes(), skeleton_png=mask_enc.tobytes(),
-        keypoints=kp.astype(np.float32), visible=vis, keypoints_crop=to_crop(kp, cb, crop_size).astype(np.float32),
-        crop_box=cb.astype(np.float32), skeleton_origin=origin, box=box.astype(np.float32), **meta,
+        frame_jpeg=frame_jpeg,
+        image_size=(w, h),
+        has_hand=True,
+        crop_jpeg=crop_enc.tobytes(),
+        skeleton_png=mask_enc.tobytes(),
+        keypoints=kp.astype(np.float32),
+        visible=vis,
+        keypoints_crop=to_crop(kp, cb, crop_size).astype(np.float32),
+        crop_box=cb.astype(np.float32),
+        skeleton_origin=origin,
+        box=box.astype(np.float32),
+        **meta,
     )

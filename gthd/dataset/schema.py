@@ -210,8 +210,11 @@ class DatasetWriter:
         limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource is not None else -1
         room = min(free, limit - size) if limit not in (-1, getattr(resource, "RLIM_INFINITY", -1)) else free
         if room < need:
-            raise OSError(errno.ENOSPC, f"cannot write {self.path}: no room for the next {len(self._buf)} samples "
-                          f"({need / 1e6:.1f} MB with a margin; {max(room, 0) / 1e6:.1f} MB left{' under the file-size limit' if room < free else ''})")
+            raise OSError(
+                errno.ENOSPC,
+                f"cannot write {self.path}: no room for the next {len(self._buf)} samples "
+                f"({need / 1e6:.1f} MB with a margin; {max(room, 0) / 1e6:.1f} MB left{' under the file-size limit' if room < free else ''})",
+            )
 
     def _write_buffer(self) -> None:
         n0, n1 = self._n, self._n + len(self._buf)

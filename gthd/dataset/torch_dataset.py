@@ -237,8 +237,16 @@ class HandDataset(_LazyH5, Dataset):
         weights: (21,) float32 loss weights (with a codec).
     """
 
-    def __init__(self, path, split: str | int | None = "train", codec=None, augment=False, skeleton: str | None = "thick", seed: int = 0,
-                 skeletons: dict[int, np.ndarray] | None = None):
+    def __init__(
+        self,
+        path,
+        split: str | int | None = "train",
+        codec=None,
+        augment=False,
+        skeleton: str | None = "thick",
+        seed: int = 0,
+        skeletons: dict[int, np.ndarray] | None = None,
+    ):
         self.path = Path(path)
         self.skeletons = skeletons
         if skeleton is not None and skeleton not in THICKNESS:

@@ -53,8 +53,7 @@ def pose_disagreement(pred: np.ndarray, labels: np.ndarray, vis: np.ndarray) -> 
     return float(np.median(np.linalg.norm(pred[vis] - labels[vis], axis=1)))
 
 
-def score_frames(run: str | Path, frames: list[Path], uv: np.ndarray, vis: np.ndarray, labelled: np.ndarray, method: str = "ours",
-                 progress=None) -> dict:
+def score_frames(run: str | Path, frames: list[Path], uv: np.ndarray, vis: np.ndarray, labelled: np.ndarray, method: str = "ours", progress=None) -> dict:
     """Both scores for every labelled frame.
 
     Args:

@@ -26,9 +26,17 @@ QA_VERSION = 1
 
 # Lane colours (BGR) in the timeline, one per reason.
 _COLOURS = {
-    "flip": (60, 60, 230), "jump": (40, 160, 255), "finger": (200, 60, 200), "frozen": (230, 160, 40),
-    "hand_type": (60, 200, 230), "bone_length": (120, 120, 255), "speed": (0, 220, 255), "volume": (150, 150, 150),
-    "clock_offset": (80, 200, 80), "no_hand_evidence": (255, 120, 120), "pose_disagrees": (255, 80, 200),
+    "flip": (60, 60, 230),
+    "jump": (40, 160, 255),
+    "finger": (200, 60, 200),
+    "frozen": (230, 160, 40),
+    "hand_type": (60, 200, 230),
+    "bone_length": (120, 120, 255),
+    "speed": (0, 220, 255),
+    "volume": (150, 150, 150),
+    "clock_offset": (80, 200, 80),
+    "no_hand_evidence": (255, 120, 120),
+    "pose_disagrees": (255, 80, 200),
 }
 
 
@@ -151,11 +159,15 @@ def text_lines(result: QAResult) -> list[str]:
         if ch["found"]:
             a = ch["after"]
             t = (ch["t_host_ns"] - int(result.columns["t_host_ns"][0])) / 1e9
-            out.append(f"clock offset: changes at frame {ch['frame']} ({t:.1f} s): {b['delta_ms']:+.1f} +- {b['std_ms']:.1f} ms before, "
-                       f"{a['delta_ms']:+.1f} +- {a['std_ms']:.1f} ms after, against the calibration's {o['calibration_offset_ms']:.1f} ms")
+            out.append(
+                f"clock offset: changes at frame {ch['frame']} ({t:.1f} s): {b['delta_ms']:+.1f} +- {b['std_ms']:.1f} ms before, "
+                f"{a['delta_ms']:+.1f} +- {a['std_ms']:.1f} ms after, against the calibration's {o['calibration_offset_ms']:.1f} ms"
+            )
         elif b["delta_ms"] is not None:
-            out.append(f"clock offset: no change found; {b['delta_ms']:+.1f} +- {b['std_ms']:.1f} ms against the calibration's "
-                       f"{o['calibration_offset_ms']:.1f} ms over {b['frames']} frames")
+            out.append(
+                f"clock offset: no change found; {b['delta_ms']:+.1f} +- {b['std_ms']:.1f} ms against the calibration's "
+                f"{o['calibration_offset_ms']:.1f} ms over {b['frames']} frames"
+            )
         else:
             out.append("clock offset: too little motion to tell")
     if result.evidence:
@@ -274,8 +286,16 @@ def timeline(result: QAResult, width: int = 1280) -> np.ndarray:
         if ch["found"]:
             x = X((ch["t_host_ns"] - t0) / 1e9)
             cv2.line(img, (x, y), (x, y + plot_h), (40, 150, 40), 2)
-            cv2.putText(img, f"change {ch['before']['delta_ms']:+.0f} -> {ch['after']['delta_ms']:+.0f} ms", (min(x + 4, width - 190), y + 14),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.45, (40, 120, 40), 1, cv2.LINE_AA)
+            cv2.putText(
+                img,
+                f"change {ch['before']['delta_ms']:+.0f} -> {ch['after']['delta_ms']:+.0f} ms",
+                (min(x + 4, width - 190), y + 14),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.45,
+                (40, 120, 40),
+                1,
+                cv2.LINE_AA,
+            )
         y += plot_h
     for sec in range(0, int(span) + 1, 5 if span > 20 else 1):
         cv2.putText(img, f"{sec}", (X(sec) - 4, y + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (90, 90, 90), 1, cv2.LINE_AA)

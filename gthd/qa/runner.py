@@ -177,8 +177,13 @@ def _primary_types(hands: list[list[dict]], ids: np.ndarray) -> list:
 
 
 # ------------------------------------------------------------------------- the session
-def qa_session(session: str | Path | Session, calibration: str | Path | Calibration, run: str | Path | None = None,
-               options: QAOptions = QAOptions(), progress: Progress | None = None) -> QAResult:
+def qa_session(
+    session: str | Path | Session,
+    calibration: str | Path | Calibration,
+    run: str | Path | None = None,
+    options: QAOptions = QAOptions(),
+    progress: Progress | None = None,
+) -> QAResult:
     """Run every check that applies on a session and its calibration.
 
     Args:
@@ -219,7 +224,9 @@ def qa_session(session: str | Path | Session, calibration: str | Path | Calibrat
 
     reasons: list[list[str]] = [[] for _ in range(N)]
     columns: dict[str, np.ndarray] = {
-        "frame": np.arange(N), "t_host_ns": s.frames.t_host_ns.copy(), "labelled": labelled,
+        "frame": np.arange(N),
+        "t_host_ns": s.frames.t_host_ns.copy(),
+        "labelled": labelled,
         "visible_joints": vis.sum(axis=1),
     }
     if len(tt):
@@ -260,7 +267,9 @@ def qa_session(session: str | Path | Session, calibration: str | Path | Calibrat
     if run is not None:
         from .evidence import score_frames
 
-        ev = score_frames(run, [contained_path(s.path, f, f"session {s.path}: frame {i}") for i, f in enumerate(s.frames.files)], uv, vis, labelled, progress=progress)
+        ev = score_frames(
+            run, [contained_path(s.path, f, f"session {s.path}: frame {i}") for i, f in enumerate(s.frames.files)], uv, vis, labelled, progress=progress
+        )
         evidence = ev.pop("info")
         for name, col in ev.items():
             columns[name] = col
@@ -274,8 +283,7 @@ def qa_session(session: str | Path | Session, calibration: str | Path | Calibrat
     def read_image(i: int) -> np.ndarray | None:
         return cv2.imread(str(contained_path(s.path, s.frames.files[i], f"session {s.path}: frame {i}")), cv2.IMREAD_COLOR)
 
-    return QAResult(str(s.path), "session", columns, reasons, verdict.spans, offset, evidence, times, read_image, (w, h), uv, vis,
-                    s.manifest.get("session_id"))
+    return QAResult(str(s.path), "session", columns, reasons, verdict.spans, offset, evidence, times, read_image, (w, h), uv, vis, s.manifest.get("session_id"))
 
 
 def _project(cal: Calibration, j3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -427,7 +435,11 @@ def qa_dataset(path: str | Path, options: QAOptions = QAOptions(limits=DATASET_L
     labelled = has & np.isfinite(joints).all(axis=(1, 2))
     reasons: list[list[str]] = [[] for _ in range(N)]
     columns: dict[str, np.ndarray] = {
-        "frame": np.arange(N), "session": session, "frame_index": frame, "t_host_ns": t_ns, "labelled": labelled,
+        "frame": np.arange(N),
+        "session": session,
+        "frame_index": frame,
+        "t_host_ns": t_ns,
+        "labelled": labelled,
         "tracker_glitch": np.full(N, "", dtype=object),
     }
     spans: list[dict] = []

@@ -205,8 +205,9 @@ def estimate(cost: np.ndarray, count: np.ndarray, deltas: np.ndarray = DELTAS_MS
     return OffsetEstimate(delta, float(np.std(reps)), n)
 
 
-def window_offsets(t_ns: np.ndarray, cost: np.ndarray, count: np.ndarray, window_s: float = 4.0, step_s: float = 1.0,
-                   deltas: np.ndarray = DELTAS_MS) -> list[dict]:
+def window_offsets(
+    t_ns: np.ndarray, cost: np.ndarray, count: np.ndarray, window_s: float = 4.0, step_s: float = 1.0, deltas: np.ndarray = DELTAS_MS
+) -> list[dict]:
     """The correction in sliding windows along the session.
 
     Args:
@@ -245,8 +246,9 @@ class OffsetChange:
     after: OffsetEstimate | None
 
 
-def locate_change(t_ns: np.ndarray, cost: np.ndarray, count: np.ndarray, deltas: np.ndarray = DELTAS_MS, min_ms: float = 6.0,
-                  sigmas: float = 3.0, min_frames: int = 60) -> OffsetChange:
+def locate_change(
+    t_ns: np.ndarray, cost: np.ndarray, count: np.ndarray, deltas: np.ndarray = DELTAS_MS, min_ms: float = 6.0, sigmas: float = 3.0, min_frames: int = 60
+) -> OffsetChange:
     """The split of the frames into a stretch before and one after, each with its own
     correction, whose total cost is smallest; kept when the two corrections differ by at
     least ``min_ms`` and ``sigmas`` times their combined standard error.

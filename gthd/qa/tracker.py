@@ -293,10 +293,7 @@ def find_events(d: Discontinuities, limits: TrackerLimits = TrackerLimits()) -> 
     if len(cand) == 0:
         return []
     keep = cand[_local_maxima(score[cand], d.k[cand], limits.window)]
-    return [
-        Event(int(d.k[i]), int(d.t_ns[i]), d.gap[i], float(d.rigid_mm[i]), float(d.turn_deg[i]), float(fmax[i]), d.finger_mm[i])
-        for i in keep
-    ]
+    return [Event(int(d.k[i]), int(d.t_ns[i]), d.gap[i], float(d.rigid_mm[i]), float(d.turn_deg[i]), float(fmax[i]), d.finger_mm[i]) for i in keep]
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -317,7 +314,9 @@ def _undoes(e1: Event, e2: Event, undo: float) -> bool:
     return _cosine(e1.gap, e2.gap) <= -undo and 0.5 <= n2 / max(n1, 1e-9) <= 2.0
 
 
-def glitch_spans(events: list[Event], t_ns: np.ndarray, ids: np.ndarray, still: np.ndarray, limits: TrackerLimits = TrackerLimits()) -> tuple[np.ndarray, list[dict]]:
+def glitch_spans(
+    events: list[Event], t_ns: np.ndarray, ids: np.ndarray, still: np.ndarray, limits: TrackerLimits = TrackerLimits()
+) -> tuple[np.ndarray, list[dict]]:
     """The tracking frames a glitch holds, from its discontinuities.
 
     An event followed (within ``pair_span_s``, same id) by one that undoes it opens a

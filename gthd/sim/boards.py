@@ -133,9 +133,7 @@ def _check_pose(T_cam_board: Transform) -> None:
         raise ValueError(f"expected T_cam_board (board -> cam), got {T_cam_board.name}")
 
 
-def board_corners_in_image(
-    spec: BoardSpec, camera: Camera, T_cam_board: Transform, margin_px: float = 3.0
-) -> tuple[np.ndarray, np.ndarray]:
+def board_corners_in_image(spec: BoardSpec, camera: Camera, T_cam_board: Transform, margin_px: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
     """Where the board's corners land, and whether a detector could see them.
 
     Returns:
@@ -210,10 +208,7 @@ def render_board_view(
     else:
         background = np.asarray(background)
         if background.dtype != np.uint8 or background.shape not in ((H, W, 3), (H, W)):
-            raise ValueError(
-                f"expected a ({H}, {W}, 3) or ({H}, {W}) uint8 background, "
-                f"got {background.shape} {background.dtype}"
-            )
+            raise ValueError(f"expected a ({H}, {W}, 3) or ({H}, {W}) uint8 background, got {background.shape} {background.dtype}")
         bg = background.astype(np.float32)
         if bg.ndim == 2:
             bg = np.repeat(bg[..., None], 3, axis=-1)
@@ -306,8 +301,7 @@ def sample_board_poses(
     # The outline of the squares' area, densely enough to follow a distorted (curved) edge.
     s = np.linspace(0.0, 1.0, 9)
     outline = np.concatenate(
-        [np.stack([s * w_mm, 0 * s], 1), np.stack([s * w_mm, 0 * s + h_mm], 1),
-         np.stack([0 * s, s * h_mm], 1), np.stack([0 * s + w_mm, s * h_mm], 1)]
+        [np.stack([s * w_mm, 0 * s], 1), np.stack([s * w_mm, 0 * s + h_mm], 1), np.stack([0 * s, s * h_mm], 1), np.stack([0 * s + w_mm, s * h_mm], 1)]
     )
     outline = np.concatenate([outline, np.zeros((len(outline), 1))], axis=1)  # (36, 3)
     cos_max_view = math.cos(math.radians(60.0))

@@ -157,9 +157,7 @@ def forward_kinematics(shape: HandShape, angles: np.ndarray, handedness: str = "
     flex = np.cumsum(a[..., 1:], axis=-1)  # (..., 5, 3) accumulated flexion per segment
     # Segment direction in the digit's rest frame: abduction about z_d, flexion about x_d.
     c = np.cos(flex)
-    dirs_local = np.stack(
-        [np.sin(abd)[..., None] * c, np.cos(abd)[..., None] * c, np.sin(flex)], axis=-1
-    )  # (..., 5, 3, 3): digit, segment, xyz
+    dirs_local = np.stack([np.sin(abd)[..., None] * c, np.cos(abd)[..., None] * c, np.sin(flex)], axis=-1)  # (..., 5, 3, 3): digit, segment, xyz
     dirs = np.einsum("dij,...dsj->...dsi", shape.frames, dirs_local)  # into the hand frame
     seg = dirs * shape.phalanges[..., None]  # (..., 5, 3, 3)
     chain = shape.bases[:, None, :] + np.cumsum(seg, axis=-2)  # (..., 5, 3, 3)

@@ -142,7 +142,16 @@ class Person:
         sh = 0.9 + 0.2 * (1 - yy)  # a little brighter toward the top
         shoulder = cy + rng.uniform(1.9, 2.3) * ax
         sw = rng.uniform(2.2, 2.8) * ax
-        torso = np.array([[cx - sw * 1.1, H + 20], [cx - sw, shoulder + 0.3 * ax], [cx - 0.7 * sw, shoulder], [cx + 0.7 * sw, shoulder], [cx + sw, shoulder + 0.3 * ax], [cx + sw * 1.1, H + 20]])
+        torso = np.array(
+            [
+                [cx - sw * 1.1, H + 20],
+                [cx - sw, shoulder + 0.3 * ax],
+                [cx - 0.7 * sw, shoulder],
+                [cx + 0.7 * sw, shoulder],
+                [cx + sw, shoulder + 0.3 * ax],
+                [cx + sw * 1.1, H + 20],
+            ]
+        )
         put(lambda m: cv2.fillPoly(m, [np.rint(torso * _ONE).astype(np.int32)], 255, cv2.LINE_AA, _SHIFT), shirt, sh)
         # Arms hanging at the sides, or one raised to the chest.
         raised = int(rng.integers(2)) if distractor_hand else -1
@@ -162,10 +171,14 @@ class Person:
                     q = fist + d * 0.35 * ax + np.array([-d[1], d[0]]) * (k - 1.5) * 0.2 * ax
                     put(lambda m: cv2.circle(m, _pt(q), int(0.13 * ax * _ONE), 255, -1, cv2.LINE_AA, _SHIFT), skin * 0.9)
                 hand_box = np.concatenate([fist - 0.8 * ax, fist + 0.8 * ax])
-        neck = np.array([[cx - 0.42 * ax, cy + 0.5 * ax], [cx + 0.42 * ax, cy + 0.5 * ax], [cx + 0.5 * ax, shoulder + 0.2 * ax], [cx - 0.5 * ax, shoulder + 0.2 * ax]])
+        neck = np.array(
+            [[cx - 0.42 * ax, cy + 0.5 * ax], [cx + 0.42 * ax, cy + 0.5 * ax], [cx + 0.5 * ax, shoulder + 0.2 * ax], [cx - 0.5 * ax, shoulder + 0.2 * ax]]
+        )
         put(lambda m: cv2.fillConvexPoly(m, np.rint(neck * _ONE).astype(np.int32), 255, cv2.LINE_AA, _SHIFT), skin * 0.78)
         put(lambda m: _ellipse(m, (cx, cy - 0.2 * ax), (ax * 1.1, ax * 1.35), 255), hair)
-        face_shade = 0.85 + 0.2 * np.clip(1 - np.abs(np.linspace(-1, 1, W, dtype=np.float32) * W / (2 * ax) - (cx - W / 2) / ax), 0, 1)[None, :] * np.ones((H, 1), np.float32)
+        face_shade = 0.85 + 0.2 * np.clip(1 - np.abs(np.linspace(-1, 1, W, dtype=np.float32) * W / (2 * ax) - (cx - W / 2) / ax), 0, 1)[None, :] * np.ones(
+            (H, 1), np.float32
+        )
         put(lambda m: _ellipse(m, (cx, cy + 0.1 * ax), (ax, ax * 1.3), 255), skin, face_shade)
         for sx in (-0.38, 0.38):
             put(lambda m: _ellipse(m, (cx + sx * ax, cy - 0.05 * ax), (0.14 * ax, 0.07 * ax), 255), np.float32([45, 45, 55]))
@@ -237,7 +250,13 @@ def _room(rng: np.random.Generator, w: int, h: int, level: int, skin_bgr) -> np.
         if level == 2 and sigma < 1.2:
             for _ in range(3):  # skin-coloured things: a photo of a face, wood, an arm
                 tone = np.clip(np.asarray(skin_bgr, np.float32) * rng.uniform(0.75, 1.1), 0, 255)
-                _ellipse(layer, (rng.uniform(0, w), rng.uniform(0, h)), (rng.uniform(10, 60), rng.uniform(10, 40)), tuple(float(c) for c in tone), float(rng.uniform(0, 180)))
+                _ellipse(
+                    layer,
+                    (rng.uniform(0, w), rng.uniform(0, h)),
+                    (rng.uniform(10, 60), rng.uniform(10, 40)),
+                    tuple(float(c) for c in tone),
+                    float(rng.uniform(0, 180)),
+                )
         img = cv2.GaussianBlur(layer, (0, 0), sigma)
     if level >= 1:  # a desk along the bottom, with a wood-like grain, nearly in focus
         y = int(h * rng.uniform(0.74, 0.92))
@@ -455,7 +474,9 @@ _SEG_FLAGS = [(bool(k == 2), bool(k == 0 or d == 0), (int(a), int(b))) for d, k,
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cross product of (..., 3) arrays (np.cross costs more than this whole sum)."""
-    return np.stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1], a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2], a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]], axis=-1)
+    return np.stack(
+        [a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1], a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2], a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]], axis=-1
+    )
 
 
 def _pinhole(K: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -514,18 +535,20 @@ def hand_parts(uv: np.ndarray, jc: np.ndarray, shape: HandShape, K: np.ndarray, 
     palm_r = px(0.9 * r_fing[2, 0] * 1.6, pz)
 
     # Palm: from the wrist's sides to the knuckles, with the hypothenar bulge.
-    ring3 = np.array([
-        W + x_hat * wrist_hw_mm * 0.95,
-        jc[1] + x_hat * 0.3 * r_fing[0, 0],
-        mcp[0] + x_hat * r_fing[1, 0] * 1.05,
-        mcp[0] + y_hat * 0.2 * r_fing[1, 0],
-        mcp[1] + y_hat * 0.2 * r_fing[2, 0],
-        mcp[2] + y_hat * 0.2 * r_fing[3, 0],
-        mcp[3] + y_hat * 0.1 * r_fing[4, 0],
-        mcp[3] - x_hat * r_fing[4, 0] * 1.1,
-        0.5 * (mcp[3] + W) - x_hat * (r_fing[4, 0] + 0.5 * wrist_hw_mm),
-        W - x_hat * wrist_hw_mm,
-    ])
+    ring3 = np.array(
+        [
+            W + x_hat * wrist_hw_mm * 0.95,
+            jc[1] + x_hat * 0.3 * r_fing[0, 0],
+            mcp[0] + x_hat * r_fing[1, 0] * 1.05,
+            mcp[0] + y_hat * 0.2 * r_fing[1, 0],
+            mcp[1] + y_hat * 0.2 * r_fing[2, 0],
+            mcp[2] + y_hat * 0.2 * r_fing[3, 0],
+            mcp[3] + y_hat * 0.1 * r_fing[4, 0],
+            mcp[3] - x_hat * r_fing[4, 0] * 1.1,
+            0.5 * (mcp[3] + W) - x_hat * (r_fing[4, 0] + 0.5 * wrist_hw_mm),
+            W - x_hat * wrist_hw_mm,
+        ]
+    )
     # The palm is a slab, not a sheet: its outline on both faces, and the hull of the two
     # (seen edge-on a palm is as thick as it is).
     half = 0.5 * _PALM_THICKNESS_MM * shape.length / 179.0
@@ -574,10 +597,20 @@ def hand_parts(uv: np.ndarray, jc: np.ndarray, shape: HandShape, K: np.ndarray, 
     starts = uv[j0]
     r0l, r1l, facing_l = r0.tolist(), r1.tolist(), facing.tolist()
     for k, (tip, round_start, owns) in enumerate(_SEG_FLAGS):
-        parts.append(_Part(
-            depth[k], "capsule", (starts[k], ends[k], r0l[k], r1l[k]), colors[k], r0l[k], owns=owns, outline="tip" if tip else "sides",
-            dorsal=facing_l[k], nail=facing_l[k] if tip else None, round_start=round_start,
-        ))
+        parts.append(
+            _Part(
+                depth[k],
+                "capsule",
+                (starts[k], ends[k], r0l[k], r1l[k]),
+                colors[k],
+                r0l[k],
+                owns=owns,
+                outline="tip" if tip else "sides",
+                dorsal=facing_l[k],
+                nail=facing_l[k] if tip else None,
+                round_start=round_start,
+            )
+        )
     if look.forearm:
         # The forearm leaves the wrist opposite the fingers, bending a little away from
         # the camera (toward the user's body); the sleeve's cuff covers it further on.
@@ -718,7 +751,9 @@ def _details(col: np.ndarray, lab: np.ndarray, parts: list[_Part], s: float, ori
         cv2.polylines(col, [np.rint(np.array(ln) * _ONE).astype(np.int32) for ln in lines], False, col_c, th, cv2.LINE_AA, _SHIFT)
 
 
-def shade_hand(parts: list[_Part], size: tuple[int, int], s: float, origin: np.ndarray, look: HandLook, uv: np.ndarray, palm_facing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def shade_hand(
+    parts: list[_Part], size: tuple[int, int], s: float, origin: np.ndarray, look: HandLook, uv: np.ndarray, palm_facing: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rasterise and shade the hand at the work scale ``s``.
 
     Returns:

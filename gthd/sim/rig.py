@@ -120,12 +120,8 @@ def sample_camera(rng: np.random.Generator, width: int, height: int) -> Camera:
     s = width / 640.0
     while True:
         f = rng.uniform(480, 620) * s
-        K = np.array(
-            [[f, 0, width / 2 - 0.5 + rng.normal(0, 6 * s)], [0, f * rng.normal(1, 0.004), height / 2 - 0.5 + rng.normal(0, 5 * s)], [0, 0, 1]]
-        )
-        dist = np.array(
-            [rng.uniform(-0.35, 0.05), rng.uniform(-0.05, 0.2), rng.normal(0, 0.0015), rng.normal(0, 0.0015), rng.uniform(-0.06, 0.02)]
-        )
+        K = np.array([[f, 0, width / 2 - 0.5 + rng.normal(0, 6 * s)], [0, f * rng.normal(1, 0.004), height / 2 - 0.5 + rng.normal(0, 5 * s)], [0, 0, 1]])
+        dist = np.array([rng.uniform(-0.35, 0.05), rng.uniform(-0.05, 0.2), rng.normal(0, 0.0015), rng.normal(0, 0.0015), rng.uniform(-0.06, 0.02)])
         cam = Camera(K, dist, width, height)
         if distortion_is_monotonic(cam):
             return cam

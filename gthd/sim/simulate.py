@@ -134,8 +134,13 @@ class SimRun:
     def camera_info(self) -> dict:
         cam, cfg = self.rig.camera, self.config
         return {
-            "source": f"gthd.sim (seed {self.seed})", "width": cam.width, "height": cam.height,
-            "fps_requested": cfg.fps, "fps_actual": cfg.fps, "fourcc": "MJPG", "jpeg_quality": self.rig.jpeg_quality,
+            "source": f"gthd.sim (seed {self.seed})",
+            "width": cam.width,
+            "height": cam.height,
+            "fps_requested": cfg.fps,
+            "fps_actual": cfg.fps,
+            "fourcc": "MJPG",
+            "jpeg_quality": self.rig.jpeg_quality,
         }
 
     def tracker_info(self) -> dict:
@@ -165,14 +170,25 @@ class SimRun:
             hands = []
             if seen[i]:
                 joints = j_true[i] + noise[i]
-                hands.append({
-                    "id": int(hand_id[i]), "type": motion.segments[seg[i]].handedness, "confidence": float(confidence[i]),
-                    "joints": joints, "palm": joints[[0, 5, 9, 13, 17]].mean(axis=0),
-                })
-            out.append({
-                "frame_id": int(tl.frame_id[i]), "t_device_us": int(tl.t_device_us[i]), "t_host_ns": int(tl.t_host_ns[i]),
-                "t_arrival_ns": int(tl.t_arrival_ns[i]), "framerate": float(tl.framerate[i]), "hands": hands,
-            })
+                hands.append(
+                    {
+                        "id": int(hand_id[i]),
+                        "type": motion.segments[seg[i]].handedness,
+                        "confidence": float(confidence[i]),
+                        "joints": joints,
+                        "palm": joints[[0, 5, 9, 13, 17]].mean(axis=0),
+                    }
+                )
+            out.append(
+                {
+                    "frame_id": int(tl.frame_id[i]),
+                    "t_device_us": int(tl.t_device_us[i]),
+                    "t_host_ns": int(tl.t_host_ns[i]),
+                    "t_arrival_ns": int(tl.t_arrival_ns[i]),
+                    "framerate": float(tl.framerate[i]),
+                    "hands": hands,
+                }
+            )
         return out
 
     # -- the truth
@@ -209,8 +225,15 @@ class SimRun:
 def _simulate_into(path, seed, config, n_boards, n_clicks, click_joint, click_noise_px, click_outliers, progress, glitches=()) -> SimResult:
     run = SimRun(seed, config)
     writer = SessionWriter(
-        path, source="simulated", camera=run.camera_info(), tracker=run.tracker_info(), session_id=f"sim-{seed}",
-        created_utc=None, subject=run.rig.subject_id, image_format="jpg", flush_every_s=3600,
+        path,
+        source="simulated",
+        camera=run.camera_info(),
+        tracker=run.tracker_info(),
+        session_id=f"sim-{seed}",
+        created_utc=None,
+        subject=run.rig.subject_id,
+        image_format="jpg",
+        flush_every_s=3600,
     )
     for h0, d, h1 in run.trk_tl.clock_samples:
         writer.add_clock_sample(h0, d, h1)

@@ -55,8 +55,7 @@ from .regression import (
 from .unet import UNet, skeleton_loss, skeleton_unet, soft_dice_loss, unet_heatmaps
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
-    f.__name__: f
-    for f in (skeleton_unet, unet_heatmaps, multiscale_skeleton, multiscale_plain, resnet50_regression, box_regressor)
+    f.__name__: f for f in (skeleton_unet, unet_heatmaps, multiscale_skeleton, multiscale_plain, resnet50_regression, box_regressor)
 }
 """Builder name -> builder (the builder's own ``__name__``, never a type string)."""
 

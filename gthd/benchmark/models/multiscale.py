@@ -157,7 +157,8 @@ class MultiScaleNet(nn.Module):
         self.up1 = nn.Sequential(_stage(4 * w, 2 * w, 1, blocks), upsample2x(2 * w))
         self.up2 = nn.Sequential(_stage(2 * w, w, 1, blocks), upsample2x(w))
         self.final = nn.Sequential(  # the paper's "final transposed convolution", at the input resolution
-            nn.ConvTranspose2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True))
+            nn.ConvTranspose2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)
+        )
         self.heads = nn.ModuleList(nn.Conv2d(c, joints, 1) for c in (2 * w, 4 * w, 2 * w, w, w))
         for head in self.heads:
             nn.init.constant_(head.bias, math.log(prior / (1 - prior)))
@@ -179,12 +180,12 @@ class MultiScaleNet(nn.Module):
 
 # ---------------------------------------------------------------------------- builders
 def multiscale_skeleton(width: int = 64, joints: int = 21, **kwargs) -> MultiScaleNet:
-    """"Ours": (B, 4, 128, 128) crop + skeleton -> 5 heatmap sets at 64, 32, 64, 128, 128."""
+    """ "Ours": (B, 4, 128, 128) crop + skeleton -> 5 heatmap sets at 64, 32, 64, 128, 128."""
     return MultiScaleNet(in_channels=4, joints=joints, width=width, **kwargs)
 
 
 def multiscale_plain(width: int = 64, joints: int = 21, **kwargs) -> MultiScaleNet:
-    """"Ours w/o skeleton": (B, 3, 128, 128) crop -> 5 heatmap sets at 64, 32, 64, 128, 128."""
+    """ "Ours w/o skeleton": (B, 3, 128, 128) crop -> 5 heatmap sets at 64, 32, 64, 128, 128."""
     return MultiScaleNet(in_channels=3, joints=joints, width=width, **kwargs)
 
 

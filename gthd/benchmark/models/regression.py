@@ -266,8 +266,16 @@ def box_loss(box_norm: torch.Tensor, hand_logit: torch.Tensor, target_norm: torc
     Returns:
         () scalar.
     """
-    if box_norm.shape != target_norm.shape or box_norm.ndim != 2 or box_norm.shape[1] != 4 or hand_logit.shape != box_norm.shape[:1] or has_hand.shape != hand_logit.shape:
-        raise ValueError(f"expected boxes (B, 4), logits and has_hand (B,), got {tuple(box_norm.shape)}, {tuple(target_norm.shape)}, {tuple(hand_logit.shape)}, {tuple(has_hand.shape)}")
+    if (
+        box_norm.shape != target_norm.shape
+        or box_norm.ndim != 2
+        or box_norm.shape[1] != 4
+        or hand_logit.shape != box_norm.shape[:1]
+        or has_hand.shape != hand_logit.shape
+    ):
+        raise ValueError(
+            f"expected boxes (B, 4), logits and has_hand (B,), got {tuple(box_norm.shape)}, {tuple(target_norm.shape)}, {tuple(hand_logit.shape)}, {tuple(has_hand.shape)}"
+        )
     hand = has_hand.to(box_norm.dtype)
     l1 = ((box_norm - target_norm).abs().mean(1) * hand).sum() / hand.sum().clamp_min(1.0)
     return box_weight * l1 + F.binary_cross_entropy_with_logits(hand_logit, hand)

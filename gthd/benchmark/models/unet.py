@@ -33,8 +33,12 @@ class DoubleConv(nn.Sequential):
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__(
-            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
         )
 
 
@@ -129,7 +133,17 @@ class UNet(nn.Module):
         a list of one (the multi-scale models' interface).
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 1, width: int = 32, depth: int = 4, upsample: str = "transpose", output: str = "mask", input_size: tuple[int, int] | None = None, prior: float = 0.01):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 1,
+        width: int = 32,
+        depth: int = 4,
+        upsample: str = "transpose",
+        output: str = "mask",
+        input_size: tuple[int, int] | None = None,
+        prior: float = 0.01,
+    ):
         super().__init__()
         self.config = cfg = UNetConfig(in_channels, out_channels, width, depth, upsample, output, input_size, prior)
         ch = [width * 2**i for i in range(depth + 1)]  # channels per level
