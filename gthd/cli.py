@@ -610,7 +610,6 @@ def calibrate_intrinsics(source, board, out, force):
 
 def _click_window(session, camera, joint, n_frames, clicks_path, ransac_px, offset_range_ms):
     """Open the click window; once 6 clicks exist it shows where the estimate projects the joint."""
-    import numpy as np
 
     from .calibration.click_window import ClickWindow, choose_frames
     from .calibration.extrinsics import Observations, solve_extrinsics
@@ -624,11 +623,8 @@ def _click_window(session, camera, joint, n_frames, clicks_path, ransac_px, offs
         )
 
         def project(i):
-            p = session.tracker.joints_at(session.frames.t_host_ns[i] + r.clock_offset_ns)[j]
-            if not np.isfinite(p).all():
-                return None
-            pc = r.T_cam_leap.apply(p)
-            return camera.project(pc) if pc[2] > 0 else None
+            uv, visible = camera.see(r.T_cam_leap.apply(session.tracker.joints_at(session.frames.t_host_ns[i] + r.clock_offset_ns)[j]))
+            return uv if visible else None
 
         return project
 

@@ -132,6 +132,16 @@ class Camera:
             ok &= np.asarray(z) > 0
         return ok
 
+    def see(self, points_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Project (..., 3) camera-frame points (mm): (..., 2) px and (...,) visible, the
+        one visibility rule of every stage: in front of the camera (z > 0), a finite
+        projection, inside the image. NaN points are not visible."""
+        p = np.asarray(points_cam, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            uv = self.project(p)
+            visible = np.isfinite(uv).all(axis=-1) & (p[..., 2] > 0) & self.in_image(uv)
+        return uv, visible
+
     def to_dict(self) -> dict:
         return {
             "camera_matrix": np.round(self.K, 9).tolist(),

@@ -22,6 +22,30 @@ def test_transform_then_project_equals_opencv_with_rvec_tvec(camera):
     np.testing.assert_allclose(ours, cv.reshape(-1, 2), atol=1e-6)
 
 
+def test_calibration_projects_tracked_joints_as_opencv_does_with_one_visibility_rule(camera):
+    """Calibration.project: the tracked joints at t + d, through T_cam_leap, with
+    cv2.projectPoints' model; visible = in front of the camera, finite, inside the image."""
+    from types import SimpleNamespace
+
+    from gthd.calibration.files import Calibration
+
+    rng = np.random.default_rng(3)
+    T = Transform.from_rvec(rng.normal(0, 0.3, 3), [10.0, 30.0, 500.0], "leap", "cam")
+    cal = Calibration(camera, T, clock_offset_ns=-20_000_000, quality={})
+    joints = rng.uniform(-120, 120, (21, 3))
+    joints[3] = [0.0, 0.0, -900.0]  # behind the camera once mapped (z < 0)
+    joints[4] = [4000.0, 0.0, 0.0]  # far to the side: outside the image
+    joints[5] = np.nan  # not tracked
+    asked = []
+    tracker = SimpleNamespace(joints_at=lambda t, **kw: asked.append((int(t), kw)) or joints)
+    uv, visible = cal.project(tracker, 1_000_000_000, smooth_ns=5)
+    assert asked == [(980_000_000, {"smooth_ns": 5})]  # the clock offset added, options passed on
+    ok = ~np.isnan(joints).any(axis=1)
+    cv, _ = cv2.projectPoints(joints[ok], T.rvec, T.t, camera.K, camera.dist)
+    np.testing.assert_allclose(uv[ok], cv.reshape(-1, 2), atol=1e-6)
+    assert not visible[[3, 4, 5]].any() and visible[[0, 1, 2, 6, 7]].all()
+
+
 def test_transform_inverse_and_names():
     rng = np.random.default_rng(2)
     T = Transform.from_rvec(rng.normal(0, 1, 3), rng.normal(0, 100, 3), "cam", "leap")

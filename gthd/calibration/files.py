@@ -483,6 +483,19 @@ class Calibration:
     clock_offset_ns: int
     quality: dict
 
+    def project_joints(self, joints_leap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(..., 3) tracked points (mm, ``leap``) into the image: (..., 2) px and (...,)
+        visible (:meth:`gthd.geometry.Camera.see`)."""
+        return self.camera.see(self.T_cam_leap.apply(joints_leap))
+
+    def project(self, tracker, t_cam_ns, **joints_at) -> tuple[np.ndarray, np.ndarray]:
+        """The tracked joints at camera time(s) ``t_cam_ns`` (the clock offset added:
+        docs/conventions.md), projected: (..., 21, 2) px and (..., 21) visible. The one
+        way every stage labels a frame; ``joints_at``: options of
+        :meth:`gthd.session.TrackerStream.joints_at` (max_gap_ns, hand_type, smooth_ns)."""
+        j3 = tracker.joints_at(np.asarray(t_cam_ns, dtype=np.int64) + self.clock_offset_ns, **joints_at)
+        return self.project_joints(j3)
+
     def check_image_size(self, width: int, height: int, what: str = "the session") -> None:
         if (self.camera.width, self.camera.height) != (width, height):
             raise ValueError(

@@ -86,19 +86,16 @@ def overlay_png(session: Session, cal: Calibration, obs: Observations, result: E
     tiles = []
     for i in pick:
         img = session.image(int(i))
-        j3 = session.tracker.joints_at(session.frames.t_host_ns[i] + cal.clock_offset_ns, smooth_ns=25_000_000)
-        if np.isfinite(j3).all():
-            pc = cal.T_cam_leap.apply(j3)
-            if np.all(pc[:, 2] > 0):
-                uv = cal.camera.project(pc)
-                draw_skeleton(img, uv, cal.camera.in_image(uv))
-                for k in np.flatnonzero(obs.frame_index == i):
-                    ok = bool(result.inliers[k])
-                    c = (60, 220, 60) if ok else (40, 40, 255)
-                    p = tuple(int(round(v)) for v in obs.uv[k])
-                    q = tuple(int(round(v)) for v in uv[obs.joint[k]])
-                    cv2.line(img, p, q, c, 1, cv2.LINE_AA)
-                    cv2.drawMarker(img, p, c, cv2.MARKER_CROSS, 14, 2, cv2.LINE_AA)
+        uv, visible = cal.project(session.tracker, session.frames.t_host_ns[i], smooth_ns=25_000_000)
+        if visible.any() and np.isfinite(uv).all():  # tracked at that time, the hand in view
+            draw_skeleton(img, uv, visible)
+            for k in np.flatnonzero(obs.frame_index == i):
+                ok = bool(result.inliers[k])
+                c = (60, 220, 60) if ok else (40, 40, 255)
+                p = tuple(int(round(v)) for v in obs.uv[k])
+                q = tuple(int(round(v)) for v in uv[obs.joint[k]])
+                cv2.line(img, p, q, c, 1, cv2.LINE_AA)
+                cv2.drawMarker(img, p, c, cv2.MARKER_CROSS, 14, 2, cv2.LINE_AA)
         label(img, f"frame {int(i)}", org=(8, 28), scale=0.8)
         tiles.append(img)
     ok, enc = cv2.imencode(".png", contact_sheet(tiles, cols=4, tile_width=320))

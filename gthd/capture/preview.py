@@ -35,10 +35,9 @@ class Preview:
             joints = np.asarray(hand["joints"])
             if self.projection is not None:
                 cam, T = self.projection
-                pc = T.apply(joints)
-                if np.all(pc[:, 2] > 0):
-                    uv = cam.project(pc)
-                    draw_skeleton(img, uv, cam.in_image(uv))
+                uv, visible = cam.see(T.apply(joints))
+                if visible.any():
+                    draw_skeleton(img, uv, visible)
             else:
                 self._inset(img, joints)
         st = capture.cam_stats

@@ -346,11 +346,7 @@ def _session_jobs(
         j3 = joints[i]
         if np.isfinite(j3).all():
             pc = cal.T_cam_leap.apply(j3)
-            uv = cal.camera.project(pc)
-            vis = (pc[:, 2] > 0) & cal.camera.in_image(uv)
-            if not np.all(np.isfinite(uv[vis])):
-                report.nan_joints += 1
-                continue
+            uv, vis = cal.camera.see(pc)  # the one visibility rule (Calibration.project)
             if not vis.any():
                 report.out_of_view += 1
                 jobs.append(_Job(uv=None, visible=None, joints_cam=None, joints_tracker=None, **base))

@@ -288,11 +288,7 @@ def qa_session(
 
 def _project(cal: Calibration, j3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Labels of (..., 21, 3) tracked joints: (..., 21, 2) px and (..., 21) visible."""
-    pc = cal.T_cam_leap.apply(j3.reshape(-1, 3)).reshape(j3.shape)
-    with np.errstate(invalid="ignore"):
-        uv = cal.camera.project(pc)
-        vis = np.isfinite(uv).all(axis=-1) & (pc[..., 2] > 0) & cal.camera.in_image(uv)
-    return uv, vis
+    return cal.project_joints(j3)
 
 
 # -------------------------------------------------------------------------- time check
