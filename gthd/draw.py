@@ -71,3 +71,13 @@ def contact_sheet(tiles: list[np.ndarray], cols: int = 4, tile_width: int = 320,
         y, x = gap + r * (th + gap), gap + c * (tile_width + gap)
         sheet[y : y + th, x : x + tile_width] = cv2.resize(t, (tile_width, th), interpolation=cv2.INTER_AREA)
     return sheet
+
+
+def close_window(title: str) -> None:
+    """Close a highgui window if it is open (one more waitKey lets the window system
+    take it away); quiet where there is no window system left."""
+    try:
+        cv2.destroyWindow(title)
+        cv2.waitKey(1)
+    except cv2.error:
+        pass

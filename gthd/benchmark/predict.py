@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..draw import draw_box, draw_skeleton, label
+from ..draw import close_window, draw_box, draw_skeleton, label
 from ..fileio import FormatError, atomic_write_bytes, contained_path
 from .models import MODEL_INFO, MODELS, create_model
 from .pipeline import SKELETON_PASSES, Detection, HandPosePipeline
@@ -338,11 +338,7 @@ class Window:
                 return True
 
     def close(self) -> None:
-        try:
-            cv2.destroyWindow(WINDOW)
-            cv2.waitKey(1)
-        except cv2.error:
-            pass
+        close_window(WINDOW)
 
 
 # ------------------------------------------------------------------------------- sources

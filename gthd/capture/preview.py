@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..draw import draw_skeleton, label
+from ..draw import close_window, draw_skeleton, label
 from ..geometry import Camera, Transform
 
 WINDOW = "gthd capture - press q to stop"  # no regex characters: window tools search titles by regex
@@ -66,8 +66,4 @@ class Preview:
         draw_skeleton(img, uv, thickness=1, radius=2)
 
     def close(self) -> None:
-        try:
-            cv2.destroyWindow(WINDOW)
-            cv2.waitKey(1)
-        except cv2.error:
-            pass
+        close_window(WINDOW)
