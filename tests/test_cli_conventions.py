@@ -66,3 +66,24 @@ def test_opencv_says_nothing_of_its_own(tmp_path):
     r = _gthd("capture", tmp_path / "s", "--camera", "9", "--tracker", "none", "--duration", "1")
     assert r.returncode == 1
     assert [ln for ln in r.stderr.splitlines() if ln.strip()] == [r.stderr.strip()] and r.stderr.startswith("Error:"), r.stderr
+
+
+def test_export_then_import_coco_through_the_command_line(tmp_path, sim_session):
+    """A dataset out to COCO and back in, by the two commands: the same hands, the same
+    keypoints (a COCO file stores 2 decimals)."""
+    import h5py
+    import numpy as np
+
+    r = _gthd("build-dataset", sim_session, "--calibration", sim_session / "ground_truth.json", "-o", tmp_path / "d.h5", "--workers", 1)
+    assert r.returncode == 0, r.stderr
+    r = _gthd("export", "coco", tmp_path / "d.h5", tmp_path / "coco", "--split", "test")
+    assert r.returncode == 0 and r.stdout.startswith(f"wrote {tmp_path / 'coco'}"), r.stderr
+    r = _gthd("import", "coco", tmp_path / "coco" / "annotations" / "test.json", tmp_path / "coco" / "images", "-o", tmp_path / "back.h5")
+    assert r.returncode == 0, r.stderr
+    with h5py.File(tmp_path / "d.h5", "r") as a, h5py.File(tmp_path / "back.h5", "r") as b:
+        test = (a["meta/split"][...] == 2) & a["labels/has_hand"][...]
+        kp_a, vis_a = a["labels/keypoints"][...][test], a["labels/visible"][...][test]
+        kp_b, vis_b = b["labels/keypoints"][...][b["labels/has_hand"][...]], b["labels/visible"][...][b["labels/has_hand"][...]]
+    assert len(kp_a) == len(kp_b) > 0
+    np.testing.assert_array_equal(vis_a, vis_b)
+    np.testing.assert_allclose(kp_a[vis_a], kp_b[vis_b], atol=0.01)
