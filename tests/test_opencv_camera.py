@@ -82,6 +82,9 @@ def read_all(cam: OpenCVCamera, limit: int = 1000) -> list:
 def test_parse_source():
     assert parse_source("0") == 0 and isinstance(parse_source("0"), int)
     assert parse_source(" 12 ") == 12
+    assert parse_source("camera:3") == 3  # predict's spelling: one parser for every command
+    with pytest.raises(ValueError, match="camera:INDEX"):
+        parse_source("camera:front")
     assert parse_source("clip.avi") == "clip.avi"
     assert parse_source("/dev/video2") == "/dev/video2"
     assert parse_source("rtsp://10.0.0.5:554/live") == "rtsp://10.0.0.5:554/live"

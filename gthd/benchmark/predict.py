@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..capture.opencv_camera import parse_source
 from ..draw import close_window, draw_box, draw_skeleton, label
 from ..fileio import FormatError, atomic_write_bytes, contained_path
 from .models import MODEL_INFO, MODELS, create_model
@@ -358,14 +359,11 @@ class PredictResult:
 
 
 def parse_camera(source: str) -> int | None:
-    """The camera index of ``camera:N`` or a bare integer ``N``; None for anything else.
-    ValueError for ``camera:`` followed by anything but an index."""
-    if source.startswith("camera:"):
-        index = source[len("camera:") :]
-        if not index.isdigit():
-            raise ValueError(f"{source}: expected camera:INDEX, such as camera:0")
-        return int(index)
-    return int(source) if source.isdigit() else None
+    """The camera index of ``camera:N`` or a bare integer ``N`` (capture's own parser:
+    one spelling for every command); None for anything else. ValueError for
+    ``camera:`` followed by anything but an index."""
+    parsed = parse_source(source)
+    return parsed if isinstance(parsed, int) else None
 
 
 def source_kind(source: str) -> str:

@@ -41,10 +41,15 @@ _OPEN_READ_TRIES = 5
 
 
 def parse_source(s: str) -> int | str:
-    """The ``--camera`` argument as ``cv2.VideoCapture`` wants it: a device index when
-    ``s`` is all digits ("0" -> 0), else the string unchanged (a video file path, a
-    ``/dev/videoN`` node, or a stream URL)."""
+    """A camera source as ``cv2.VideoCapture`` wants it, spelled the same way for every
+    command (``gthd capture --camera``, ``gthd predict``): a device index for ``N`` or
+    ``camera:N`` ("0", "camera:0" -> 0), else the string unchanged (a video file path, a
+    ``/dev/videoN`` node, or a stream URL). ValueError for ``camera:`` and no index."""
     s = s.strip()
+    if s.startswith("camera:"):
+        if not s[len("camera:") :].isdigit():
+            raise ValueError(f"{s}: expected camera:INDEX, such as camera:0")
+        return int(s[len("camera:") :])
     return int(s) if s.isdigit() else s
 
 
