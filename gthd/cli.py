@@ -219,7 +219,11 @@ def simulate(
 @main.command()
 @click.argument("out", type=click.Path(path_type=Path), required=False)
 @click.option(
-    "--camera", "camera_spec", default="0", show_default=True, help="Camera: a device index (0, or camera:0 as gthd predict spells it), a video file, a stream URL, or 'sim' (the simulated rig)."
+    "--camera",
+    "camera_spec",
+    default="0",
+    show_default=True,
+    help="Camera: a device index (0, or camera:0 as gthd predict spells it), a video file, a stream URL, or 'sim' (the simulated rig).",
 )
 @click.option(
     "--tracker", "tracker_spec", default="ultraleap", show_default=True, help="Tracker: 'ultraleap', a recording FILE.lmt to replay, 'sim', or 'none'."
