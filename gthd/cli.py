@@ -346,22 +346,9 @@ def _capture_sources(camera_spec, tracker_spec, size, fps, fourcc, tracking_mode
             duration = max(duration, config.max_frames / 30.0 + 1.0)
         cam, trk, _ = simulated_sources(seed, RigConfig(duration_s=duration, width=size[0], height=size[1], difficulty=difficulty), speed=speed)
         return cam, trk
-    from .capture.opencv_camera import OpenCVCamera, parse_source
+    from .capture.sources import open_sources
 
-    cam = OpenCVCamera(parse_source(camera_spec), width=size[0], height=size[1], fps=fps, fourcc=fourcc, realtime_file=True)
-    if tracker_spec == "none":
-        trk = None
-    elif tracker_spec == "ultraleap":
-        from .capture.ultraleap import UltraleapTracker
-
-        trk = UltraleapTracker(tracking_mode=tracking_mode)
-    elif tracker_spec.endswith(".lmt"):
-        from .capture.ultraleap import LeapRecordingTracker
-
-        trk = LeapRecordingTracker(tracker_spec, realtime=True)
-    else:
-        raise ValueError(f"unknown tracker {tracker_spec!r}: use ultraleap, a FILE.lmt recording, sim or none")
-    return cam, trk
+    return open_sources(camera_spec, tracker_spec, size=size, fps=fps, fourcc=fourcc, tracking_mode=tracking_mode)
 
 
 def _live_progress():
@@ -508,7 +495,7 @@ def calibrate(
                 click.echo(f"Warning: {note}", err=True)
         else:
             out.mkdir(parents=True, exist_ok=True)  # the clicks log is kept as clicks happen (resumable)
-            clicks = _click_window(setup.session, setup.camera, joint, n_frames, out / "clicks.jsonl", ransac_px, offset_range_ms)
+            clicks = calib.click_in_window(setup, n_frames, out / "clicks.jsonl", ransac_px, offset_range_ms)
             obs, source = calib.observations_from_clicks(setup, clicks, out / "clicks.jsonl"), f"clicks in a window, saved to {out / 'clicks.jsonl'}"
         result = calib.solve(
             setup,
@@ -610,30 +597,6 @@ def calibrate_intrinsics(source, board, out, force):
     for line in result.lines():
         click.echo(line)
     click.echo(f"wrote {out / 'intrinsics.yaml'}, intrinsics.json, intrinsics.png")
-
-
-def _click_window(session, camera, joint, n_frames, clicks_path, ransac_px, offset_range_ms):
-    """Open the click window; once 6 clicks exist it shows where the estimate projects the joint."""
-
-    from .calibration.click_window import ClickWindow, choose_frames
-    from .calibration.extrinsics import Observations, solve_extrinsics
-    from .hand import JOINT_INDEX
-
-    j = JOINT_INDEX[joint]
-
-    def estimate(clicks):
-        r = solve_extrinsics(
-            camera, session.tracker, Observations.from_clicks(clicks), ransac_px=ransac_px, offset_range_ms=offset_range_ms, offset_step_ms=10.0, bootstrap=0
-        )
-
-        def project(i):
-            uv, visible = camera.see(r.T_cam_leap.apply(session.tracker.joints_at(session.frames.t_host_ns[i] + r.clock_offset_ns)[j]))
-            return uv if visible else None
-
-        return project
-
-    frames = choose_frames(session, joint, n=n_frames)
-    return ClickWindow(session, joint, frames, clicks_path, estimate=estimate).run()
 
 
 # ----------------------------------------------------------------------- build-dataset

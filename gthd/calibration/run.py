@@ -232,3 +232,27 @@ def solve(
     lines = extrinsics_lines(result, obs, command) + (truth_lines(cal, truth) if truth is not None else [])
     provenance = {"session": str(session.path), "correspondences": source, "command": command}
     return ExtrinsicsRun(cal, lines, pictures, provenance, setup.intrinsics, warnings)
+
+
+def click_in_window(setup: ExtrinsicsSetup, n_frames: int, clicks_path: Path, ransac_px: float = 8.0, offset_range_ms: float = 200.0) -> list:
+    """Open the click window on ``n_frames`` frames where the tracker sees the hand; the
+    clicks go to ``clicks_path`` as they happen (a later run resumes them). Once 6 clicks
+    exist the window shows where the current estimate projects the joint, so a wrong
+    click stands out. Returns the clicks when the window is closed."""
+    from .click_window import ClickWindow, choose_frames
+
+    session, camera, j = setup.session, setup.camera, JOINT_INDEX[setup.joint]
+
+    def estimate(clicks):
+        obs = Observations.from_clicks(clicks)
+        r = solve_extrinsics(camera, session.tracker, obs, ransac_px=ransac_px, offset_range_ms=offset_range_ms, offset_step_ms=10.0, bootstrap=0)
+
+        def project(i):
+            t = session.frames.t_host_ns[i] + r.clock_offset_ns
+            uv, visible = camera.see(r.T_cam_leap.apply(session.tracker.joints_at(t)[j]))
+            return uv if visible else None
+
+        return project
+
+    frames = choose_frames(session, setup.joint, n=n_frames)
+    return ClickWindow(session, setup.joint, frames, clicks_path, estimate=estimate).run()

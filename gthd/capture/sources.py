@@ -137,3 +137,30 @@ class TrackerSource(Protocol):
         """Stop delivering and release the device; after it returns, ``emit`` is not
         called again."""
         ...
+
+
+def open_sources(
+    camera_spec: str, tracker_spec: str, *, size: tuple[int, int] = (640, 480), fps: float = 30.0, fourcc: str = "MJPG", tracking_mode: str = "desktop"
+) -> tuple[CameraSource, TrackerSource | None]:
+    """The camera and tracker ``gthd capture --camera ... --tracker ...`` names (not yet
+    opened): a camera index (``0`` or ``camera:0``), a video file or a stream URL; the
+    tracker ``ultraleap``, a ``FILE.lmt`` recording replayed in real time, or ``none``.
+    (The simulated rig plugs in from outside: :mod:`gthd.sim.sources`.)
+
+    Raises:
+        ValueError: an unknown tracker, a malformed camera.
+    """
+    from .opencv_camera import OpenCVCamera, parse_source
+
+    cam = OpenCVCamera(parse_source(camera_spec), width=size[0], height=size[1], fps=fps, fourcc=fourcc, realtime_file=True)
+    if tracker_spec == "none":
+        return cam, None
+    if tracker_spec == "ultraleap":
+        from .ultraleap import UltraleapTracker
+
+        return cam, UltraleapTracker(tracking_mode=tracking_mode)
+    if tracker_spec.endswith(".lmt"):
+        from .ultraleap import LeapRecordingTracker
+
+        return cam, LeapRecordingTracker(tracker_spec, realtime=True)
+    raise ValueError(f"unknown tracker {tracker_spec!r}: use ultraleap, a FILE.lmt recording, sim or none")
