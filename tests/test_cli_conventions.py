@@ -12,6 +12,12 @@ from gthd.session import Session
 GTHD = [sys.executable, "-m", "gthd"]
 
 
+def _ctrl_c_works():
+    """In the child: SIGINT back to its default. A shell starts background jobs with
+    SIGINT ignored (CI may run us so), and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _gthd(*args, **kw):
     return subprocess.run([*GTHD, *map(str, args)], capture_output=True, text=True, timeout=120, **kw)
 
@@ -48,7 +54,9 @@ def test_inspect_speaks_json(tmp_path, sim_session):
 
 
 def test_ctrl_c_exits_130_and_usage_errors_2(tmp_path):
-    p = subprocess.Popen([*GTHD, "simulate", str(tmp_path / "s"), "--duration", "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [*GTHD, "simulate", str(tmp_path / "s"), "--duration", "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_works
+    )
     deadline = time.monotonic() + 60
     while not any(tmp_path.glob(".s.*")):  # simulating (into a temporary folder beside OUT)
         assert p.poll() is None and time.monotonic() < deadline

@@ -29,6 +29,12 @@ from gthd.session import Session
 GTHD = [sys.executable, "-m", "gthd"]
 
 
+def _ctrl_c_works():
+    """In the child: SIGINT back to its default. A shell starts background jobs with
+    SIGINT ignored (CI may run us so), and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run(*args, cwd=None, limit_bytes=None, timeout=120):
     def limit():
         if limit_bytes is not None:
@@ -118,6 +124,7 @@ def test_second_ctrl_c_while_finishing_leaves_an_interrupted_session(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_works,
     )
     _wait_for(out / "boards" / ".checkerboard.partial", proc)  # the ground truth's boards are being drawn
     proc.send_signal(signal.SIGINT)
