@@ -125,6 +125,17 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES)
     return data
 
 
+def read_input(path: str | os.PathLike, what: str) -> bytes:
+    """The bytes of an input file named by the user (:func:`read_regular_file`), or one
+    FormatError line: ``PATH: no such WHAT`` / ``PATH: not a readable WHAT (why)``."""
+    try:
+        return read_regular_file(path)
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such {what}") from None
+    except OSError as e:
+        raise FormatError(f"{path}: not a readable {what} ({e.strerror or e})") from None
+
+
 def dumps_json(obj: Any) -> str:
     """Deterministic JSON text (stable key order as given, two-space indent, newline)."""
     return json.dumps(obj, indent=2, allow_nan=False) + "\n"

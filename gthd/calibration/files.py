@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from .. import __version__
-from ..fileio import FormatError, JsonlAppender, atomic_write_bytes, read_json, read_regular_file, write_json
+from ..fileio import FormatError, JsonlAppender, atomic_write_bytes, read_input, read_json, write_json
 from ..geometry import Camera, Transform
 from ..hand import JOINT_INDEX, JOINT_NAMES
 
@@ -95,12 +95,7 @@ def read_clicks(path: str | Path, warnings: list[str] | None = None) -> tuple[di
             damaged line before the last, or a line that is not a click.
     """
     path = Path(path)
-    try:
-        data = read_regular_file(path)
-    except FileNotFoundError:
-        raise FormatError(f"{path}: no such clicks file") from None
-    except OSError as e:
-        raise FormatError(f"{path}: not a readable clicks file ({e.strerror or e})") from None
+    data = read_input(path, "clicks file")
     lines = data.split(b"\n")
     records: list[tuple[int, object]] = []  # (line number, record)
     for k, line in enumerate(lines, start=1):
@@ -226,12 +221,7 @@ def read_intrinsics(path: str | Path) -> Camera:
             cannot be right (:func:`checked_camera`); always one line.
     """
     path = Path(path)
-    try:
-        data = read_regular_file(path)
-    except FileNotFoundError:
-        raise FormatError(f"{path}: no such intrinsics file") from None
-    except OSError as e:
-        raise FormatError(f"{path}: not a readable intrinsics file ({e.strerror or e})") from None
+    data = read_input(path, "intrinsics file")
     if path.suffix.lower() == ".json":
         return _intrinsics_from_json(data, path)
     try:
