@@ -553,6 +553,48 @@ def _command() -> str:
     return command_line()
 
 
+@calibrate.command("report")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to draw the report's picture. Default: FILE's folder, intrinsics.png.",
+)
+def calibrate_report(file, out):
+    """Print an intrinsics calibration's report and redraw its picture from the file alone.
+
+    FILE is the intrinsics.json `gthd calibrate intrinsics` writes (or the folder
+    holding it): it keeps every view's detected corners and residuals, so the report
+    needs neither the images nor a new calibration.
+
+    \b
+    Example:
+        gthd calibrate report calibration/camera/intrinsics.json -o /tmp/intrinsics.png
+    """
+    from .calibration.intrinsics import read_report, report_png
+
+    with user_errors():
+        path = file / "intrinsics.json" if file.is_dir() else file
+        result = read_report(path)
+        out = out or path.with_name("intrinsics.png")
+        report_png(result, out)
+    for line in result.report_lines(_stored_command(path)):
+        click.echo(line)
+    click.echo(f"wrote {out}")
+
+
+def _stored_command(path: Path) -> str:
+    """The command line a calibration file records (its report's last line)."""
+    import json
+
+    try:
+        return json.loads(path.read_text())["quality"].get("command") or "(not recorded)"
+    except (OSError, ValueError, KeyError, AttributeError):
+        return "(not recorded)"
+
+
 @calibrate.command("intrinsics")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option(

@@ -16,6 +16,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from gthd.boards import BoardSpec
 from gthd.calibration.files import write_intrinsics
@@ -27,12 +28,14 @@ from gthd.calibration.intrinsics import (
     coverage_grid,
     detect_board,
     model_difference,
+    read_report,
     report_png,
     undistort_to_rays,
     views_from_folder,
     views_from_session,
     views_from_video,
 )
+from gthd.cli import main
 from gthd.geometry import Camera, Transform
 from gthd.session import Session
 from gthd.sim.truth import session_truth
@@ -243,8 +246,8 @@ def test_coverage_grid_counts_corners_per_cell():
     assert cov.counts[3, 0] == 1 and cov.fraction == pytest.approx(4 / 48)
 
 
-def test_report_lines_quality_and_files(tmp_path, views, results):
-    bv, r = views[(1, "checkerboard")], results[(1, "checkerboard")]
+def test_report_lines_quality_and_files(tmp_path, results):
+    r = results[(1, "checkerboard")]
     cmd = "gthd calibrate intrinsics s1 --board checkerboard"
     lines = r.report_lines(cmd)
     text = "\n".join(lines)
@@ -261,7 +264,7 @@ def test_report_lines_quality_and_files(tmp_path, views, results):
     assert q["views_used"] == r.n_views and q["rms_px"] == round(r.rms, 4)
     assert set(q["std"]) == {"fx", "fy", "cx", "cy", "k1", "k2", "p1", "p2", "k3"}
 
-    yaml_path, json_path = write_intrinsics(tmp_path / "intrinsics", r.camera, q)
+    yaml_path, json_path = write_intrinsics(tmp_path / "intrinsics", r.camera, {**q, "command": cmd}, r.detections())
     fs = cv2.FileStorage(str(yaml_path), cv2.FILE_STORAGE_READ)
     K, dist = fs.getNode("camera_matrix").mat(), fs.getNode("distortion_coefficients").mat()
     w, h = int(fs.getNode("image_width").real()), int(fs.getNode("image_height").real())
@@ -271,11 +274,24 @@ def test_report_lines_quality_and_files(tmp_path, views, results):
     assert (w, h) == (640, 480)
     assert json.loads(json_path.read_text())["quality"]["rms_px"] == q["rms_px"]
 
-    png = report_png(r, bv, tmp_path / "report.png")
+    png = report_png(r, tmp_path / "report.png")
     img = cv2.imread(str(png), cv2.IMREAD_COLOR)
     assert img is not None and img.shape[0] > 200 and img.shape[1] > 3 * img.shape[0]
     assert img.std() > 10
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+
+    # the file alone redraws the report: the same lines, the same picture (to rounding)
+    back = read_report(json_path)
+    assert back.report_lines(cmd) == lines
+    redrawn = cv2.imread(str(report_png(back, tmp_path / "again.png")), cv2.IMREAD_COLOR)
+    assert redrawn.shape == img.shape and np.mean(np.abs(redrawn.astype(int) - img.astype(int))) < 0.5
+    r2 = CliRunner().invoke(main, ["calibrate", "report", str(json_path), "-o", str(tmp_path / "cli.png")], catch_exceptions=False)
+    assert r2.exit_code == 0 and r2.output.splitlines()[: len(lines)] == lines and (tmp_path / "cli.png").exists()
+    old = json.loads(json_path.read_text())
+    del old["detections"]  # a file from before the detections were stored
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    r3 = CliRunner().invoke(main, ["calibrate", "report", str(tmp_path / "old.json")], catch_exceptions=False)
+    assert r3.exit_code == 1 and "calibrate again" in r3.output
 
 
 # -------------------------------------------------------------------------------- sources

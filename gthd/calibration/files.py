@@ -190,9 +190,10 @@ def _drop_torn_tail(path: Path) -> None:
 
 
 # -------------------------------------------------------------------------- intrinsics
-def write_intrinsics(stem: str | Path, camera: Camera, quality: dict) -> tuple[Path, Path]:
-    """Write ``STEM.yaml`` (OpenCV FileStorage) and ``STEM.json`` (with quality), each
-    atomically. Returns both paths."""
+def write_intrinsics(stem: str | Path, camera: Camera, quality: dict, detections: dict | None = None) -> tuple[Path, Path]:
+    """Write ``STEM.yaml`` (OpenCV FileStorage) and ``STEM.json`` (with the quality and,
+    given, the detections the report is drawn from: ``gthd calibrate report`` redraws it),
+    each atomically. Returns both paths."""
     stem = Path(stem)
     yaml_path, json_path = stem.with_suffix(".yaml"), stem.with_suffix(".json")
     fs = cv2.FileStorage(".yaml", cv2.FILE_STORAGE_WRITE | cv2.FILE_STORAGE_MEMORY)
@@ -202,7 +203,8 @@ def write_intrinsics(stem: str | Path, camera: Camera, quality: dict) -> tuple[P
     fs.write("distortion_coefficients", camera.dist.reshape(1, 5))
     fs.write("gthd_version", __version__)
     atomic_write_bytes(yaml_path, fs.releaseAndGetString().encode())
-    write_json(json_path, {"camera": camera.to_dict(), "quality": quality}, fmt=INTRINSICS_FORMAT, version=FILE_VERSION)
+    doc = {"camera": camera.to_dict(), "quality": quality, **({"detections": detections} if detections is not None else {})}
+    write_json(json_path, doc, fmt=INTRINSICS_FORMAT, version=FILE_VERSION)
     return yaml_path, json_path
 
 

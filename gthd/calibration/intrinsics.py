@@ -455,6 +455,17 @@ class IntrinsicsResult:
     source: str | None = None
     n_images: int | None = None
     missed: list[str] = field(default_factory=list)
+    view_corners: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # every view given, dropped ones too
+
+    def detections(self) -> dict:
+        """What the report is drawn from, for the JSON file: every view's detected
+        corners (px) and, for the views kept, their residuals (px), so that
+        :func:`read_report` can redraw the report without the images."""
+        r = lambda a: np.round(np.asarray(a, dtype=np.float64), 4).tolist()  # noqa: E731
+        return {
+            name: {"corners": r(c), "residuals": r(self.residuals[name]) if name in self.residuals else None}
+            for name, c in (self.view_corners or self.image_points).items()
+        }
 
     def quality(self) -> dict:
         """JSON-friendly figures, for :func:`gthd.calibration.files.write_intrinsics`."""
@@ -757,6 +768,7 @@ def calibrate(
         source=None if src is None else src.source,
         n_images=None if src is None else src.n_images,
         missed=[] if src is None else list(src.missed),
+        view_corners={v.name: v.detection.corners for v in views},
     )
 
 
@@ -811,10 +823,11 @@ def _px(p, s: float) -> tuple[int, int]:
     return int(round(((p[0] + 0.5) * s - 0.5) * 16)), int(round(((p[1] + 0.5) * s - 0.5) * 16))
 
 
-def report_png(result: IntrinsicsResult, views: Sequence[View], path: str | Path) -> Path:
-    """Write a picture of the calibration to ``path`` (PNG, atomically).
+def report_png(result: IntrinsicsResult, path: str | Path) -> Path:
+    """Write a picture of the calibration to ``path`` (PNG, atomically); the same from a
+    live result and from one read back from its file (:func:`read_report`).
 
-    Left: coverage, the corners of all ``views`` as dots over the image area (those of
+    Left: coverage, the corners of every view given as dots over the image area (those of
     dropped views in red) on the grid cells shaded by corner count. Middle: each corner's
     residual as a vector x50 at its place, coloured by length. Right: histogram of the
     residual lengths with the RMS marked.
@@ -840,9 +853,9 @@ def report_png(result: IntrinsicsResult, views: Sequence[View], path: str | Path
                 color = (g // 2, g, g // 3)
             cv2.rectangle(cov, (x0, y0), (x1 - 1, y1 - 1), color, -1)
             cv2.rectangle(cov, (x0, y0), (x1 - 1, y1 - 1), (70, 70, 70), 1)
-    for v in views:
-        color = (60, 60, 255) if v.name in dropped else (255, 255, 255)
-        for p in v.detection.corners:
+    for name, corners in (result.view_corners or result.image_points).items():
+        color = (60, 60, 255) if name in dropped else (255, 255, 255)
+        for p in corners:
             cv2.circle(cov, _px(p, s), 2 << 4, color, -1, cv2.LINE_AA, 4)
     cov = _titled(
         cov,
@@ -897,3 +910,57 @@ def report_png(result: IntrinsicsResult, views: Sequence[View], path: str | Path
         raise RuntimeError("PNG encoding failed")
     atomic_write_bytes(path, enc.tobytes())
     return path
+
+
+def read_report(path: str | Path) -> IntrinsicsResult:
+    """An intrinsics calibration read back from its ``intrinsics.json`` (as
+    ``gthd calibrate intrinsics`` writes it, with its detections): enough to print the
+    report (:meth:`IntrinsicsResult.report_lines`) and redraw its picture
+    (:func:`report_png`) without the images. ``gthd calibrate report FILE`` does both.
+
+    Raises:
+        FormatError: not an intrinsics file, or one written before the detections were
+            stored (calibrate again to get a redrawable file).
+    """
+    from ..fileio import FormatError, read_json
+    from .files import FILE_VERSION, INTRINSICS_FORMAT
+
+    path = Path(path)
+    d = read_json(path, fmt=INTRINSICS_FORMAT, versions=(FILE_VERSION,))
+    q, det = d.get("quality"), d.get("detections")
+    if not isinstance(det, dict) or not isinstance(q, dict):
+        raise FormatError(f"{path}: holds no detections to redraw from (written by an older gthd: calibrate again)")
+    try:
+        camera = Camera.from_dict(d["camera"])
+        arr = lambda a: np.asarray(a, dtype=np.float64).reshape(-1, 2)  # noqa: E731
+        kept = {n: v for n, v in det.items() if v.get("residuals") is not None}
+        cov = q["coverage"]
+        counts = np.asarray(cov["counts"], dtype=np.int64)
+        return IntrinsicsResult(
+            camera=camera,
+            spec=BoardSpec.from_dict(q["board"]),
+            rms=float(q["rms_px"]),
+            per_view_rms={k: float(v) for k, v in q["per_view_rms_px"].items()},
+            std={k: float(v) for k, v in q["std"].items()},
+            dropped=list(q["dropped_views"]),
+            dropped_rms={k: float(v) for k, v in q["dropped_views"].items()},
+            worst_views=[(w["view"], float(w["rms_px"])) for w in q["worst_views"]],
+            worst_residual_px=float(q["worst_residual_px"]),
+            worst_residual_at=(q["worst_residual_at"]["view"], int(q["worst_residual_at"]["corner_id"])),
+            split_half=q["split_half"],
+            coverage=Coverage(counts, float(cov["fraction_covered"])),
+            n_views=int(q["views_used"]),
+            n_corners=int(q["corners_used"]),
+            n_views_given=int(q["views_given"]),
+            outlier_factor=float(q["outlier_factor"]),
+            outlier_threshold_px=float(q["outlier_threshold_px"]),
+            flags=int(q["flags"]),
+            image_points={n: arr(v["corners"]) for n, v in kept.items()},
+            residuals={n: arr(v["residuals"]) for n, v in kept.items()},
+            source=q.get("source"),
+            n_images=q.get("images"),
+            missed=list(q.get("images_without_board") or []),
+            view_corners={n: arr(v["corners"]) for n, v in det.items()},
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise FormatError(f"{path}: an intrinsics file whose report cannot be read ({type(e).__name__}: {e})") from None

@@ -78,8 +78,9 @@ class IntrinsicsRun:
     def write(self, out: Path) -> list[Path]:
         """intrinsics.yaml/.json and intrinsics.png in ``out`` (each atomically)."""
         out.mkdir(parents=True, exist_ok=True)
-        paths = list(write_intrinsics(out / "intrinsics", self.result.camera, {**self.result.quality(), "source": str(self.source), "command": self.command}))
-        report_png(self.result, self.views, out / "intrinsics.png")
+        quality = {**self.result.quality(), "source": str(self.source), "command": self.command}
+        paths = list(write_intrinsics(out / "intrinsics", self.result.camera, quality, self.result.detections()))
+        report_png(self.result, out / "intrinsics.png")
         return [*paths, out / "intrinsics.png"]
 
 
