@@ -1,6 +1,6 @@
 """A trained benchmark run on new input: ``gthd predict IMAGE|FOLDER|VIDEO|camera:0 --run RUN/``.
 
-:func:`load_run` reads ``RUN/run.json`` (written by ``gthd benchmark``; the format is in
+:func:`load_run` reads ``RUN/run.json`` (:mod:`.runfile`, the format's one owner;
 docs/predict.md), builds the skeleton UNet detector and one pose network with their
 checkpoints and returns a :class:`~gthd.benchmark.pipeline.HandPosePipeline`. The
 ``predict_*`` functions run it over an image, a folder of images, a video file or a
@@ -31,17 +31,13 @@ import cv2
 import numpy as np
 import torch
 
-from .. import __version__
 from ..capture.opencv_camera import parse_source
 from ..draw import close_window, draw_box, draw_skeleton, label
-from ..fileio import FormatError, atomic_write_bytes, contained_path
-from .models import MODEL_INFO, MODELS, create_model
-from .pipeline import SKELETON_PASSES, Detection, HandPosePipeline
+from ..fileio import atomic_write_bytes
+from .models import MODEL_INFO, create_model
+from .pipeline import Detection, HandPosePipeline
+from .runfile import RUN_FORMAT, RUN_VERSION, RunInfo, RunModel, find_pose, read_run
 from .train import load_checkpoint
-
-RUN_FORMAT = "gthd-benchmark-run"
-RUN_VERSION = 1
-"""The newest ``run.json`` format_version this code reads."""
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi")
@@ -51,130 +47,6 @@ _QUIT_KEYS = (ord("q"), ord("Q"), 27)
 
 Progress = Callable[[int, "int | None"], None]
 """progress(done, total): frames done, and how many there are (None: unknown)."""
-
-
-# ------------------------------------------------------------------------------ run.json
-@dataclass(frozen=True)
-class RunModel:
-    """One model of a run: its method label, builder name (a key of ``MODELS``), the
-    builder's keyword arguments and its checkpoint (absolute path)."""
-
-    method: str
-    builder: str
-    model_kwargs: dict
-    checkpoint: Path
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """What ``RUN/run.json`` says. ``detector`` is None when the run trained none;
-    ``frame_size`` is the detector's input (width, height) px; ``box_margin`` None when
-    the file does not say (the pipeline's default); ``skeleton_pass`` how the pose
-    network's skeleton channel is made ("frame" when the file does not say)."""
-
-    path: Path
-    pose: tuple[RunModel, ...]
-    detector: RunModel | None
-    frame_size: tuple[int, int] | None
-    threshold_pixels: float | None
-    crop_margin: float
-    box_margin: float | None
-    gthd_version: str | None
-    skeleton_pass: str = "frame"
-
-
-def read_run(run_dir: str | os.PathLike) -> RunInfo:
-    """Read and check ``run_dir/run.json``; ValueError (one line) on anything wrong."""
-    run_dir = Path(run_dir)
-    path = run_dir / "run.json"
-    if not path.is_file():
-        raise FormatError(f"{run_dir}: not a benchmark run folder (no run.json); run `gthd benchmark` first")
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"{path}: not readable JSON ({e})") from None
-    if not isinstance(d, dict) or d.get("format") != RUN_FORMAT:
-        found = d.get("format") if isinstance(d, dict) else type(d).__name__
-        raise FormatError(f"{path}: expected a '{RUN_FORMAT}' file, found format {found!r}")
-    version = d.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise FormatError(f"{path}: format_version {version!r} is not a version of {RUN_FORMAT}")
-    if version > RUN_VERSION:
-        raise FormatError(
-            f"{path}: written by a newer gthd ({d.get('gthd_version', '?')}, {RUN_FORMAT} version {version}); "
-            f"this gthd ({__version__}) reads version {RUN_VERSION}: upgrade gthd"
-        )
-    pose = _field(d, "pose", list, path)
-    detector = d.get("detector")
-    det = None if detector is None else _run_model(detector, run_dir, path, "detector")
-    frame_size = threshold = None
-    skeleton_pass = "frame"
-    if det is not None:
-        frame_size = _frame_size(_field(detector, "frame_size", list, path, "detector"), det.builder, path)
-        threshold = float(_field(detector, "threshold_pixels", (int, float), path, "detector"))
-        skeleton_pass = _field(detector, "skeleton_pass", str, path, "detector") if "skeleton_pass" in detector else "frame"
-        if skeleton_pass not in SKELETON_PASSES:
-            raise FormatError(f"{path}: detector.skeleton_pass must be one of {', '.join(SKELETON_PASSES)}, got {skeleton_pass!r}")
-    return RunInfo(
-        path=run_dir,
-        pose=tuple(_run_model(p, run_dir, path, f"pose[{i}]") for i, p in enumerate(pose)),
-        detector=det,
-        frame_size=frame_size,
-        threshold_pixels=threshold,
-        crop_margin=float(_field(d, "crop_margin", (int, float), path)),
-        box_margin=float(_field(d, "box_margin", (int, float), path)) if "box_margin" in d else None,
-        gthd_version=d.get("gthd_version"),
-        skeleton_pass=skeleton_pass,
-    )
-
-
-def _field(d, key: str, types, path: Path, where: str = ""):
-    """``d[key]`` checked against ``types``; FormatError naming the file and the field."""
-    name = f"{where}.{key}" if where else key
-    if not isinstance(d, dict) or key not in d:
-        raise FormatError(f"{path}: missing '{name}'")
-    value = d[key]
-    if not isinstance(value, types) or isinstance(value, bool):
-        raise FormatError(f"{path}: '{name}' is {value!r}, not a {_type_names(types)}")
-    return value
-
-
-def _type_names(types) -> str:
-    types = types if isinstance(types, tuple) else (types,)
-    return " or ".join({"int": "number", "float": "number", "str": "string", "dict": "object", "list": "list"}[t.__name__] for t in types)
-
-
-def _run_model(d, run_dir: Path, path: Path, where: str) -> RunModel:
-    method = _field(d, "method", str, path, where)
-    builder = _field(d, "builder", str, path, where)
-    if builder not in MODELS:
-        raise FormatError(
-            f"{path}: {where} '{method}' uses the model {builder!r}, which this gthd ({__version__}) does not know (it knows {', '.join(MODELS)}): upgrade gthd"
-        )
-    kwargs = d.get("model_kwargs") or {}
-    if not isinstance(kwargs, dict):
-        raise FormatError(f"{path}: '{where}.model_kwargs' is {kwargs!r}, not an object")
-    # a path read from a file: it must stay in the run folder (no "../", no absolute path)
-    checkpoint = contained_path(run_dir, _field(d, "checkpoint", str, path, where), f"{path}: '{where}.checkpoint'")
-    return RunModel(method, builder, kwargs, checkpoint)
-
-
-def _frame_size(value: list, builder: str, path: Path) -> tuple[int, int]:
-    multiple = MODEL_INFO[builder].size_multiple or 1
-    if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 and v % multiple == 0 for v in value):
-        raise FormatError(f"{path}: 'detector.frame_size' is {value!r}, expected [width, height], multiples of {multiple}")
-    return (value[0], value[1])
-
-
-def find_pose(run: RunInfo, method: str) -> RunModel:
-    """The run's pose model named ``method``: its label ("ours", any case) or its builder
-    name ("multiscale_skeleton"). ValueError listing the run's methods otherwise."""
-    matches = [m for m in run.pose if method in (m.method, m.builder)]
-    matches = matches or [m for m in run.pose if m.method.lower() == method.lower()]
-    if matches:
-        return matches[0]
-    known = "; ".join(f"'{m.method}' ({m.builder})" for m in run.pose) or "none"
-    raise ValueError(f"{run.path}: no pose method {method!r} in this run; it has {known}")
 
 
 def load_model(entry: RunModel) -> torch.nn.Module:

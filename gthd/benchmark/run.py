@@ -37,12 +37,13 @@ import cv2
 import torch
 
 from ..dataset.schema import dataset_fingerprint, open_dataset
-from ..fileio import FormatError, atomic_write_bytes, dumps_json, read_json, write_json
+from ..fileio import FormatError, atomic_write_bytes, dumps_json
 from .evaluate import detector_skeleton_crops, evaluate_constant, evaluate_detector, evaluate_end_to_end, evaluate_pose, mean_pose
 from .figures import qualitative_figure
 from .leaderboard import CONSTANT, Leaderboard, aggregate_rows, line_plot, mean_curves
 from .models import MODEL_INFO, count_parameters, create_model
 from .pipeline import SKELETON_PASSES, HandPosePipeline
+from .runfile import check_run_folder, write_run
 from .train import CHECKPOINT_FIELDS, TrainConfig, check_same_data, config_differences, load_checkpoint, save_skeleton_crops, train
 
 POSE_METHODS = {
@@ -55,8 +56,6 @@ DETECTOR = ("skeleton UNet (ours)", "skeleton_unet")
 BOX_BASELINE = ("box-regression CNN (stand-in for Faster R-CNN)", "box_regressor")
 TRUE_SKELETON = "ours, true skeleton"
 END_TO_END = "ours, end to end (detector's box)"
-
-RUN_FORMAT, RUN_VERSION = "gthd-benchmark-run", 1
 
 
 OVERRIDABLE = frozenset({"lr", "epochs", "batch_size", "schedule", "warmup_steps", "lr_step", "lr_gamma", "sigma", "heatmap_sigmas", "augment_kwargs"})
@@ -442,19 +441,6 @@ def check_model_folder(config: TrainConfig, out_dir: Path, fingerprint: str | No
     return saved
 
 
-def check_run_folder(out: Path, fingerprint: str | None = None) -> None:
-    """Refuse a run folder written by an incompatible gthd, or trained on other data
-    (its run.json)."""
-    path = out / "run.json"
-    if path.exists():
-        try:
-            run = read_json(path, fmt=RUN_FORMAT, versions=(RUN_VERSION,))
-        except FormatError as e:
-            raise ValueError(f"{out} is a run folder this gthd cannot extend: {e}") from None
-        if fingerprint is not None and run.get("dataset_fingerprint") not in (None, fingerprint):
-            raise ValueError(f"{out} was trained on other data (the dataset changed since): use another --out, or delete it")
-
-
 @dataclass
 class SeedRun:
     """What one seed's run gives: leaderboard rows, PCK curves, the threshold sweeps of
@@ -548,7 +534,7 @@ def run_benchmark(
     with open_dataset(dataset) as f:
         margins = {"crop_margin": float(f.attrs.get("crop_margin", 0.25)), "box_margin": float(f.attrs.get("box_margin", 0.05))}
     manifest = {"dataset": dataset, "dataset_fingerprint": fingerprint, "profile": profile.name, **margins, **first.manifest}
-    write_json(out / "run.json", manifest, fmt=RUN_FORMAT, version=RUN_VERSION)
+    write_run(out, manifest)
     return board
 
 
