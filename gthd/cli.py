@@ -580,19 +580,9 @@ def calibrate_report(file, out):
         result = read_report(path)
         out = out or path.with_name("intrinsics.png")
         report_png(result, out)
-    for line in result.report_lines(_stored_command(path)):
+    for line in result.report_lines(result.command or "(not recorded)"):
         click.echo(line)
     click.echo(f"wrote {out}")
-
-
-def _stored_command(path: Path) -> str:
-    """The command line a calibration file records (its report's last line)."""
-    import json
-
-    try:
-        return json.loads(path.read_text())["quality"].get("command") or "(not recorded)"
-    except (OSError, ValueError, KeyError, AttributeError):
-        return "(not recorded)"
 
 
 @calibrate.command("intrinsics")
@@ -1216,32 +1206,8 @@ def session_info(path, as_json):
     if as_json:
         click.echo(dumps_json(s.summary()), nl=False)
         return
-    for line in _describe(s):
+    for line in s.summary_lines():
         click.echo(line)
-
-
-def _describe(s) -> list[str]:
-    d = s.summary()
-    c, t = d["camera"], d["tracker"]
-    lines = [f"session {d['session_id']} ({d['source']}), status {d['status']}"]
-    if c["fps"] is not None:
-        lines.append(
-            f"camera: {c['frames']} frames {c['width']}x{c['height']} over {c['span_s']:.2f} s ({c['fps']:.2f} fps), {c['sequence_gaps']} sequence gaps"
-        )
-    else:
-        lines.append(f"camera: {c['frames']} frames {c['width']}x{c['height']}")
-    if t["hz"] is not None:
-        lines.append(f"tracker: {t['frames']} frames ({t['with_hand']} with a hand) over {t['span_s']:.2f} s ({t['hz']:.1f} Hz)")
-    else:
-        lines.append(f"tracker: {t['frames']} frames ({t['with_hand']} with a hand)")
-    lines.append(f"clock brackets: {d['clock_brackets']}")
-    if d["boards"]:
-        lines.append("boards: " + ", ".join(f"{k} ({v} views)" for k, v in d["boards"].items()))
-    if d["torn_lines"]:
-        lines.append("torn log lines skipped: " + ", ".join(f"{k} {v}" for k, v in d["torn_lines"].items()))
-    if d["ground_truth"]:
-        lines.append("ground truth: yes (simulated)")
-    return lines
 
 
 @session.command("check")

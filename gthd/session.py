@@ -451,6 +451,30 @@ class Session:
             "ground_truth": self.has_ground_truth,
         }
 
+    def summary_lines(self) -> list[str]:
+        """:meth:`summary` as lines for a terminal (``gthd session info``)."""
+        d = self.summary()
+        c, t = d["camera"], d["tracker"]
+        lines = [f"session {d['session_id']} ({d['source']}), status {d['status']}"]
+        if c["fps"] is not None:
+            lines.append(
+                f"camera: {c['frames']} frames {c['width']}x{c['height']} over {c['span_s']:.2f} s ({c['fps']:.2f} fps), {c['sequence_gaps']} sequence gaps"
+            )
+        else:
+            lines.append(f"camera: {c['frames']} frames {c['width']}x{c['height']}")
+        if t["hz"] is not None:
+            lines.append(f"tracker: {t['frames']} frames ({t['with_hand']} with a hand) over {t['span_s']:.2f} s ({t['hz']:.1f} Hz)")
+        else:
+            lines.append(f"tracker: {t['frames']} frames ({t['with_hand']} with a hand)")
+        lines.append(f"clock brackets: {d['clock_brackets']}")
+        if d["boards"]:
+            lines.append("boards: " + ", ".join(f"{k} ({v} views)" for k, v in d["boards"].items()))
+        if d["torn_lines"]:
+            lines.append("torn log lines skipped: " + ", ".join(f"{k} {v}" for k, v in d["torn_lines"].items()))
+        if d["ground_truth"]:
+            lines.append("ground truth: yes (simulated)")
+        return lines
+
     def index_problems(self) -> list[str]:
         """What makes the frame index unusable for labelling, as sentences (empty: none):
         frames not numbered 0, 1, 2, ... or camera timestamps that do not increase (a

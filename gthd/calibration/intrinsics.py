@@ -456,6 +456,7 @@ class IntrinsicsResult:
     n_images: int | None = None
     missed: list[str] = field(default_factory=list)
     view_corners: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # every view given, dropped ones too
+    command: str | None = None  # the command line that made it (read back from its file)
 
     def detections(self) -> dict:
         """What the report is drawn from, for the JSON file: every view's detected
@@ -961,6 +962,7 @@ def read_report(path: str | Path) -> IntrinsicsResult:
             n_images=q.get("images"),
             missed=list(q.get("images_without_board") or []),
             view_corners={n: arr(v["corners"]) for n, v in det.items()},
+            command=q.get("command"),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise FormatError(f"{path}: an intrinsics file whose report cannot be read ({type(e).__name__}: {e})") from None
