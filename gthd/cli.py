@@ -338,14 +338,9 @@ def capture(
 def _capture_sources(camera_spec, tracker_spec, size, fps, fourcc, tracking_mode, seed, speed, difficulty, config, preview):
     """Build the camera and tracker sources the options name."""
     if camera_spec == "sim":
-        from .sim.rig import RigConfig
-        from .sim.sources import simulated_sources
+        from .sim.sources import sources_for_capture
 
-        duration = config.duration_s + 1.0 if config.duration_s is not None else 10.0
-        if config.max_frames is not None:
-            duration = max(duration, config.max_frames / 30.0 + 1.0)
-        cam, trk, _ = simulated_sources(seed, RigConfig(duration_s=duration, width=size[0], height=size[1], difficulty=difficulty), speed=speed)
-        return cam, trk
+        return sources_for_capture(seed, config.duration_s, config.max_frames, size, difficulty, speed)
     from .capture.sources import open_sources
 
     return open_sources(camera_spec, tracker_spec, size=size, fps=fps, fourcc=fourcc, tracking_mode=tracking_mode)

@@ -168,6 +168,19 @@ def simulated_sources(seed: int, config: RigConfig = RigConfig(), speed: float =
     return SimCamera(run, pacer), SimTracker(run, pacer), run
 
 
+def sources_for_capture(
+    seed: int, duration_s: float | None, max_frames: int | None, size: tuple[int, int], difficulty: str = "medium", speed: float = 1.0
+) -> tuple[SimCamera, SimTracker]:
+    """The rig's sources for ``gthd capture --camera sim --tracker sim``: a simulation a
+    second longer than the capture's limits (``duration_s`` of camera time, or
+    ``max_frames`` at 30 fps; 10 s with neither), so the capture, not the rig, ends it."""
+    duration = duration_s + 1.0 if duration_s is not None else 10.0
+    if max_frames is not None:
+        duration = max(duration, max_frames / 30.0 + 1.0)
+    cam, trk, _ = simulated_sources(seed, RigConfig(duration_s=duration, width=size[0], height=size[1], difficulty=difficulty), speed=speed)
+    return cam, trk
+
+
 def write_truth_for(camera: SimCamera, session_path: str | Path, boards: int = 20, clicks: int = 40) -> None:
     """Write what ``gthd simulate`` adds to a session into one captured from ``camera``:
     ``ground_truth.json`` (the truth of every frame the session indexes, aligned with its
