@@ -224,6 +224,33 @@ def distortion_is_monotonic(camera: Camera, margin: float = 1.2) -> bool:
     return bool(np.all(np.diff(rd) > 0))
 
 
+def rescale_px(points, sx: float, sy: float | None = None) -> np.ndarray:
+    """Pixel coordinates in an image resized by ``sx`` x ``sy``: pixel centres map to
+    pixel centres, ``(p + 0.5) * s - 0.5``. ``points``: (..., 2) (u, v), or (..., 4)
+    xyxy boxes. The project's one conversion between image scales."""
+    p = np.asarray(points, dtype=np.float64)
+    sy = sx if sy is None else sy
+    scale = np.array([sx, sy] * (p.shape[-1] // 2))
+    if p.shape[-1] not in (2, 4):
+        raise ValueError(f"expected (..., 2) points or (..., 4) boxes, got {p.shape}")
+    return (p + 0.5) * scale - 0.5
+
+
+def box_iou(box_a, box_b) -> np.ndarray:
+    """Intersection over union of ``xyxy`` boxes (broadcast: (4,) with (4,), or (N, 4)
+    with (N, 4)): continuous coordinates, area ``(x1 - x0) * (y1 - y0)``, no ``+ 1``; 0
+    where they do not overlap or a box is empty; NaN where both are empty (or NaN)."""
+    a, b = np.asarray(box_a, dtype=np.float64), np.asarray(box_b, dtype=np.float64)
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    area = lambda x: np.clip(x[..., 2] - x[..., 0], 0, None) * np.clip(x[..., 3] - x[..., 1], 0, None)  # noqa: E731
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inter = np.nan_to_num(w * h)
+        union = np.nan_to_num(area(a)) + np.nan_to_num(area(b)) - inter
+        out = np.where(union > 0, inter / np.where(union > 0, union, 1.0), np.nan)
+    return out
+
+
 def box_from_points(uv: np.ndarray, visible: np.ndarray | None, width: int, height: int, margin: float = 0.0) -> np.ndarray | None:
     """Tight ``xyxy`` box of the visible points, grown by ``margin`` x its size, clipped.
 

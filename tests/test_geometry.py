@@ -97,3 +97,17 @@ def test_undistort_inverts_opencv_projection(camera):
     xy = rng.uniform(-0.45, 0.45, (200, 2))  # normalised coordinates across the image
     uv, _ = cv2.projectPoints(np.column_stack([xy, np.ones(200)]), np.zeros(3), np.zeros(3), camera.K, camera.dist)
     np.testing.assert_allclose(camera.undistort(uv.reshape(-1, 2)), xy, atol=1e-8)
+
+
+def test_rescale_px_maps_pixel_centres_and_box_iou_is_the_metrics_iou():
+    from gthd.benchmark.metrics import iou
+    from gthd.geometry import box_iou, rescale_px
+
+    # the centre of pixel 0 of a 2x downscale is between pixels 0 and 1 of the original
+    np.testing.assert_allclose(rescale_px([[0.0, 0.0]], 2.0), [[0.5, 0.5]])
+    box = np.array([10.0, 20.0, 50.0, 80.0])
+    np.testing.assert_allclose(rescale_px(rescale_px(box, 0.5, 0.25), 2.0, 4.0), box)
+    a = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [np.nan] * 4, [5, 5, 5, 9]], float)
+    b = np.array([[5, 5, 15, 15], [20, 20, 30, 30], [np.nan] * 4, [0, 0, 10, 10]], float)
+    np.testing.assert_allclose(iou(a, b), [25 / 175, 0.0, np.nan, 0.0])
+    assert box_iou(a[0], b[0]) == 25 / 175  # one pair, as the LSMV import compares its boxes

@@ -20,6 +20,7 @@ from ..dataset.samples import crop, from_crop, to_crop
 from ..dataset.schema import CROP_SIZE, open_dataset
 from ..dataset.torch_dataset import FrameDataset, HandDataset, split_mask
 from ..fileio import FormatError
+from ..geometry import rescale_px
 from . import metrics
 from .models import MODEL_INFO
 
@@ -370,6 +371,6 @@ def detector_skeleton_crops(
             W, H = (int(v) for v in image_size[row])
             sx, sy = size[0] / W, size[1] / H
             cb = crop_boxes[row].astype(np.float64)
-            cb_small = np.array([(cb[0] + 0.5) * sx - 0.5, (cb[1] + 0.5) * sy - 0.5, (cb[2] + 0.5) * sx - 0.5, (cb[3] + 0.5) * sy - 0.5])
+            cb_small = rescale_px(cb, sx, sy)
             out[row] = crop(mask, cb_small, CROP_SIZE)
     return out

@@ -10,11 +10,12 @@ import numpy as np
 from ..dataset.samples import to_crop
 from ..dataset.schema import CROP_SIZE, open_dataset
 from ..draw import draw_skeleton, label
+from ..geometry import rescale_px
 
 
 def _upscaled(points: np.ndarray, k: float) -> np.ndarray:
-    """Crop px -> px of the crop resized by ``k`` (pixel centres: (p + 0.5) k - 0.5)."""
-    return (np.asarray(points, np.float64) + 0.5) * k - 0.5
+    """Crop px -> px of the crop resized by ``k`` (pixel centres: :func:`rescale_px`)."""
+    return rescale_px(points, k)
 
 
 def qualitative_figure(dataset: str, results: dict[str, dict], n: int = 6, tile: int = 192, seed: int = 0) -> np.ndarray:

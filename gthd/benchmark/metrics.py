@@ -32,6 +32,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..geometry import box_iou
+
 __all__ = [
     "auc",
     "best_threshold",
@@ -310,16 +312,7 @@ def iou(box_a, box_b) -> np.ndarray:
         raise ValueError(f"box_b: expected {a.shape} like box_a, got {_shape(b)}")
     a = np.where(np.isnan(a).any(axis=1, keepdims=True), 0.0, a)  # "no box" -> zero area
     b = np.where(np.isnan(b).any(axis=1, keepdims=True), 0.0, b)
-
-    def area(x):
-        return np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)
-
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = iw * ih
-    union = area(a) + area(b) - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1.0), np.nan)
+    return box_iou(a, b)
 
 
 def binary_metrics(scores, labels, threshold: float) -> dict:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..dataset.samples import crop, from_crop, square_crop_box
+from ..geometry import rescale_px
 from . import metrics
 from .evaluate import keypoints_from_output, skeleton_boxes
 from .models import MODEL_INFO
@@ -95,14 +96,14 @@ class HandPosePipeline:
             return Detection(False, score, None, None)
         # the box in frame pixels (pixel-centre aware scaling)
         sx, sy = W / w, H / h
-        box = np.array([(box_small[0] + 0.5) * sx - 0.5, (box_small[1] + 0.5) * sy - 0.5, (box_small[2] + 0.5) * sx - 0.5, (box_small[3] + 0.5) * sy - 0.5])
+        box = rescale_px(box_small, sx, sy)
         cb = square_crop_box(box, self.crop_margin)
         size = self.info.input_size[0]
         x = self._tensor(crop(frame, cb, size))
         if "skeleton" in self.info.inputs and self.skeleton_pass == "crop":
             x = torch.cat([x, self.detector(x)["mask"]], dim=1)  # the detector again, on the crop: (1, 4, S, S)
         elif "skeleton" in self.info.inputs:
-            cb_small = np.array([(cb[0] + 0.5) / sx - 0.5, (cb[1] + 0.5) / sy - 0.5, (cb[2] + 0.5) / sx - 0.5, (cb[3] + 0.5) / sy - 0.5])
+            cb_small = rescale_px(cb, 1 / sx, 1 / sy)
             skel = crop(mask.astype(np.float32), cb_small, size)  # the detector's skeleton, same crop
             x = torch.cat([x, torch.from_numpy(skel)[None, None].to(self.device)], dim=1)
         kp_crop = keypoints_from_output(self.info, self.pose(x))[0].cpu().numpy()  # (21, 2) crop px

@@ -90,7 +90,7 @@ import h5py
 import numpy as np
 
 from ..fileio import FormatError, read_regular_file
-from ..geometry import Camera, Transform
+from ..geometry import Camera, Transform, box_iou
 from ..hand import LSMV_NAMES, NUM_JOINTS, WRIST, from_lsmv
 from ..images import decode_checked
 from .samples import make_sample
@@ -260,15 +260,6 @@ def _is_number(s: str) -> bool:
     return True
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two (4,) xyxy boxes."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 # ---------------------------------------------------------------------------- layouts
 _SEQ = re.compile(r"data_(\d+)$")
 _IMG = re.compile(r"(\d+)_webcam_(\d+)\.jpg$")
@@ -411,7 +402,7 @@ def _load(job: tuple[int, int, int], layout: _Layout, calib: _Calib | None, opts
         if r.sample.box is not None:
             file_box[[0, 2]] = np.clip(file_box[[0, 2]], -0.5, w - 0.5)
             file_box[[1, 3]] = np.clip(file_box[[1, 3]], -0.5, h - 0.5)
-            r.iou = _iou(file_box, np.asarray(r.sample.box, np.float64))
+            r.iou = float(np.nan_to_num(box_iou(file_box, np.asarray(r.sample.box, np.float64))))
     except FileNotFoundError:
         r.box = "missing"
     except (OSError, UnicodeDecodeError, FormatError):
