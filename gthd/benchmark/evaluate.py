@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..dataset.codec import MultiScaleHeatmapCodec, SingleScaleHeatmapCodec
 from ..dataset.samples import crop, from_crop, to_crop
 from ..dataset.schema import CROP_SIZE, open_dataset
 from ..dataset.torch_dataset import FrameDataset, HandDataset, split_mask
@@ -23,6 +22,7 @@ from ..fileio import FormatError
 from ..geometry import rescale_px
 from . import metrics
 from .models import MODEL_INFO
+from .train import make_codec
 
 PCK_THRESHOLDS = np.round(np.linspace(0.0, 0.3, 31), 4)
 
@@ -39,9 +39,7 @@ def keypoints_from_output(info, out: dict) -> torch.Tensor:
     """(B, J, 2) input pixels from a pose model's output dict."""
     if info.task == "pose-regression":
         return out["keypoints"]
-    maps = out["heatmaps"]
-    codec = MultiScaleHeatmapCodec(info.input_size[::-1], info.strides) if len(maps) > 1 else SingleScaleHeatmapCodec(info.input_size[::-1], info.strides[0])
-    kp, _ = codec.decode(maps)
+    kp, _ = make_codec(info).decode(out["heatmaps"])
     return kp
 
 

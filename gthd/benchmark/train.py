@@ -331,11 +331,14 @@ def load_skeleton_crops(path) -> dict[int, np.ndarray]:
     return {int(r): c for r, c in zip(rows, crops)}
 
 
-def make_codec(name: str, input_size: tuple[int, int], sigma: float = 2.0, sigmas: list | None = None):
-    """The heatmap codec of a heatmap model (``input_size`` (width, height) px, targets of
-    ``sigma`` input px at stride 1, or ``sigmas``: each output's own, in its heatmap px),
-    else None."""
-    info = MODEL_INFO[name]
+def make_codec(model, input_size: tuple[int, int] | None = None, sigma: float = 2.0, sigmas: list | None = None):
+    """The heatmap codec of a heatmap model, the one place codecs are made for models:
+    ``model`` a builder name or its :class:`ModelInfo`; ``input_size`` (width, height) px
+    (default: the model's); targets of ``sigma`` input px at stride 1, or ``sigmas``:
+    each output's own, in its heatmap px. None for a model without heatmaps."""
+    info = MODEL_INFO[model] if isinstance(model, str) else model
+    name = model if isinstance(model, str) else "the model"
+    input_size = input_size or info.input_size[::-1]
     if info.task != "pose-heatmap":
         return None
     if sigmas is not None and len(sigmas) != len(info.strides):
