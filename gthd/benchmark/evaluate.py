@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..dataset.codec import SkeletonMaskCodec
 from ..dataset.samples import crop, from_crop, to_crop
 from ..dataset.schema import CROP_SIZE, open_dataset
 from ..dataset.torch_dataset import FrameDataset, HandDataset, split_mask
@@ -22,7 +23,7 @@ from ..fileio import FormatError
 from ..geometry import rescale_px
 from . import metrics
 from .models import MODEL_INFO
-from .train import make_codec
+from .train import keypoints_from_output, make_codec  # noqa: F401  (keypoints_from_output: re-exported)
 
 PCK_THRESHOLDS = np.round(np.linspace(0.0, 0.3, 31), 4)
 
@@ -33,14 +34,6 @@ def model_input(info, batch: dict) -> torch.Tensor:
     if "skeleton" in info.inputs:
         x = torch.cat([x, batch["skeleton"]], dim=1)
     return x
-
-
-def keypoints_from_output(info, out: dict) -> torch.Tensor:
-    """(B, J, 2) input pixels from a pose model's output dict."""
-    if info.task == "pose-regression":
-        return out["keypoints"]
-    kp, _ = make_codec(info).decode(out["heatmaps"])
-    return kp
 
 
 @torch.no_grad()
@@ -238,19 +231,10 @@ def _decode_frame(f, row: int) -> np.ndarray:
     return img
 
 
-HAND_REGION_SHARE = 0.2
-"""The hand's region in a predicted skeleton: the connected components of at least this
-share of the largest (:func:`~gthd.benchmark.metrics.boxes_from_masks`), so that a finger
-the threshold cut off still counts and small distractor blobs do not."""
-
-
 def skeleton_boxes(masks: np.ndarray, box_margin: float = 0.05) -> np.ndarray:
-    """(N, 4) xyxy boxes (mask px, NaN where empty) of predicted skeleton masks (N, H, W):
-    the hand's region's bounds, grown by ``box_margin`` x their larger side on every side
-    (the dataset's boxes are the keypoints' bounds grown so: the two are comparable)."""
-    boxes = metrics.boxes_from_masks(masks, min_share=HAND_REGION_SHARE)
-    m = box_margin * np.max(boxes[:, 2:] - boxes[:, :2], axis=1, keepdims=True)  # (N, 1)
-    return boxes + np.concatenate([-m, -m, m, m], axis=1)
+    """(N, 4) xyxy boxes (mask px, NaN where empty) of predicted skeleton masks
+    (:class:`~gthd.dataset.codec.SkeletonMaskCodec`)."""
+    return SkeletonMaskCodec(box_margin).boxes(masks)
 
 
 def _box_margin(dataset: str) -> float:

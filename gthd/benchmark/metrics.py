@@ -30,8 +30,8 @@ Conventions (docs/conventions.md):
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
+from ..dataset.codec import boxes_from_masks, foreground_pixels  # noqa: F401  (the masks' decoding: re-exported)
 from ..geometry import box_iou
 
 __all__ = [
@@ -434,71 +434,3 @@ def best_threshold(scores, labels, metric: str = "f1") -> float:
     if k == len(uniq):
         return float("inf")
     return float((uniq[k - 1] + uniq[k]) / 2)
-
-
-def _masks(masks) -> np.ndarray:
-    """(N, H, W) float from (N, H, W) or (N, 1, H, W) (a network's one-channel output)."""
-    m = _np(masks)
-    if m.ndim == 4 and m.shape[1] == 1:
-        m = m[:, 0]  # (N, H, W)
-    if m.ndim != 3:
-        raise ValueError(f"masks: expected (N, H, W) or (N, 1, H, W), got {_shape(m)}")
-    return m
-
-
-def foreground_pixels(masks, thr: float = 0.5) -> np.ndarray:
-    """Number of pixels above ``thr`` (strict) in each mask: the Hand/NoHand score of
-    a predicted skeleton (paper, section IV-B; compare with :func:`best_threshold`).
-
-    Args:
-        masks: (N, H, W) or (N, 1, H, W), e.g. sigmoid outputs in [0, 1].
-
-    Returns:
-        (N,) int64 pixel counts.
-    """
-    m = _masks(masks)
-    return (m > thr).reshape(len(m), -1).sum(axis=1).astype(np.int64)
-
-
-def boxes_from_masks(masks, thr: float = 0.5, min_share: float = 1.0) -> np.ndarray:
-    """Hand boxes from (predicted) skeleton masks: the paper's post-processing
-    (section II): foreground pixels, then connected regions ("region growing"), then
-    the horizontal and vertical bounds of the hand's region.
-
-    The foreground is ``mask > thr``; regions are 8-connected (a thin diagonal skeleton
-    line stays one region). The hand's region is the union of the components whose
-    pixel count is at least ``min_share`` x that of the largest: the default 1.0 keeps
-    only the largest (and any tied with it), rejecting small distractor blobs; a lower
-    share, e.g. 0.2, also keeps a finger the threshold cut off.
-
-    The box is in the mask's pixels (OpenCV convention): if the region's extreme pixels
-    are columns ``c0..c1`` and rows ``r0..r1``, the box is
-    ``(c0 - 0.5, r0 - 0.5, c1 + 0.5, r1 + 0.5)``, the edges of those pixels, so a
-    region one pixel wide has width 1. A mask that is a crop or a patch of a frame gives
-    a box in that crop's pixels: add its origin (or map it) to get frame pixels.
-
-    Args:
-        masks: (N, H, W) or (N, 1, H, W). thr: foreground threshold.
-        min_share: in (0, 1].
-
-    Returns:
-        (N, 4) float64 xyxy; a row of NaN where the mask has no foreground pixel.
-    """
-    if not 0 < min_share <= 1:
-        raise ValueError(f"min_share: expected a share in (0, 1], got {min_share}")
-    m = _masks(masks)
-    out = np.full((len(m), 4), np.nan)
-    structure = np.ones((3, 3), dtype=bool)  # 8-connectivity
-    for i, mi in enumerate(m):
-        lab, n = ndimage.label(mi > thr, structure=structure)  # (H, W) int
-        if n == 0:
-            continue
-        sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]  # (n,) pixels per component
-        keep = sizes >= min_share * sizes.max()
-        slices = [s for s, k in zip(ndimage.find_objects(lab), keep) if k]
-        r0 = min(s[0].start for s in slices)
-        r1 = max(s[0].stop for s in slices) - 1
-        c0 = min(s[1].start for s in slices)
-        c1 = max(s[1].stop for s in slices) - 1
-        out[i] = (c0 - 0.5, r0 - 0.5, c1 + 0.5, r1 + 0.5)
-    return out

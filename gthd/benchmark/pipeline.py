@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 import torch
 
+from ..dataset.codec import SkeletonMaskCodec
 from ..dataset.samples import crop, from_crop, square_crop_box
 from ..geometry import rescale_px
-from . import metrics
-from .evaluate import keypoints_from_output, skeleton_boxes
 from .models import MODEL_INFO
+from .train import keypoints_from_output
 
 SKELETON_PASSES = ("frame", "crop")
 """How the pose network's skeleton channel is made from the detector: its mask of the
@@ -90,8 +90,8 @@ class HandPosePipeline:
         w, h = self.frame_size
         small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
         mask = self.detector(self._tensor(small))["mask"][0, 0].cpu().numpy()  # (h, w) in [0, 1]
-        score = int(metrics.foreground_pixels(mask[None])[0])
-        box_small = skeleton_boxes(mask[None], self.box_margin)[0]
+        scores, boxes = SkeletonMaskCodec(self.box_margin).decode(mask[None])
+        score, box_small = int(scores[0]), boxes[0]
         if score <= self.threshold or not np.all(np.isfinite(box_small)):
             return Detection(False, score, None, None)
         # the box in frame pixels (pixel-centre aware scaling)

@@ -349,6 +349,15 @@ def make_codec(model, input_size: tuple[int, int] | None = None, sigma: float = 
     return MultiScaleHeatmapCodec(input_size, strides=info.strides, sigmas=sigmas)
 
 
+def keypoints_from_output(info, out: dict) -> torch.Tensor:
+    """(B, J, 2) input pixels from a pose model's output dict (its heatmaps decoded by
+    :func:`make_codec`'s codec, or its regressed keypoints)."""
+    if info.task == "pose-regression":
+        return out["keypoints"]
+    kp, _ = make_codec(info).decode(out["heatmaps"])
+    return kp
+
+
 def make_input(batch: dict, in_channels: int) -> torch.Tensor:
     """(B, C, H, W) network input from a dataset batch: the image (B, 3, H, W), with the
     skeleton (B, 1, H, W) concatenated when the model takes 4 channels."""

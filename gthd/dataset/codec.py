@@ -32,6 +32,7 @@ import sys
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import ndimage
 
 DEFAULT_SIGMA = 2.0
 """Gaussian sigma at stride 1, input pixels (a 128 crop of a hand: joints ~10 px apart)."""
@@ -443,3 +444,106 @@ def refine_peaks(heatmaps, eps: float = 1e-10):
         return torch.stack([px, py], dim=-1).float(), scores
     px, py = np.clip(px, xs - 1, xs + 1), np.clip(py, ys - 1, ys + 1)
     return np.stack([px, py], axis=-1).astype(np.float32), scores.astype(np.float32)
+
+
+# ------------------------------------------------------------------- skeleton masks
+# A predicted skeleton mask decodes into the detector's two answers: a Hand/NoHand score
+# (its foreground pixels) and the hand's box (the paper's region growing). Evaluation and
+# inference both decode through here.
+
+HAND_REGION_SHARE = 0.2
+"""The hand's region in a predicted skeleton: the connected components of at least this
+share of the largest (:func:`boxes_from_masks`), so that a finger the threshold cut off
+still counts and small distractor blobs do not."""
+
+
+def _masks(masks) -> np.ndarray:
+    """(N, H, W) float from (N, H, W) or (N, 1, H, W) (a network's one-channel output)."""
+    m = masks.detach().cpu().numpy() if hasattr(masks, "detach") else np.asarray(masks)
+    if m.ndim == 4 and m.shape[1] == 1:
+        m = m[:, 0]  # (N, H, W)
+    if m.ndim != 3:
+        raise ValueError(f"masks: expected (N, H, W) or (N, 1, H, W), got {tuple(np.shape(m))}")
+    return m
+
+
+def foreground_pixels(masks, thr: float = 0.5) -> np.ndarray:
+    """Number of pixels above ``thr`` (strict) in each mask: the Hand/NoHand score of
+    a predicted skeleton (paper, section IV-B; compare with :func:`gthd.benchmark.metrics.best_threshold`).
+
+    Args:
+        masks: (N, H, W) or (N, 1, H, W), e.g. sigmoid outputs in [0, 1].
+
+    Returns:
+        (N,) int64 pixel counts.
+    """
+    m = _masks(masks)
+    return (m > thr).reshape(len(m), -1).sum(axis=1).astype(np.int64)
+
+
+def boxes_from_masks(masks, thr: float = 0.5, min_share: float = 1.0) -> np.ndarray:
+    """Hand boxes from (predicted) skeleton masks: the paper's post-processing
+    (section II): foreground pixels, then connected regions ("region growing"), then
+    the horizontal and vertical bounds of the hand's region.
+
+    The foreground is ``mask > thr``; regions are 8-connected (a thin diagonal skeleton
+    line stays one region). The hand's region is the union of the components whose
+    pixel count is at least ``min_share`` x that of the largest: the default 1.0 keeps
+    only the largest (and any tied with it), rejecting small distractor blobs; a lower
+    share, e.g. 0.2, also keeps a finger the threshold cut off.
+
+    The box is in the mask's pixels (OpenCV convention): if the region's extreme pixels
+    are columns ``c0..c1`` and rows ``r0..r1``, the box is
+    ``(c0 - 0.5, r0 - 0.5, c1 + 0.5, r1 + 0.5)``, the edges of those pixels, so a
+    region one pixel wide has width 1. A mask that is a crop or a patch of a frame gives
+    a box in that crop's pixels: add its origin (or map it) to get frame pixels.
+
+    Args:
+        masks: (N, H, W) or (N, 1, H, W). thr: foreground threshold.
+        min_share: in (0, 1].
+
+    Returns:
+        (N, 4) float64 xyxy; a row of NaN where the mask has no foreground pixel.
+    """
+    if not 0 < min_share <= 1:
+        raise ValueError(f"min_share: expected a share in (0, 1], got {min_share}")
+    m = _masks(masks)
+    out = np.full((len(m), 4), np.nan)
+    structure = np.ones((3, 3), dtype=bool)  # 8-connectivity
+    for i, mi in enumerate(m):
+        lab, n = ndimage.label(mi > thr, structure=structure)  # (H, W) int
+        if n == 0:
+            continue
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]  # (n,) pixels per component
+        keep = sizes >= min_share * sizes.max()
+        slices = [s for s, k in zip(ndimage.find_objects(lab), keep) if k]
+        r0 = min(s[0].start for s in slices)
+        r1 = max(s[0].stop for s in slices) - 1
+        c0 = min(s[1].start for s in slices)
+        c1 = max(s[1].stop for s in slices) - 1
+        out[i] = (c0 - 0.5, r0 - 0.5, c1 + 0.5, r1 + 0.5)
+    return out
+
+
+class SkeletonMaskCodec:
+    """Decodes predicted skeleton masks (N, H, W) or (N, 1, H, W), sigmoid outputs, into
+    the detector's answers.
+
+    Args:
+        box_margin: the box grown by this share of its larger side on every side (the
+            dataset's boxes are the keypoints' bounds grown so: the two are comparable).
+        thr: a pixel's foreground threshold.
+    """
+
+    def __init__(self, box_margin: float = 0.05, thr: float = 0.5):
+        self.box_margin, self.thr = float(box_margin), float(thr)
+
+    def boxes(self, masks) -> np.ndarray:
+        """(N, 4) xyxy mask px, NaN where the mask is empty."""
+        boxes = boxes_from_masks(masks, self.thr, min_share=HAND_REGION_SHARE)
+        m = self.box_margin * np.max(boxes[:, 2:] - boxes[:, :2], axis=1, keepdims=True)  # (N, 1)
+        return boxes + np.concatenate([-m, -m, m, m], axis=1)
+
+    def decode(self, masks) -> tuple[np.ndarray, np.ndarray]:
+        """(scores (N,) foreground pixels, boxes (N, 4) xyxy mask px, NaN where none)."""
+        return foreground_pixels(masks, self.thr), self.boxes(masks)
