@@ -550,34 +550,34 @@ def _command() -> str:
 
 @calibrate.command("report")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Where to draw the report's picture. Default: FILE's folder, intrinsics.png.",
-)
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder for the redrawn pictures. Default: FILE's folder.")
 def calibrate_report(file, out):
-    """Print an intrinsics calibration's report and redraw its picture from the file alone.
+    """Print a calibration's report and redraw its pictures from the file alone.
 
-    FILE is the intrinsics.json `gthd calibrate intrinsics` writes (or the folder
-    holding it): it keeps every view's detected corners and residuals, so the report
-    needs neither the images nor a new calibration.
+    FILE is an intrinsics.json (`gthd calibrate intrinsics`: every view's corners and
+    residuals are in it) or a calibration.json (`gthd calibrate --click`: every
+    observation is in it; overlay.png also needs the session it names), or the folder
+    holding one. Neither the images nor a new calibration are needed.
 
     \b
     Example:
-        gthd calibrate report calibration/camera/intrinsics.json -o /tmp/intrinsics.png
+        gthd calibrate report calibration/camera/intrinsics.json -o /tmp/report
+        gthd calibrate report calibration/demo
     """
-    from .calibration.intrinsics import read_report, report_png
+    from .calibration.run import redraw
+    from .fileio import atomic_write_bytes
 
     with user_errors():
-        path = file / "intrinsics.json" if file.is_dir() else file
-        result = read_report(path)
-        out = out or path.with_name("intrinsics.png")
-        report_png(result, out)
-    for line in result.report_lines(result.command or "(not recorded)"):
+        if file.is_dir():
+            file = next((file / n for n in ("calibration.json", "intrinsics.json") if (file / n).is_file()), file / "calibration.json")
+        lines, pictures = redraw(file, truth_of=_truth)
+        out = out or file.parent
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in pictures.items():
+            atomic_write_bytes(out / name, data)
+    for line in lines:
         click.echo(line)
-    click.echo(f"wrote {out}")
+    click.echo(f"wrote {', '.join(str(out / n) for n in pictures)}")
 
 
 @calibrate.command("intrinsics")

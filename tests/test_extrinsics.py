@@ -169,6 +169,17 @@ def test_cli_clicks_file_writes_a_calibration_and_never_overwrites(sessions, tmp
     r = CliRunner().invoke(main, args, catch_exceptions=False)
     assert r.exit_code == 1 and "exists" in r.output and (tmp_path / "cal" / "calibration.json").read_bytes() == before
 
+    # the file alone redraws the report (the same lines as report.txt) and its pictures
+    r = CliRunner().invoke(main, ["calibrate", "report", str(tmp_path / "cal"), "-o", str(tmp_path / "again")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[:-1] == (tmp_path / "cal" / "report.txt").read_text().splitlines()
+    for f in ("overlay.png", "offset.png"):
+        assert (tmp_path / "again" / f).read_bytes() == (tmp_path / "cal" / f).read_bytes()
+    d["session"] = str(tmp_path / "gone")  # the session moved away: the rest still redraws
+    (tmp_path / "moved.json").write_text(json.dumps(d))
+    r = CliRunner().invoke(main, ["calibrate", "report", str(tmp_path / "moved.json"), "-o", str(tmp_path / "m")], catch_exceptions=False)
+    assert r.exit_code == 0 and "overlay.png not redrawn" in r.output and (tmp_path / "m" / "offset.png").exists()
+
 
 def test_cli_bad_input_one_line_each(sessions, tmp_path):
     path = sessions / "s0"

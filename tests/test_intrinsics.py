@@ -285,8 +285,8 @@ def test_report_lines_quality_and_files(tmp_path, results):
     assert back.report_lines(cmd) == lines
     redrawn = cv2.imread(str(report_png(back, tmp_path / "again.png")), cv2.IMREAD_COLOR)
     assert redrawn.shape == img.shape and np.mean(np.abs(redrawn.astype(int) - img.astype(int))) < 0.5
-    r2 = CliRunner().invoke(main, ["calibrate", "report", str(json_path), "-o", str(tmp_path / "cli.png")], catch_exceptions=False)
-    assert r2.exit_code == 0 and r2.output.splitlines()[: len(lines)] == lines and (tmp_path / "cli.png").exists()
+    r2 = CliRunner().invoke(main, ["calibrate", "report", str(json_path), "-o", str(tmp_path / "cli")], catch_exceptions=False)
+    assert r2.exit_code == 0 and r2.output.splitlines()[: len(lines)] == lines and (tmp_path / "cli" / "intrinsics.png").exists()
     old = json.loads(json_path.read_text())
     del old["detections"]  # a file from before the detections were stored
     (tmp_path / "old.json").write_text(json.dumps(old))

@@ -100,6 +100,21 @@ class ExtrinsicsResult:
     pose_std: dict = field(default_factory=dict)
     weakness: str | None = None
 
+    def record(self, obs: Observations) -> dict:
+        """What the report is drawn from, for calibration.json: every observation (time,
+        joint, pixel, frame), whether it is an inlier, the offset search's curve and the
+        verdict; :func:`read_solution` turns it back into a result."""
+        curve = [[round(float(o), 3), None if not np.isfinite(c) else round(float(c), 4)] for o, c in self.offset_curve]
+        return {
+            "t_host_ns": obs.t_host_ns.tolist(),
+            "joint": obs.joint.tolist(),
+            "uv": np.round(obs.uv, 3).tolist(),
+            "frame_index": obs.frame_index.tolist(),
+            "inlier": self.inliers.astype(bool).tolist(),
+            "offset_curve": curve,
+            "weakness": self.weakness,
+        }
+
     def quality(self, obs: Observations) -> dict:
         """JSON-friendly figures for calibration.json and the report."""
         outliers = ~self.inliers
@@ -425,3 +440,35 @@ def rotation_error_deg(A: Transform, B: Transform) -> float:
     """Angle of the rotation between two transforms, degrees."""
     dR = A.R @ B.R.T
     return float(np.degrees(np.arccos(np.clip((np.trace(dR) - 1) / 2, -1, 1))))
+
+
+def read_solution(doc: dict, what: str) -> tuple[ExtrinsicsResult, Observations]:
+    """A solution and its observations back from calibration.json (its ``quality`` and
+    ``observations``, as :meth:`ExtrinsicsResult.record` wrote them): enough to print the
+    report and redraw its pictures. ValueError (one line) if the file has no record."""
+    rec, q = doc.get("observations"), doc.get("quality")
+    if not isinstance(rec, dict) or not isinstance(q, dict):
+        raise ValueError(f"{what}: holds no observations to redraw from (written by an older gthd: calibrate again)")
+    try:
+        obs = Observations(rec["t_host_ns"], rec["joint"], rec["uv"], rec["frame_index"])
+        curve = np.array([[o, np.nan if c is None else c] for o, c in rec["offset_curve"]], dtype=np.float64).reshape(-1, 2)
+        residuals = np.array([np.nan if r is None else r for r in q["residuals_px"]], dtype=np.float64)
+        inliers = np.asarray(rec["inlier"], dtype=bool)
+        if not (len(inliers) == len(residuals) == len(obs)):
+            raise ValueError("observations, inliers and residuals of different lengths")
+        result = ExtrinsicsResult(
+            T_cam_leap=Transform.from_dict(doc["T_cam_leap"]),
+            clock_offset_ns=int(doc["clock_offset_ns"]),
+            residuals_px=residuals,
+            inliers=inliers,
+            rms_px=float(q["rms_px"]),
+            worst_px=float(q["worst_px"]),
+            offset_curve=curve,
+            ransac_px=float(q["ransac_px"]),
+            bootstrap=dict(q.get("bootstrap_std") or {}),
+            pose_std=dict(q.get("pose_std_linearised") or {}),
+            weakness=rec.get("weakness"),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{what}: its observations cannot be read ({type(e).__name__}: {e})") from None
+    return result, obs

@@ -825,15 +825,21 @@ def _px(p, s: float) -> tuple[int, int]:
 
 
 def report_png(result: IntrinsicsResult, path: str | Path) -> Path:
-    """Write a picture of the calibration to ``path`` (PNG, atomically); the same from a
-    live result and from one read back from its file (:func:`read_report`).
+    """Write :func:`report_png_bytes` to ``path`` (atomically)."""
+    path = Path(path)
+    atomic_write_bytes(path, report_png_bytes(result))
+    return path
+
+
+def report_png_bytes(result: IntrinsicsResult) -> bytes:
+    """A picture of the calibration, as PNG bytes; the same from a live result and from
+    one read back from its file (:func:`read_report`).
 
     Left: coverage, the corners of every view given as dots over the image area (those of
     dropped views in red) on the grid cells shaded by corner count. Middle: each corner's
     residual as a vector x50 at its place, coloured by length. Right: histogram of the
     residual lengths with the RMS marked.
     """
-    path = Path(path)
     size = (result.camera.width, result.camera.height)
     dropped = set(result.dropped)
 
@@ -909,8 +915,7 @@ def report_png(result: IntrinsicsResult, path: str | Path) -> Path:
     ok, enc = cv2.imencode(".png", picture)
     if not ok:
         raise RuntimeError("PNG encoding failed")
-    atomic_write_bytes(path, enc.tobytes())
-    return path
+    return enc.tobytes()
 
 
 def read_report(path: str | Path) -> IntrinsicsResult:

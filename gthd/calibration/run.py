@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..boards import board_from_arg
-from ..fileio import atomic_write_bytes
+from ..fileio import atomic_write_bytes, read_input
 from ..geometry import Camera
 from ..hand import JOINT_INDEX
 from ..session import Session
@@ -231,7 +231,7 @@ def solve(
     cal = Calibration(camera, result.T_cam_leap, result.clock_offset_ns, quality)
     pictures = {"overlay.png": overlay_png(session, cal, obs, result), "offset.png": offset_png(result)}
     lines = extrinsics_lines(result, obs, command) + (truth_lines(cal, truth) if truth is not None else [])
-    provenance = {"session": str(session.path), "correspondences": source, "command": command}
+    provenance = {"session": str(session.path), "correspondences": source, "command": command, "observations": result.record(obs)}
     return ExtrinsicsRun(cal, lines, pictures, provenance, setup.intrinsics, warnings)
 
 
@@ -257,3 +257,38 @@ def click_in_window(setup: ExtrinsicsSetup, n_frames: int, clicks_path: Path, ra
 
     frames = choose_frames(session, setup.joint, n=n_frames)
     return ClickWindow(session, setup.joint, frames, clicks_path, estimate=estimate).run()
+
+
+def redraw(path: Path, truth_of=None) -> tuple[list[str], dict[str, bytes]]:
+    """The report of a calibration file, from the file alone: ``intrinsics.json`` gives
+    its lines and ``intrinsics.png``; ``calibration.json`` gives its lines and
+    ``offset.png``, and ``overlay.png`` when the session it names is still there.
+    ``truth_of(session)``: a simulated session's ground truth, for the errors against it.
+
+    Returns:
+        (the report's lines, {picture name: PNG bytes}).
+    """
+    import json
+
+    from .extrinsics import read_solution
+    from .files import CALIBRATION_FORMAT, read_calibration
+    from .intrinsics import read_report, report_png_bytes
+
+    path = Path(path)
+    head = json.loads(read_input(path, "calibration file")) if path.suffix == ".json" else {}
+    if not isinstance(head, dict) or head.get("format") != CALIBRATION_FORMAT:
+        result = read_report(path)  # intrinsics.json (or one line saying what it is not)
+        return result.report_lines(result.command or "(not recorded)"), {"intrinsics.png": report_png_bytes(result)}
+    cal = read_calibration(path)
+    result, obs = read_solution(head, str(path))
+    lines = extrinsics_lines(result, obs, head.get("command") or "(not recorded)")
+    pictures = {"offset.png": offset_png(result)}
+    session_path = Path(head.get("session") or "")
+    if (session_path / "manifest.json").is_file():
+        session = Session.open(session_path)
+        pictures["overlay.png"] = overlay_png(session, cal, obs, result)
+        truth = truth_of(session) if truth_of is not None else None
+        lines += truth_lines(cal, truth) if truth is not None else []
+    else:
+        lines.append(f"(the session {session_path} is not there: overlay.png not redrawn)")
+    return lines, pictures
