@@ -39,7 +39,7 @@ from pathlib import Path
 DEFAULT_PYTHON = Path.home() / ".cache" / "gthd" / "mediapipe" / "bin" / "python"
 """Where the isolated environment's interpreter is looked for first."""
 
-# The settings of the issue's measurement (and the calibration's auto detector): single
+# The settings of the realism measurement (perf/realism.py) and the calibration's auto detector: single
 # images, the full landmark model, a permissive detection threshold.
 SETTINGS = {"static_image_mode": True, "max_num_hands": 2, "model_complexity": 1, "min_detection_confidence": 0.3}
 
