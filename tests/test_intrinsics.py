@@ -29,12 +29,12 @@ from gthd.calibration.intrinsics import (
     detect_board,
     model_difference,
     read_report,
-    report_png,
     undistort_to_rays,
     views_from_folder,
     views_from_session,
     views_from_video,
 )
+from gthd.calibration.report import intrinsics_png
 from gthd.cli import main
 from gthd.geometry import Camera, Transform
 from gthd.session import Session
@@ -114,7 +114,7 @@ def test_detect_board_takes_gray_and_bgr(sessions):
 
 
 def test_charuco_needs_six_corners_off_one_line():
-    from gthd.calibration.intrinsics import _collinear
+    from gthd.calibration.views import _collinear
 
     spec = BoardSpec("charuco", 8, 6, 30.0, 22.0, "DICT_5X5_100")
     obj = spec.object_points()
@@ -274,7 +274,7 @@ def test_report_lines_quality_and_files(tmp_path, results):
     assert (w, h) == (640, 480)
     assert json.loads(json_path.read_text())["quality"]["rms_px"] == q["rms_px"]
 
-    png = report_png(r, tmp_path / "report.png")
+    png = intrinsics_png(r, tmp_path / "report.png")
     img = cv2.imread(str(png), cv2.IMREAD_COLOR)
     assert img is not None and img.shape[0] > 200 and img.shape[1] > 3 * img.shape[0]
     assert img.std() > 10
@@ -283,7 +283,7 @@ def test_report_lines_quality_and_files(tmp_path, results):
     # the file alone redraws the report: the same lines, the same picture (to rounding)
     back = read_report(json_path)
     assert back.report_lines(cmd) == lines
-    redrawn = cv2.imread(str(report_png(back, tmp_path / "again.png")), cv2.IMREAD_COLOR)
+    redrawn = cv2.imread(str(intrinsics_png(back, tmp_path / "again.png")), cv2.IMREAD_COLOR)
     assert redrawn.shape == img.shape and np.mean(np.abs(redrawn.astype(int) - img.astype(int))) < 0.5
     r2 = CliRunner().invoke(main, ["calibrate", "report", str(json_path), "-o", str(tmp_path / "cli")], catch_exceptions=False)
     assert r2.exit_code == 0 and r2.output.splitlines()[: len(lines)] == lines and (tmp_path / "cli" / "intrinsics.png").exists()

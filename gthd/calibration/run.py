@@ -31,9 +31,9 @@ from ..hand import JOINT_INDEX
 from ..session import Session
 from .extrinsics import Observations, solve_extrinsics
 from .files import Calibration, check_clicks, read_clicks, read_intrinsics, write_calibration, write_intrinsics
-from .intrinsics import BoardViews, IntrinsicsResult, report_png, views_from_folder, views_from_session, views_from_video
+from .intrinsics import BoardViews, IntrinsicsResult, views_from_folder, views_from_session, views_from_video
 from .intrinsics import calibrate as calibrate_views
-from .report import extrinsics_lines, intrinsics_truth_line, offset_png, overlay_png, truth_lines
+from .report import extrinsics_lines, intrinsics_png, intrinsics_png_bytes, intrinsics_truth_line, offset_png, overlay_png, truth_lines
 
 
 def command_line() -> str:
@@ -80,7 +80,7 @@ class IntrinsicsRun:
         out.mkdir(parents=True, exist_ok=True)
         quality = {**self.result.quality(), "source": str(self.source), "command": self.command}
         paths = list(write_intrinsics(out / "intrinsics", self.result.camera, quality, self.result.detections()))
-        report_png(self.result, out / "intrinsics.png")
+        intrinsics_png(self.result, out / "intrinsics.png")
         return [*paths, out / "intrinsics.png"]
 
 
@@ -272,13 +272,13 @@ def redraw(path: Path, truth_of=None) -> tuple[list[str], dict[str, bytes]]:
 
     from .extrinsics import read_solution
     from .files import CALIBRATION_FORMAT, read_calibration
-    from .intrinsics import read_report, report_png_bytes
+    from .intrinsics import read_report
 
     path = Path(path)
     head = json.loads(read_input(path, "calibration file")) if path.suffix == ".json" else {}
     if not isinstance(head, dict) or head.get("format") != CALIBRATION_FORMAT:
         result = read_report(path)  # intrinsics.json (or one line saying what it is not)
-        return result.report_lines(result.command or "(not recorded)"), {"intrinsics.png": report_png_bytes(result)}
+        return result.report_lines(result.command or "(not recorded)"), {"intrinsics.png": intrinsics_png_bytes(result)}
     cal = read_calibration(path)
     result, obs = read_solution(head, str(path))
     lines = extrinsics_lines(result, obs, head.get("command") or "(not recorded)")
