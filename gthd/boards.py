@@ -359,3 +359,28 @@ def board_from_arg(board: str) -> BoardSpec:
     if not Path(board).exists():
         raise FormatError(f"{board}: no such board file (make one with gthd board, or say checkerboard or charuco)")
     return read_board_file(board)
+
+
+def board_spec(
+    kind: str, cols: int | None = None, rows: int | None = None, square_mm: float | None = None, marker_mm: float = 22.0, dictionary: str = "DICT_5X5_100"
+) -> BoardSpec:
+    """A board of ``kind`` ("checkerboard" or "charuco"), gthd's default (:data:`DEFAULT_BOARDS`)
+    wherever a size is None; ``marker_mm`` and ``dictionary`` for a ChArUco board only."""
+    d = DEFAULT_BOARDS[kind]
+    aruco = (marker_mm, dictionary) if kind == "charuco" else (None, None)
+    return BoardSpec(kind, cols or d.cols, rows or d.rows, square_mm or d.square_mm, *aruco)
+
+
+def write_printable(spec: BoardSpec, out_dir, dpi: float = 300.0):
+    """`gthd board`: the printable PNG (:func:`printable_png`) and its board.json twin in
+    ``out_dir``, named by :func:`board_name`. Returns (PNG path, JSON path)."""
+    from pathlib import Path
+
+    from .fileio import atomic_write_bytes
+
+    png = printable_png(spec, dpi)
+    stem = Path(out_dir) / board_name(spec)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(stem.with_suffix(".png"), png)
+    write_board_file(stem.with_suffix(".json"), spec)
+    return stem.with_suffix(".png"), stem.with_suffix(".json")

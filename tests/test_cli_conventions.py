@@ -84,7 +84,7 @@ def test_export_then_import_coco_through_the_command_line(tmp_path, sim_session)
 
     r = _gthd("build-dataset", sim_session, "--calibration", sim_session / "ground_truth.json", "-o", tmp_path / "d.h5", "--workers", 1)
     assert r.returncode == 0, r.stderr
-    r = _gthd("export", "coco", tmp_path / "d.h5", tmp_path / "coco", "--split", "test")
+    r = _gthd("export", "coco", tmp_path / "d.h5", "-o", tmp_path / "coco", "--split", "test")
     assert r.returncode == 0 and r.stdout.startswith(f"wrote {tmp_path / 'coco'}"), r.stderr
     r = _gthd("import", "coco", tmp_path / "coco" / "annotations" / "test.json", tmp_path / "coco" / "images", "-o", tmp_path / "back.h5")
     assert r.returncode == 0, r.stderr
@@ -95,3 +95,26 @@ def test_export_then_import_coco_through_the_command_line(tmp_path, sim_session)
     assert len(kp_a) == len(kp_b) > 0
     np.testing.assert_array_equal(vis_a, vis_b)
     np.testing.assert_allclose(kp_a[vis_a], kp_b[vis_b], atol=0.01)
+
+
+def test_every_command_that_writes_takes_out():
+    """-o/--out names what a command writes; only the commands creating a session folder
+    take it as their OUT argument, and only the read-only ones have neither."""
+    import click
+
+    from gthd.cli import main
+
+    def leaves(group, prefix=()):
+        for name, cmd in group.commands.items():
+            if isinstance(cmd, click.Group):
+                yield from leaves(cmd, (*prefix, name))
+            if not isinstance(cmd, click.Group) or cmd.invoke_without_command:
+                yield " ".join((*prefix, name)), cmd
+
+    without = set()
+    for name, cmd in leaves(main):
+        opts = {o for p in cmd.params if isinstance(p, click.Option) for o in p.opts}
+        if not {"-o", "--out"} <= opts:
+            args = [p.name for p in cmd.params if isinstance(p, click.Argument)]
+            without.add((name, "out" in args))
+    assert without == {("simulate", True), ("capture", True), ("inspect", False), ("session info", False), ("session check", False)}

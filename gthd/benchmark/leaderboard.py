@@ -178,6 +178,10 @@ class Leaderboard:
             "per_seed": self.per_seed,
         }
 
+    def json_text(self) -> str:
+        """leaderboard.json's text: :meth:`to_dict` with NaN as null and NumPy numbers as JSON's."""
+        return dumps_json(_jsonable(self.to_dict()))
+
     def write(self, out_dir: str | Path, paper: str | None = None) -> list[Path]:
         """leaderboard.md, .csv, .json and pck.png in ``out_dir`` (atomic writes)."""
         out_dir = Path(out_dir)
@@ -185,7 +189,7 @@ class Leaderboard:
         paths = [out_dir / "leaderboard.md", out_dir / "leaderboard.csv", out_dir / "leaderboard.json"]
         atomic_write_bytes(paths[0], self.markdown(paper).encode())
         atomic_write_bytes(paths[1], self.csv_text().encode())
-        atomic_write_bytes(paths[2], dumps_json(_jsonable(self.to_dict())).encode())
+        atomic_write_bytes(paths[2], self.json_text().encode())
         if self.curves:
             paths.append(out_dir / "pck.png")
             pck_plot(self.curves, paths[-1], title=f"PCK on {self.dataset} (threshold / hand box size)")

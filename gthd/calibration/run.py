@@ -92,6 +92,24 @@ def calibrate_intrinsics(source: Path, board: str | None = None, truth: dict | N
     return IntrinsicsRun(result, views, source, command or command_line(), None if truth is None else intrinsics_truth_line(result.camera, truth))
 
 
+def intrinsics_to_folder(source: Path, out: Path, board: str | None = None, force: bool = False, truth_of=None) -> IntrinsicsRun:
+    """`gthd calibrate intrinsics`: calibrate from ``source`` (:func:`board_views`) and
+    write intrinsics.yaml/.json and intrinsics.png to ``out``, last, once every input was
+    read. ``truth_of(session)``: a simulated session's ground truth (or None), when
+    ``source`` is a session.
+
+    Raises:
+        FileExistsError: ``out`` holds intrinsics (without ``force``).
+    """
+    check_out_folder(out, "intrinsics.yaml", force)
+    truth = None
+    if truth_of is not None and source.is_dir() and (source / "manifest.json").exists():
+        truth = truth_of(Session.open(source))
+    run = calibrate_intrinsics(source, board, truth)
+    run.write(out)
+    return run
+
+
 def check_out_folder(out: Path, main_file: str, force: bool, hint: str = "") -> None:
     """Refuse to replace ``out/main_file`` without ``force``, or an ``out`` that is a file."""
     if (out / main_file).exists() and not force:
@@ -259,6 +277,21 @@ def click_in_window(setup: ExtrinsicsSetup, n_frames: int, clicks_path: Path, ra
     return ClickWindow(session, setup.joint, frames, clicks_path, estimate=estimate).run()
 
 
+def redraw_to(path: Path, out: Path | None = None, truth_of=None) -> tuple[list[str], list[Path]]:
+    """`gthd calibrate report`: :func:`redraw` the calibration file ``path`` (or the
+    calibration.json / intrinsics.json in the folder ``path``) and write its pictures to
+    ``out`` (default: the file's folder). Returns (the report's lines, the pictures written)."""
+    path = Path(path)
+    if path.is_dir():
+        path = next((path / n for n in ("calibration.json", "intrinsics.json") if (path / n).is_file()), path / "calibration.json")
+    lines, pictures = redraw(path, truth_of=truth_of)
+    out = Path(out) if out is not None else path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in pictures.items():
+        atomic_write_bytes(out / name, data)
+    return lines, [out / name for name in pictures]
+
+
 def redraw(path: Path, truth_of=None) -> tuple[list[str], dict[str, bytes]]:
     """The report of a calibration file, from the file alone: ``intrinsics.json`` gives
     its lines and ``intrinsics.png``; ``calibration.json`` gives its lines and
@@ -292,3 +325,84 @@ def redraw(path: Path, truth_of=None) -> tuple[list[str], dict[str, bytes]]:
     else:
         lines.append(f"(the session {session_path} is not there: overlay.png not redrawn)")
     return lines, pictures
+
+
+def calibrate_extrinsics(
+    session_path: Path,
+    out: Path,
+    *,
+    intrinsics: Path | None = None,
+    joint: str = "INDEX_TIP",
+    clicks_file: Path | None = None,
+    detector=None,
+    n_frames: int = 40,
+    ransac_px: float = 8.0,
+    offset_range_ms: float = 200.0,
+    offset_ms: float | None = None,
+    bootstrap: int = 100,
+    accept_weak: bool = False,
+    force: bool = False,
+    truth_of=None,
+    say=None,
+    warn=None,
+    progress=None,
+) -> ExtrinsicsRun:
+    """`gthd calibrate`: T_cam_leap and the clock offset of a session, solved, checked and
+    written to ``out`` (calibration.json last; nothing written if anything fails).
+
+    The correspondences come from, in this order: ``detector`` (a
+    :class:`~gthd.calibration.detectors.KeypointDetector` run on 4 x ``n_frames`` frames,
+    all 21 joints), ``clicks_file`` (a clicks log, no window), else the click window on
+    ``n_frames`` frames, logging to ``out/clicks.jsonl`` as clicks happen (a later run
+    resumes them).
+
+    Args:
+        truth_of: ``truth_of(session)`` -> a simulated session's ground truth or None;
+            the report adds the errors against it.
+        say, warn: called with each report line before solving (the intrinsics
+            calibrated here) and each warning.
+        progress: ``progress(done, total)`` while the detector runs.
+
+    Raises:
+        FileExistsError: ``out`` holds a calibration (without ``force``).
+        ValueError, FormatError: an input that is wrong (see :func:`prepare`,
+            :func:`solve`): one line each.
+    """
+    say, warn = say or (lambda line: None), warn or (lambda line: None)
+    resumable = detector is None and clicks_file is None and (out / "clicks.jsonl").exists()
+    check_out_folder(out, "calibration.json", force, "; clicking resumes from its clicks.jsonl" if resumable else "")
+    setup = prepare(session_path, intrinsics, joint)
+    for line in setup.intrinsics.lines() if setup.intrinsics is not None else []:
+        say(line)
+    if detector is not None:
+        from .click_window import choose_frames
+        from .detectors import observations_from_detector
+
+        frames = choose_frames(setup.session, setup.joint, n=4 * n_frames)
+        obs = observations_from_detector(setup.session, detector, frames, progress=progress)
+        source = f"--auto ({detector.name} on {len(frames)} frames)"
+    elif clicks_file is not None:
+        obs, source, notes = observations_from_clicks_file(setup, clicks_file)
+        for note in notes:
+            warn(note)
+    else:
+        out.mkdir(parents=True, exist_ok=True)  # the clicks log is kept as clicks happen (resumable)
+        clicks = click_in_window(setup, n_frames, out / "clicks.jsonl", ransac_px, offset_range_ms)
+        obs, source = observations_from_clicks(setup, clicks, out / "clicks.jsonl"), f"clicks in a window, saved to {out / 'clicks.jsonl'}"
+    truth = truth_of(setup.session) if truth_of is not None else None
+    run = solve(
+        setup,
+        obs,
+        source,
+        ransac_px=ransac_px,
+        offset_range_ms=offset_range_ms,
+        offset_ms=offset_ms,
+        bootstrap=bootstrap,
+        accept_weak=accept_weak,
+        detected=detector is not None,
+        truth=truth,
+    )
+    for note in run.warnings:
+        warn(note)
+    run.write(out)
+    return run

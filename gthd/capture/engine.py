@@ -523,6 +523,17 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(float(x), 3)
 
 
+def progress_line(p) -> str:
+    """One status line of a capture's progress (what ``on_progress`` gets): time, frames,
+    rates, drops, queues, bytes written, and whether the tracker lost the hand."""
+    c, t = p.camera, p.tracker
+    lost = "  TRACKER LOST" if p.tracker_lost else ""
+    return (
+        f"{p.wall_s:6.1f} s  camera {c.written} frames {c.rate() or 0.0:5.1f} fps (drops {c.dropped}, queue {p.camera_queue}, max {c.high_water})  "
+        f"tracker {t.written} frames {t.rate() or 0.0:5.1f} Hz (drops {t.dropped}, queue {p.tracker_queue})  {p.bytes_written / 1e6:.1f} MB{lost}"
+    )
+
+
 def summary_lines(summary: dict) -> list[str]:
     """The end-of-run summary, as lines for a terminal."""
     c, t = summary["camera"], summary["tracker"]

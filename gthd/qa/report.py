@@ -19,7 +19,7 @@ from ..dataset.samples import crop, square_crop_box
 from ..draw import draw_skeleton, label
 from ..fileio import atomic_write_bytes, read_json, write_json
 from ..geometry import box_from_points
-from .runner import REASONS, QAResult
+from .runner import REASONS, QAOptions, QAResult
 
 QA_FORMAT = "gthd-qa"
 QA_VERSION = 1
@@ -301,3 +301,42 @@ def timeline(result: QAResult, width: int = 1280) -> np.ndarray:
         cv2.putText(img, f"{sec}", (X(sec) - 4, y + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (90, 90, 90), 1, cv2.LINE_AA)
     cv2.putText(img, "s", (width - right - 6, y + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (90, 90, 90), 1, cv2.LINE_AA)
     return img
+
+
+def run_qa(
+    source: str | Path,
+    calibration: str | Path | None = None,
+    out: str | Path | None = None,
+    *,
+    run: str | Path | None = None,
+    options: QAOptions | None = None,
+    sheet: int = 8,
+    command: str | None = None,
+    progress=None,
+) -> tuple[QAResult, Path, dict[str, Path]]:
+    """`gthd qa`: check a session (with its ``calibration``, and a benchmark ``run`` to
+    score the labels with) or a dataset file (from the file alone), and write the report
+    (:func:`write_report`) to ``out``: default SESSION/qa, or DATASET-qa beside a file.
+
+    Returns:
+        (the result, the report folder, the files written by kind).
+
+    Raises:
+        FileNotFoundError, ValueError: no such source, or options that do not fit it.
+    """
+    from .runner import qa_dataset, qa_session
+
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such session folder or dataset file")
+    if source.is_file():
+        if calibration is not None or run is not None:
+            raise ValueError("a dataset file is checked from the file alone: --calibration and --run are for sessions")
+        result, out = qa_dataset(source), Path(out or source.with_name(source.stem + "-qa"))
+    else:
+        if calibration is None:
+            raise ValueError(f"{source}: a session needs its --calibration (calibration.json from gthd calibrate)")
+        each = (lambda stage, done, total: progress(done, total)) if progress is not None else None
+        result, out = qa_session(source, calibration, run=run, options=options or QAOptions(), progress=each), Path(out or source / "qa")
+    files = write_report(result, out, sheet=sheet, extra={"calibration": None if calibration is None else str(calibration), "command": command})
+    return result, out, files
