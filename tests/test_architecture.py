@@ -54,3 +54,34 @@ def test_the_code_is_linted_and_formatted():
     assert r.returncode == 0, r.stdout[-3000:]
     r = subprocess.run([str(ruff), "format", "--check", "--no-cache", *paths], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-3000:]
+
+
+def _cli_problems(cli: Path, max_body: int = 50) -> list[str]:
+    """What breaks "the CLI parses, makes one call and prints": a command body (its
+    docstring aside) longer than ``max_body`` lines, or a private library name imported."""
+    import ast
+
+    problems = []
+    for path in sorted(cli.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level >= 2:  # from ..room import name
+                problems += [
+                    f"{path.name}: imports the private {a.name} from {node.module}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+            if isinstance(node, ast.FunctionDef) and node.body:
+                body = node.body[1:] if isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant) else node.body
+                lines = body[-1].end_lineno - body[0].lineno + 1 if body else 0
+                if lines > max_body:
+                    problems.append(f"{path.name}: {node.name} is {lines} lines")
+    return problems
+
+
+def test_the_command_line_stays_thin(tmp_path):
+    assert _cli_problems(ROOT / "gthd" / "cli") == []
+    shutil.copytree(ROOT / "gthd" / "cli", tmp_path / "cli", ignore=shutil.ignore_patterns("__pycache__"))
+    qa = tmp_path / "cli" / "qa.py"  # a command that grew logic, and one reaching for a private name
+    qa.write_text(qa.read_text() + "\n\ndef grown():\n" + "    x = 1\n" * 51 + "\n\nfrom ..qa.runner import _dilate\n")
+    assert _cli_problems(tmp_path / "cli") == ["qa.py: grown is 51 lines", "qa.py: imports the private _dilate from qa.runner"]
