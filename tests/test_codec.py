@@ -1,5 +1,6 @@
-"""Heatmap codecs (gthd.dataset.codec): the pixel-centre convention at every stride, the
-round trip decode(encode(k)) in NumPy and torch, invisible joints, known maps."""
+"""Codecs (gthd.dataset.codec): the heatmap codecs' pixel-centre convention at every
+stride, the round trip decode(encode(k)) in NumPy and torch, invisible joints, known maps;
+the regression codec (round trip, the models' own numbers); one decode signature."""
 
 import numpy as np
 import pytest
@@ -8,8 +9,12 @@ import torch.nn.functional as F
 
 from gthd.dataset.codec import (
     MultiScaleHeatmapCodec,
+    RegressionCodec,
     SingleScaleHeatmapCodec,
+    SkeletonMaskCodec,
+    boxes_from_masks,
     default_sigma,
+    foreground_pixels,
     refine_peaks,
     resize_maps,
     resize_matrix,
@@ -219,3 +224,102 @@ def test_shapes_are_checked():
     hms = c.encode(kp)
     assert hms[0].shape == (2, 64, 96) and hms[1].shape == (2, 32, 48)
     assert _errors(c.decode(hms)[0], kp).max() < 0.1
+
+
+# ------------------------------------------------------------------------- regression
+def test_regression_round_trip_numpy_and_torch():
+    rng = np.random.default_rng(7)
+    c = RegressionCodec((96, 64))  # (width, height): a non-square input
+    kp = rng.uniform(-0.5, 95.5, (3, J, 2)).astype(np.float32)
+    kp[..., 1] *= 64 / 96
+    norm = c.encode(kp)
+    assert norm.shape == (3, J, 2) and norm.dtype == np.float32
+    np.testing.assert_allclose(norm, (kp + 0.5) / np.array([96, 64], np.float32), rtol=1e-6)
+    assert norm.min() >= 0 and norm.max() <= 1  # 0 and 1: the input's outer edges
+    out, scores = c.decode(norm)
+    assert out.dtype == np.float32 and scores.shape == (3, J) and np.all(scores == 1)
+    np.testing.assert_allclose(out, kp, atol=1e-4)
+    # torch: a tensor in, a tensor out, the same numbers
+    kp_t = torch.from_numpy(kp).double()
+    norm_t = c.encode(kp_t)
+    assert isinstance(norm_t, torch.Tensor) and norm_t.dtype == torch.float64
+    out_t, scores_t = c.decode(norm_t)
+    assert out_t.dtype == scores_t.dtype == torch.float64 and torch.all(scores_t == 1)
+    np.testing.assert_allclose(out_t.numpy(), kp, atol=1e-4)
+    # unbatched, and the edges map exactly: n = 0 is u = -0.5, n = 1 is u = W - 0.5
+    edges, _ = c.decode(np.array([[0.0, 0.0], [1.0, 1.0]], np.float32))
+    np.testing.assert_array_equal(edges, [[-0.5, -0.5], [95.5, 63.5]])
+
+
+def test_regression_invisible_joints_are_zero_with_zero_weight():
+    c = RegressionCodec(128)
+    kp = np.full((2, J, 2), 40.0, np.float32)
+    kp[1, 4] = np.nan
+    visible = np.ones((2, J), bool)
+    visible[0, 3] = False
+    norm = c.encode(kp, visible)
+    assert np.all(norm[0, 3] == 0) and np.all(norm[1, 4] == 0)  # finite: weight 0 removes them
+    assert np.all(norm[0, 2] == np.float32(40.5 / 128))
+    w = c.target_weights(visible & np.isfinite(kp).all(-1))
+    assert w[0, 3] == 0 and w[1, 4] == 0 and w.sum() == 2 * J - 2
+    t = c.encode(torch.from_numpy(kp), torch.from_numpy(visible))
+    assert torch.isfinite(t).all() and torch.equal(t, torch.from_numpy(norm))
+
+
+def test_regression_codec_gives_the_models_own_numbers():
+    """What the benchmark did inline before the codec: the model's "keypoints" output
+    as the prediction, px_to_normalised of the labels as the target. Bit for bit."""
+    from gthd.benchmark.models import MODELS, keypoint_regression_loss, px_to_normalised
+
+    torch.manual_seed(0)
+    model = MODELS["resnet50_regression"](width=1 / 16).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 128, 128))
+    c = RegressionCodec(128)
+    kp, scores = c.decode(out)  # the output dict
+    assert torch.equal(kp, out["keypoints"]) and scores.shape == (2, J)
+    assert torch.equal(c.decode(out["keypoints_norm"])[0], kp)
+    labels = torch.rand(2, J, 2) * 127
+    visible = torch.rand(2, J) > 0.3
+    target = c.encode(labels, visible)
+    old = px_to_normalised(labels, 128, 128)
+    assert torch.equal(target[visible], old[visible])
+    new_loss = keypoint_regression_loss(out["keypoints_norm"], target, c.target_weights(visible))
+    old_loss = keypoint_regression_loss(out["keypoints_norm"], old, visible.float())
+    assert torch.equal(new_loss, old_loss)
+
+
+def test_regression_shapes_are_checked():
+    c = RegressionCodec((64, 32))
+    assert c.input_size == (64, 32) and repr(c) == "RegressionCodec(input_size=(64, 32))"
+    with pytest.raises(ValueError, match=r"keypoints: expected \(J, 2\) or \(B, J, 2\)"):
+        c.encode(np.zeros((21, 3)))
+    with pytest.raises(ValueError, match="visible"):
+        c.encode(np.zeros((21, 2)), np.ones(20, bool))
+    with pytest.raises(ValueError, match=r"normalised keypoints: expected \(J, 2\) or \(B, J, 2\), got \(2, 21\)"):
+        c.decode(np.zeros((2, 21)))
+    with pytest.raises(ValueError, match="input size"):
+        RegressionCodec(0)
+
+
+# ------------------------------------------------------------ one decode signature
+def test_every_codec_decodes_a_model_output_dict():
+    """decode(output) -> (what it found, scores): the model's dict or its codec's entry."""
+    rng = np.random.default_rng(3)
+    kp = _points(rng, (2, J), 4, 124)
+    c = MultiScaleHeatmapCodec(strides=(2, 4, 2, 1, 1))
+    hms = [torch.from_numpy(h) for h in c.encode(kp)]
+    for a, b in zip(c.decode({"heatmaps": hms}), c.decode(hms)):
+        assert torch.equal(a, b)
+    assert torch.equal(c.combine({"heatmaps": hms}), c.combine(hms))
+    single = SingleScaleHeatmapCodec(128)
+    (hm,) = single.encode(kp)
+    for a, b in zip(single.decode({"heatmaps": [hm]}), single.decode(hm)):
+        np.testing.assert_array_equal(a, b)
+    masks = np.zeros((2, 1, 32, 32), np.float32)
+    masks[0, 0, 4:20, 6:10] = 0.9
+    boxes, scores = SkeletonMaskCodec(0.0).decode({"mask": torch.from_numpy(masks)})
+    np.testing.assert_array_equal(scores, foreground_pixels(masks))
+    np.testing.assert_array_equal(boxes, boxes_from_masks(masks, min_share=0.2))
+    assert scores.tolist() == [64, 0] and np.isnan(boxes[1]).all()
+    assert [type(x).key for x in (c, single, RegressionCodec(), SkeletonMaskCodec())] == ["heatmaps", "heatmaps", "keypoints_norm", "mask"]

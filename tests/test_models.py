@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from gthd.benchmark.models import (
+    CONFIGS,
     MODEL_INFO,
     MODELS,
+    ModelInfo,
     box_loss,
     count_parameters,
     fuse_heatmaps,
@@ -36,9 +38,39 @@ SMALL = {
 
 
 def test_every_model_has_a_small_config_and_info():
-    assert set(SMALL) == set(MODELS) == set(MODEL_INFO)
+    assert set(SMALL) == set(MODELS) == set(MODEL_INFO) == set(CONFIGS)
     for name, f in MODELS.items():
         assert f.__name__ == name
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_info_is_what_the_built_model_does(name):
+    """MODEL_INFO is read off each builder's config: a built model's config and its
+    forward output agree with it (strides from the output shapes, the sizes it takes)."""
+    info = MODEL_INFO[name]
+    assert MODELS[name]().config == CONFIGS[name]()  # the builder builds its config function's config
+    kwargs, _ = SMALL[name]
+    model = MODELS[name](**kwargs).eval()
+    assert ModelInfo.from_config(model.config) == info  # width and joints change none of it
+    assert model.config.in_channels == info.in_channels == {("image",): 3, ("image", "skeleton"): 4}[info.inputs]
+    H, W = info.input_size
+    c = info.in_channels
+    with torch.no_grad():
+        out = model(torch.rand(1, c, H, W))
+        assert info.output in out
+        if info.task == "pose-heatmap":
+            assert tuple(W // h.shape[-1] for h in out["heatmaps"]) == info.strides
+            assert all((h.shape[-2] * s, h.shape[-1] * s) == (H, W) for h, s in zip(out["heatmaps"], info.strides))
+        else:
+            assert info.strides is None
+        m = info.size_multiple
+        if m is None:  # the one size only
+            with pytest.raises(ValueError, match=rf"expected \(B, {c}, {H}, {W}\)"):
+                model(torch.rand(1, c, H + 32, W + 32))
+        else:  # any multiple of m, nothing else
+            model(torch.rand(1, c, 2 * m, 3 * m))
+            with pytest.raises(ValueError, match=f"multiples of {m}"):
+                model(torch.rand(1, c, 2 * m, 3 * m + m // 2))
 
 
 def _tensors(out: dict) -> list[torch.Tensor]:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gthd.capture.opencv_camera import OpenCVCamera, as_bgr, fourcc_to_str, list_cameras, parse_source, redact, resolve_backend, source_kind
+from gthd.capture.opencv_camera import OpenCVCamera, as_bgr, fourcc_to_str, list_cameras, redact, resolve_backend, source_kind
 from gthd.capture.sources import SourceError
 
 W, H = 176, 144  # an odd size, unlike the 640x480 the camera asks for by default
@@ -79,17 +79,8 @@ def read_all(cam: OpenCVCamera, limit: int = 1000) -> list:
 # ---------------------------------------------------------------- small helpers
 
 
-def test_parse_source():
-    assert parse_source("0") == 0 and isinstance(parse_source("0"), int)
-    assert parse_source(" 12 ") == 12
-    assert parse_source("camera:3") == 3  # predict's spelling: one parser for every command
-    with pytest.raises(ValueError, match="camera:INDEX"):
-        parse_source("camera:front")
-    assert parse_source("clip.avi") == "clip.avi"
-    assert parse_source("/dev/video2") == "/dev/video2"
-    assert parse_source("rtsp://10.0.0.5:554/live") == "rtsp://10.0.0.5:554/live"
-    assert parse_source("-1") == "-1"  # not an index: left as a name for the error to show
-    assert OpenCVCamera("3").source == 3
+def test_a_digit_string_is_a_device_index():
+    assert OpenCVCamera("3").source == 3  # command-line text: gthd.media.parse_source (tests/test_media.py)
 
 
 def test_source_kind_and_redact():

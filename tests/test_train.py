@@ -19,6 +19,7 @@ from gthd.benchmark.train import (
     predict,
     train,
 )
+from gthd.dataset.codec import RegressionCodec
 from gthd.dataset.samples import make_sample
 from gthd.dataset.schema import DatasetWriter
 
@@ -148,7 +149,24 @@ def test_every_task_trains_one_epoch(data, tmp_path, name):
 def test_codecs_follow_the_model():
     assert make_codec("multiscale_skeleton", (128, 128)).strides == (2, 4, 2, 1, 1)
     assert make_codec("unet_heatmaps", (128, 128)).strides == (1,)
-    assert make_codec("resnet50_regression", (128, 128)) is None
+    regression = make_codec("resnet50_regression")
+    assert isinstance(regression, RegressionCodec) and regression.input_size == (128, 128)
+    assert make_codec("skeleton_unet") is None and make_codec("box_regressor") is None
+
+
+@pytest.mark.parametrize("name", ["unet_heatmaps", "multiscale_skeleton", "resnet50_regression"])
+def test_every_pose_model_decodes_through_its_codec(name):
+    # one call for any pose model: codec.decode(model(x)), what predict does
+    kw = {"resnet50_regression": {"width": 1 / 16}}.get(name, {"width": 4})
+    torch.manual_seed(0)
+    model = MODELS[name](**kw).eval()
+    x = torch.rand(2, MODEL_INFO[name].in_channels, 128, 128)
+    with torch.no_grad():
+        kp, scores = make_codec(name).decode(model(x))
+    assert kp.shape == (2, 21, 2) and scores.shape == (2, 21)
+    assert torch.equal(predict(model, x), kp)
+    with pytest.raises(ValueError, match="predict needs a pose model, not a detector model"):
+        predict(MODELS["skeleton_unet"](width=4, depth=2), torch.rand(1, 3, 32, 32))
 
 
 # ----------------------------------------------------------------------------- DDP

@@ -23,7 +23,7 @@ from ..fileio import FormatError
 from ..geometry import rescale_px
 from . import metrics
 from .models import MODEL_INFO
-from .train import keypoints_from_output, make_codec  # noqa: F401  (keypoints_from_output: re-exported)
+from .train import make_codec
 
 PCK_THRESHOLDS = np.round(np.linspace(0.0, 0.3, 31), 4)
 
@@ -66,14 +66,14 @@ def evaluate_pose(
         raise ValueError(f"{dataset}: the {split} split has no hand sample to score")
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
     model.eval().to(device)
+    codec = make_codec(info)
     preds, gts, vis, rows, t_model = [], [], [], [], 0.0
     for batch in loader:
         if skeletons is not None and "skeleton" in info.inputs:
             batch["skeleton"] = torch.from_numpy(np.stack([skeletons[int(r)] for r in batch["index"]]))[:, None]  # (B, 1, S, S)
         x = model_input(info, batch).to(device)
         t0 = time.perf_counter()
-        out = model(x)
-        kp = keypoints_from_output(info, out)
+        kp, _ = codec.decode(model(x))
         t_model += time.perf_counter() - t0
         preds.append(kp.detach().cpu().numpy())
         gts.append(batch["keypoints"].numpy())

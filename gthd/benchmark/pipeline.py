@@ -20,7 +20,7 @@ from ..dataset.codec import SkeletonMaskCodec
 from ..dataset.samples import crop, from_crop, square_crop_box
 from ..geometry import rescale_px
 from .models import MODEL_INFO
-from .train import keypoints_from_output
+from .train import make_codec
 
 SKELETON_PASSES = ("frame", "crop")
 """How the pose network's skeleton channel is made from the detector: its mask of the
@@ -71,6 +71,7 @@ class HandPosePipeline:
         self.detector = detector.eval().to(device)
         self.pose = pose.eval().to(device)
         self.info = MODEL_INFO[pose_name]
+        self.codec = make_codec(self.info)  # the pose output's keypoints, heatmaps or regression alike
         self.frame_size = tuple(frame_size)
         self.threshold = threshold_pixels
         self.crop_margin = crop_margin
@@ -90,7 +91,7 @@ class HandPosePipeline:
         w, h = self.frame_size
         small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
         mask = self.detector(self._tensor(small))["mask"][0, 0].cpu().numpy()  # (h, w) in [0, 1]
-        scores, boxes = SkeletonMaskCodec(self.box_margin).decode(mask[None])
+        boxes, scores = SkeletonMaskCodec(self.box_margin).decode(mask[None])
         score, box_small = int(scores[0]), boxes[0]
         if score <= self.threshold or not np.all(np.isfinite(box_small)):
             return Detection(False, score, None, None)
@@ -106,5 +107,5 @@ class HandPosePipeline:
             cb_small = rescale_px(cb, 1 / sx, 1 / sy)
             skel = crop(mask.astype(np.float32), cb_small, size)  # the detector's skeleton, same crop
             x = torch.cat([x, torch.from_numpy(skel)[None, None].to(self.device)], dim=1)
-        kp_crop = keypoints_from_output(self.info, self.pose(x))[0].cpu().numpy()  # (21, 2) crop px
-        return Detection(True, score, box, from_crop(kp_crop, cb, size))
+        kp_crop, _ = self.codec.decode(self.pose(x))  # (1, 21, 2) crop px
+        return Detection(True, score, box, from_crop(kp_crop[0].cpu().numpy(), cb, size))

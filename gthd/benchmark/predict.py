@@ -6,6 +6,7 @@ checkpoints and returns a :class:`~gthd.benchmark.pipeline.HandPosePipeline`. Th
 ``predict_*`` functions run it over an image, a folder of images, a video file or a
 camera, draw what it found (:func:`draw_prediction`) and write the drawn frames and one
 JSON line per frame ({"source", "has_hand", "score", "box", "keypoints"}, frame pixels).
+Reading and writing pictures and videos, and the window, are :mod:`gthd.media`'s.
 
 Example::
 
@@ -16,14 +17,11 @@ Example::
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,19 +29,15 @@ import cv2
 import numpy as np
 import torch
 
-from ..capture.opencv_camera import parse_source
-from ..draw import close_window, draw_box, draw_skeleton, label
+from ..draw import draw_box, draw_skeleton, label
 from ..fileio import atomic_write_bytes
+from ..media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, VideoIn, VideoOut, Window, list_images, parse_camera, read_image, require_display, source_kind
 from .models import MODEL_INFO, create_model
 from .pipeline import Detection, HandPosePipeline
 from .runfile import RUN_FORMAT, RUN_VERSION, RunInfo, RunModel, find_pose, read_run
 from .train import load_checkpoint
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi")
-"""What ``--out`` of a video or camera may be called (an mp4v stream in any of these)."""
 WINDOW = "gthd predict - q or Esc to stop"  # no regex characters: window tools search titles by regex
-_QUIT_KEYS = (ord("q"), ord("Q"), 27)
 
 Progress = Callable[[int, "int | None"], None]
 """progress(done, total): frames done, and how many there are (None: unknown)."""
@@ -184,37 +178,7 @@ def write_jsonl(path: str | os.PathLike, records: list[dict]) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-# -------------------------------------------------------------------------------- window
-def require_display(why: str) -> None:
-    """ValueError when no window can open (Linux without X11/Wayland): Qt would abort
-    the whole process instead of raising."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise ValueError(f"{why} needs a window, and there is no display here (DISPLAY is not set)")
-
-
-class Window:
-    """A highgui window; :meth:`show` returns False once the user pressed q or Esc or
-    closed the window."""
-
-    def __init__(self):
-        cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
-
-    def show(self, img: np.ndarray, wait_ms: int) -> bool:
-        """Show ``img``; wait ``wait_ms`` ms for a key (0: until a key or the window closes)."""
-        cv2.imshow(WINDOW, img)
-        deadline = None if wait_ms <= 0 else time.monotonic() + wait_ms / 1000
-        while True:
-            key = cv2.waitKey(max(1, min(wait_ms, 50)) if wait_ms > 0 else 50)
-            if key in _QUIT_KEYS or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
-                return False
-            if key != -1 or (deadline is not None and time.monotonic() >= deadline):
-                return True
-
-    def close(self) -> None:
-        close_window(WINDOW)
-
-
-# ------------------------------------------------------------------------------- sources
+# ------------------------------------------------------------------------- over sources
 @dataclass
 class PredictResult:
     """What a prediction run did. ``out``: the drawn images' folder or the drawn video
@@ -230,27 +194,6 @@ class PredictResult:
     stopped: bool = False
 
 
-def parse_camera(source: str) -> int | None:
-    """The camera index of ``camera:N`` or a bare integer ``N`` (capture's own parser:
-    one spelling for every command); None for anything else. ValueError for
-    ``camera:`` followed by anything but an index."""
-    parsed = parse_source(source)
-    return parsed if isinstance(parsed, int) else None
-
-
-def source_kind(source: str) -> str:
-    """ "camera", "folder", "image" (by suffix: .jpg .jpeg .png .bmp) or "video" (any
-    other file); ValueError when ``source`` does not exist."""
-    if parse_camera(source) is not None:
-        return "camera"
-    path = Path(source)
-    if path.is_dir():
-        return "folder"
-    if not path.exists():
-        raise FileNotFoundError(f"{source}: no such file or folder (a camera is camera:0)")
-    return "image" if path.suffix.lower() in IMAGE_SUFFIXES else "video"
-
-
 def default_out(source: str) -> Path:
     """Where the drawn output goes by default: ``hand.jpg`` -> ``hand-predict/``,
     ``frames/`` -> ``frames-predict/``, ``clip.mp4`` -> ``clip-predict.mp4``."""
@@ -260,23 +203,6 @@ def default_out(source: str) -> Path:
         raise ValueError("a camera's video is only written with --out FILE.mp4")
     stem = path.name if kind == "folder" else path.stem
     return path.with_name(f"{stem}-predict" + (".mp4" if kind == "video" else ""))
-
-
-def list_images(folder: Path) -> list[Path]:
-    """The images directly in ``folder`` (.jpg .jpeg .png .bmp, any case), sorted by name."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ValueError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-    return files
-
-
-def read_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 BGR; ValueError when it cannot be decoded."""
-    data = np.fromfile(path, dtype=np.uint8)  # not cv2.imread: it fails silently and on non-ASCII paths
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
-        raise ValueError(f"{path}: not a readable image")
-    return img
 
 
 def predict_frames(
@@ -351,7 +277,7 @@ def predict_images(
         atomic_write_bytes(out_dir / name, data.tobytes())
 
     t0 = time.perf_counter()
-    window = Window() if show else None
+    window = Window(WINDOW) if show else None
     try:
         frames = ((p.name, read_image(p)) for p in images)
         records, stopped = predict_frames(pipeline, frames, write, window, 0, max_frames, len(images), progress)
@@ -365,48 +291,6 @@ def predict_images(
 def _result(kind: str, records: list[dict], out: Path | None, jsonl: Path | None, t0: float, stopped: bool) -> PredictResult:
     hands = sum(r["has_hand"] for r in records)
     return PredictResult(kind, len(records), hands, out, jsonl, time.perf_counter() - t0, stopped)
-
-
-class _VideoOut:
-    """A cv2.VideoWriter (mp4v) into a temporary name beside ``path``, opened at the
-    first frame (its size), renamed onto ``path`` by :meth:`finish`."""
-
-    def __init__(self, path: Path, fps: float):
-        self.path, self.fps = Path(path), fps
-        self.writer: cv2.VideoWriter | None = None
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=self.path.suffix, dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-
-    def __call__(self, source: int, drawn: np.ndarray) -> None:
-        if self.writer is None:
-            h, w = drawn.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
-            if not self.writer.isOpened():
-                raise ValueError(f"{self.path}: OpenCV cannot write an mp4v video there (use a .mp4 file name)")
-        self.writer.write(drawn)
-
-    def finish(self) -> None:
-        """Close the video and move it onto its name (nothing is written without a frame)."""
-        if self.writer is not None:
-            self.writer.release()
-            os.replace(self.tmp, self.path)
-        self.tmp.unlink(missing_ok=True)
-
-    def discard(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-        self.tmp.unlink(missing_ok=True)
-
-
-def _video_frames(cap: cv2.VideoCapture) -> Iterator[tuple[int, np.ndarray]]:
-    index = 0
-    while True:
-        ok, frame = cap.read()
-        if not ok or frame is None:
-            return
-        yield index, frame
-        index += 1
 
 
 def _check_video_out(out: Path, source: Path | None) -> None:
@@ -434,17 +318,8 @@ def predict_video(
         _check_video_out(Path(out), path)
     if show:
         require_display("--show")
-    cap = cv2.VideoCapture(str(path))
-    try:
-        ok, first = cap.read() if cap.isOpened() else (False, None)
-        if not ok or first is None:
-            raise ValueError(f"{path}: not a readable video (OpenCV cannot open it or read a frame)")
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        frames = itertools.chain([(0, first)], ((i + 1, f) for i, f in _video_frames(cap)))
-        return _run_stream("video", pipeline, frames, out, jsonl, fps, show, 1, max_frames, count if count > 0 else None, progress)
-    finally:
-        cap.release()
+    with VideoIn(path) as video:
+        return _run_stream("video", pipeline, video, out, jsonl, show, max_frames, progress)
 
 
 def predict_camera(
@@ -460,25 +335,23 @@ def predict_camera(
     require_display(f"camera:{index}")
     if out is not None:
         _check_video_out(Path(out), None)
-    cap = cv2.VideoCapture(index)
-    try:
-        if not cap.isOpened():
-            raise ValueError(f"camera:{index}: OpenCV cannot open this camera")
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        return _run_stream("camera", pipeline, _video_frames(cap), out, jsonl, fps, True, 1, max_frames, None, None)
-    finally:
-        cap.release()
+    with VideoIn(index) as video:
+        return _run_stream("camera", pipeline, video, out, jsonl, True, max_frames, None)
 
 
-def _run_stream(kind, pipeline, frames, out, jsonl, fps, show, wait_ms, max_frames, total, progress) -> PredictResult:
-    """The video/camera loop: the writer, the window, the predictions file."""
+def _run_stream(
+    kind: str, pipeline: HandPosePipeline, video: VideoIn, out, jsonl, show: bool, max_frames: int | None, progress: Progress | None
+) -> PredictResult:
+    """The video/camera loop: the writer (at the video's fps, else 30), the window, the
+    predictions file."""
     if jsonl is None and out is not None:
         jsonl = Path(out).with_suffix(".jsonl")
-    writer = _VideoOut(Path(out), fps if fps and math.isfinite(fps) and fps > 0 else 30.0) if out is not None else None
-    window = Window() if show else None
+    writer = VideoOut(out, video.fps or 30.0) if out is not None else None
+    emit = None if writer is None else lambda _source, drawn: writer.write(drawn)
+    window = Window(WINDOW) if show else None
     t0 = time.perf_counter()
     try:
-        records, stopped = predict_frames(pipeline, frames, writer, window, wait_ms, max_frames, total, progress)
+        records, stopped = predict_frames(pipeline, video.frames(), emit, window, 1, max_frames, video.count, progress)
     except BaseException:
         if writer is not None:
             writer.discard()

@@ -13,10 +13,14 @@ What a model eats and how it is scored follows :data:`~gthd.benchmark.models.MOD
   :class:`~gthd.dataset.codec.MultiScaleHeatmapCodec` (the model's strides, 2, 4, 2, 1, 1) or a
   :class:`~gthd.dataset.codec.SingleScaleHeatmapCodec`; :func:`multiscale_loss` with the
   visibility weights.
-- "pose-regression" (``resnet50_regression``): crops; :func:`keypoint_regression_loss`.
+- "pose-regression" (``resnet50_regression``): crops; targets normalised to the crop's
+  extent by a :class:`~gthd.dataset.codec.RegressionCodec`; :func:`keypoint_regression_loss`.
 - "detector" (``skeleton_unet``): whole frames (:class:`FrameDataset`); :func:`skeleton_loss`
   on the skeleton mask.
 - "box" (``box_regressor``): whole frames; :func:`box_loss`.
+
+:func:`make_codec` makes a pose model's codec, whose ``decode`` turns the model's output
+into keypoints, heatmaps or regression alike (:func:`predict`, the evaluation, the pipeline).
 
 One process::
 
@@ -53,17 +57,17 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from .. import __version__
-from ..dataset.codec import MultiScaleHeatmapCodec, SingleScaleHeatmapCodec, default_sigma
+from ..dataset.codec import MultiScaleHeatmapCodec, PoseCodec, RegressionCodec, SingleScaleHeatmapCodec, default_sigma
 from ..dataset.schema import dataset_fingerprint
 from ..dataset.torch_dataset import Augment, FrameDataset, HandDataset
 from ..fileio import FormatError, atomic_write_bytes
 from .models import (
     MODEL_INFO,
     MODELS,
+    ModelInfo,
     box_loss,
     count_parameters,
     create_model,
-    fuse_heatmaps,
     keypoint_regression_loss,
     multiscale_loss,
     px_to_normalised,
@@ -331,14 +335,25 @@ def load_skeleton_crops(path) -> dict[int, np.ndarray]:
     return {int(r): c for r, c in zip(rows, crops)}
 
 
-def make_codec(model, input_size: tuple[int, int] | None = None, sigma: float = 2.0, sigmas: list | None = None):
-    """The heatmap codec of a heatmap model, the one place codecs are made for models:
-    ``model`` a builder name or its :class:`ModelInfo`; ``input_size`` (width, height) px
-    (default: the model's); targets of ``sigma`` input px at stride 1, or ``sigmas``:
-    each output's own, in its heatmap px. None for a model without heatmaps."""
+def make_codec(model, input_size: tuple[int, int] | None = None, sigma: float = 2.0, sigmas: list | None = None) -> PoseCodec | None:
+    """The codec of a pose model, the one place codecs are made for models: its targets
+    (``encode``) and its keypoints (``codec.decode(model(x))``, whatever the model).
+
+    Args:
+        model: a builder name or its :class:`ModelInfo`.
+        input_size: (width, height) px; default the model's.
+        sigma, sigmas: the heatmap targets' sigma, ``sigma`` input px at stride 1 or
+            ``sigmas``, each output's own in its heatmap px (heatmap models only).
+
+    Returns:
+        a heatmap codec for a heatmap model (its strides), a :class:`RegressionCodec`
+        for a regression model; None for a detector or box model.
+    """
     info = MODEL_INFO[model] if isinstance(model, str) else model
     name = model if isinstance(model, str) else "the model"
     input_size = input_size or info.input_size[::-1]
+    if info.task == "pose-regression":
+        return RegressionCodec(input_size)
     if info.task != "pose-heatmap":
         return None
     if sigmas is not None and len(sigmas) != len(info.strides):
@@ -347,15 +362,6 @@ def make_codec(model, input_size: tuple[int, int] | None = None, sigma: float = 
     if len(info.strides) == 1:
         return SingleScaleHeatmapCodec(input_size, stride=info.strides[0], sigma=sigmas[0])
     return MultiScaleHeatmapCodec(input_size, strides=info.strides, sigmas=sigmas)
-
-
-def keypoints_from_output(info, out: dict) -> torch.Tensor:
-    """(B, J, 2) input pixels from a pose model's output dict (its heatmaps decoded by
-    :func:`make_codec`'s codec, or its regressed keypoints)."""
-    if info.task == "pose-regression":
-        return out["keypoints"]
-    kp, _ = make_codec(info).decode(out["heatmaps"])
-    return kp
 
 
 def make_input(batch: dict, in_channels: int) -> torch.Tensor:
@@ -369,18 +375,19 @@ def make_input(batch: dict, in_channels: int) -> torch.Tensor:
     return x
 
 
-def compute_loss(task: str, out: dict, batch: dict, codec=None) -> torch.Tensor:
+def compute_loss(task: str, out: dict, batch: dict, codec: PoseCodec | None = None) -> torch.Tensor:
     """The task's loss of the model output ``out`` on ``batch`` (tensors on one device).
-    Heatmap targets are made here, per batch, on the batch's device."""
+    A pose model's targets are made here by its codec (:func:`make_codec`), per batch, on
+    the batch's device."""
     if task == "pose-heatmap":
         kp, vis = batch["keypoints"], batch["visible"]  # (B, J, 2), (B, J)
         targets = codec.encode(kp, vis)  # k maps (B, J, H/s, W/s)
         maps = [h.float() for h in out["heatmaps"]]
         return multiscale_loss(maps, targets, codec.target_weights(vis))
     if task == "pose-regression":
-        S = batch["image"].shape[-1]
-        target = px_to_normalised(batch["keypoints"], S, S)  # (B, J, 2)
-        return keypoint_regression_loss(out["keypoints_norm"].float(), target, batch["visible"].float())
+        kp, vis = batch["keypoints"], batch["visible"]
+        target = codec.encode(kp, vis)  # (B, J, 2) normalised
+        return keypoint_regression_loss(out["keypoints_norm"].float(), target, codec.target_weights(vis))
     if task == "detector":
         return skeleton_loss(out["mask"].float(), batch["skeleton"])
     if task == "box":
@@ -394,37 +401,32 @@ def _to(batch: dict, device: torch.device) -> dict:
     return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
 
 
-def _in_channels(model: nn.Module) -> int:
-    m = model.module if hasattr(model, "module") else model
-    return int(m.config.in_channels)
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The model itself, out of a DistributedDataParallel wrapper."""
+    return model.module if hasattr(model, "module") else model
 
 
 @torch.no_grad()
 def predict(model: nn.Module, batch) -> torch.Tensor:
     """Keypoints (B, J, 2) input px of a pose model on a batch (a HandDataset batch dict,
-    or the (B, C, H, W) input itself), in eval mode (the model's mode is restored).
-
-    Heatmap models: the fused heatmaps (:func:`fuse_heatmaps`, the paper's weighted
-    average) decoded by a single-scale codec (argmax + sub-pixel refinement). Regression
-    models: the "keypoints" output. Detector/box models raise ValueError.
+    or the (B, C, H, W) input itself), in eval mode (the model's mode is restored):
+    the output decoded by the model's codec (:func:`make_codec`; heatmap models: the
+    paper's weighted average of the maps, its argmax and a sub-pixel step). Detector/box
+    models raise ValueError.
     """
+    info = ModelInfo.from_config(_unwrap(model).config)
     was_training = model.training
     model.eval()
     try:
-        x = batch if isinstance(batch, torch.Tensor) else make_input(batch, _in_channels(model))
+        x = batch if isinstance(batch, torch.Tensor) else make_input(batch, info.in_channels)
         device = next(model.parameters()).device
         x = x.to(device)
-        out = model(x)
-        if "heatmaps" in out:
-            H, W = x.shape[-2:]
-            fused = fuse_heatmaps(out["heatmaps"])  # (B, J, H, W): the finest output's size
-            if tuple(fused.shape[-2:]) != (H, W):
-                raise ValueError(f"expected fused heatmaps at the input size {(H, W)}, got {tuple(fused.shape[-2:])}")
-            kp, _ = SingleScaleHeatmapCodec((W, H)).decode(fused)
-            return kp  # (B, J, 2)
-        if "keypoints" in out:
-            return out["keypoints"]  # (B, J, 2)
-        raise ValueError(f"predict needs a pose model; this one returns {', '.join(out)}")
+        H, W = x.shape[-2:]
+        codec = make_codec(info, (W, H))
+        if codec is None:
+            raise ValueError(f"predict needs a pose model, not a {info.task} model")
+        kp, _ = codec.decode(model(x))
+        return kp  # (B, J, 2)
     finally:
         model.train(was_training)
 

@@ -8,7 +8,7 @@ after ``cv2.VideoCapture.read`` returns it (``t_host_ns``). ``t_device_ns`` carr
 0 ns), a stream's timestamp when positive, a device's when positive and increasing (on
 Linux the V4L2 backend reports the driver's buffer time there).
 
-Example::
+Example (:func:`gthd.media.parse_source` reads a camera's spelling on a command line)::
 
     cam = OpenCVCamera(parse_source("0"), width=1280, height=720, fps=30)
     info = cam.open()           # {"source": "0", "kind": "device", "width": 1280, ...}
@@ -38,19 +38,6 @@ log = logging.getLogger(__name__)
 #: Reads tried in ``open`` before a device or stream that opened is declared silent
 #: (some drivers return no frame for the first read or two after opening).
 _OPEN_READ_TRIES = 5
-
-
-def parse_source(s: str) -> int | str:
-    """A camera source as ``cv2.VideoCapture`` wants it, spelled the same way for every
-    command (``gthd capture --camera``, ``gthd predict``): a device index for ``N`` or
-    ``camera:N`` ("0", "camera:0" -> 0), else the string unchanged (a video file path, a
-    ``/dev/videoN`` node, or a stream URL). ValueError for ``camera:`` and no index."""
-    s = s.strip()
-    if s.startswith("camera:"):
-        if not s[len("camera:") :].isdigit():
-            raise ValueError(f"{s}: expected camera:INDEX, such as camera:0")
-        return int(s[len("camera:") :])
-    return int(s) if s.isdigit() else s
 
 
 def source_kind(source: int | str) -> str:
@@ -173,7 +160,7 @@ class OpenCVCamera:
 
     Args:
         source: a device index (int), a video file path, a ``/dev/videoN`` node, or a
-            stream URL. Use :func:`parse_source` on command-line text.
+            stream URL. Use :func:`gthd.media.parse_source` on command-line text.
         width, height: the frame size to request from a device, pixels (None: the
             driver's default). Files and streams deliver their own size.
         fps: the rate to request from a device, frames/s; also the pace of a file with

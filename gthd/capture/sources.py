@@ -150,7 +150,8 @@ def open_sources(
     Raises:
         ValueError: an unknown tracker, a malformed camera.
     """
-    from .opencv_camera import OpenCVCamera, parse_source
+    from ..media import parse_source
+    from .opencv_camera import OpenCVCamera
 
     cam = OpenCVCamera(parse_source(camera_spec), width=size[0], height=size[1], fps=fps, fourcc=fourcc, realtime_file=True)
     if tracker_spec == "none":

@@ -146,8 +146,9 @@ def predict(source, run_dir, method, out, jsonl, show, max_frames, device):
         gthd predict clip.mp4 --run benchmark/runs/demo-quick --method "ours w/o skeleton" --show
         gthd predict camera:0 --run benchmark/runs/demo-quick -o webcam.mp4 --max-frames 600
     """
-    from ..benchmark.predict import load_run, predict_source, source_kind
+    from ..benchmark.predict import load_run, predict_source
     from ..benchmark.train import pick_device
+    from ..media import source_kind
 
     with user_errors():
         kind = source_kind(source)

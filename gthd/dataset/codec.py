@@ -1,29 +1,43 @@
-"""Heatmap codecs: keypoints <-> Gaussian heatmaps at one or several scales.
+"""Codecs: what a model's output means, and the training targets that mean the same.
 
-A codec knows nothing about networks (docs/conventions.md, "Heatmaps at several
-scales"): ``encode`` turns keypoints into training targets, ``decode`` turns (predicted)
-heatmaps back into keypoints and scores. The same object works on NumPy arrays and on
-torch tensors (on any device, batched or not): it looks at the type of its input and
-answers in kind, so targets can be made per batch on the training device.
+A codec knows nothing about networks (docs/conventions.md, "Model outputs: heatmaps,
+coordinates, codecs"): ``encode`` turns keypoints into training targets, ``decode`` turns
+a model's output back into what it found. Every codec decodes with one signature::
+
+    decode(output) -> (found, scores)
+
+``output`` is what the model's ``forward`` returned (its dict), or the one entry of it the
+codec reads (its ``key``). For the pose codecs (:class:`MultiScaleHeatmapCodec`,
+:class:`SingleScaleHeatmapCodec`, :class:`RegressionCodec`) ``found`` is keypoints
+(B, J, 2) in input pixels and ``scores`` (B, J) (B optional); for :class:`SkeletonMaskCodec`
+it is boxes (N, 4) xyxy in mask pixels and scores (N,), the Hand/NoHand counts. The pose
+codecs also have ``encode(keypoints, visible=None)`` and ``target_weights(visible)``, and
+work on NumPy arrays and on torch tensors (on any device, batched or not): they look at
+the type of their input and answer in kind, so targets can be made per batch on the
+training device. The mask codec answers in NumPy.
 
 Conventions:
 
 - Pixels are OpenCV's (the centre of the top-left pixel is (0, 0)). A keypoint at input
   pixel ``u`` sits at ``u_s = (u + 0.5) / s - 0.5`` on a heatmap downscaled by the
-  stride ``s``, and back: ``u = (u_s + 0.5) * s - 0.5``.
+  stride ``s``, and back: ``u = (u_s + 0.5) * s - 0.5``; normalised to the input's
+  extent (the regression models' coordinates) at ``n = (u + 0.5) / W``, and back:
+  ``u = n * W - 0.5``.
 - Targets are unnormalised Gaussians, ``exp(-|p - u_s|^2 / (2 sigma^2))`` over the
   heatmap's pixel centres ``p``: the peak of the continuous Gaussian is 1 at the exact
   sub-pixel location (a pixel centre reaches 1 only when the keypoint falls on it).
   ``sigma`` is in heatmap pixels and stated per scale.
-- A joint that is not visible (or not finite) gets an all-zero map and weight 0.
+- A joint that is not visible (or not finite) gets an all-zero map (a regression target
+  of 0) and weight 0.
 
 The paper's network ("Skeleton-aware multi-scale heatmap regression", section III)
 outputs its heatmaps at five scales, 128, 64, 32, 64, 128 for a 128 crop: strides
 (1, 2, 4, 2, 1) in the order the paper lists them (gthd's network emits them as 64, 32,
-64, 128, 128: strides (2, 4, 2, 1, 1), ``gthd.benchmark.models.PAPER_STRIDES``; a codec
+64, 128, 128: strides (2, 4, 2, 1, 1), ``gthd.benchmark.models.multiscale.PAPER_STRIDES``; a codec
 takes the strides in any order). Its loss weights them delta = 1, 1/2, 1/4 (1 / stride), and at test
 time it takes a weighted average of the five maps brought to one resolution, then the
-argmax. :class:`MultiScaleHeatmapCodec` does exactly that, adding a sub-pixel step.
+argmax. :class:`MultiScaleHeatmapCodec` does exactly that, adding a sub-pixel step. The
+direct-regression baseline's coordinates are :class:`RegressionCodec`'s.
 """
 
 from __future__ import annotations
@@ -54,6 +68,40 @@ def _is_torch(x) -> bool:
     # for importing it, and an object can only be a tensor if torch is loaded.
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _entry(output, key: str):
+    """The entry ``key`` of a model's output dict; anything else is that entry already."""
+    return output[key] if isinstance(output, dict) else output
+
+
+def _check_keypoints(keypoints, visible):
+    """(keypoints (..., 2) float, visible and finite (...) bool, whether torch) of an
+    encode's arguments, or a ValueError naming the shape that is wrong."""
+    torch_in = _is_torch(keypoints)
+    if not torch_in:
+        keypoints = np.asarray(keypoints, dtype=np.float32)
+    if keypoints.ndim not in (2, 3) or keypoints.shape[-1] != 2:
+        raise ValueError(f"keypoints: expected (J, 2) or (B, J, 2), got {tuple(keypoints.shape)}")
+    if torch_in:
+        import torch
+
+        if not keypoints.is_floating_point():
+            keypoints = keypoints.float()
+        finite = torch.isfinite(keypoints).all(-1)  # (B, J)
+        vis = finite if visible is None else torch.as_tensor(visible, device=keypoints.device).bool()
+    else:
+        finite = np.isfinite(keypoints).all(-1)
+        vis = finite if visible is None else np.asarray(visible, dtype=bool)
+    if tuple(vis.shape) != tuple(keypoints.shape[:-1]):
+        raise ValueError(f"visible: expected {tuple(keypoints.shape[:-1])} to match keypoints, got {tuple(vis.shape)}")
+    return keypoints, vis & finite, torch_in
+
+
+def _input_size(input_size: int | tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of an int (square) or a (width, height) pair."""
+    w, h = (input_size, input_size) if np.isscalar(input_size) else tuple(input_size)
+    return int(w), int(h)
 
 
 def resize_taps(n_in: int, n_out: int, mode: str = "bilinear") -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +184,24 @@ def resize_maps(maps, size: tuple[int, int], mode: str = "bilinear"):
     return out.reshape(lead + (H, W))
 
 
-class MultiScaleHeatmapCodec:
+class PoseCodec:
+    """What every keypoint codec has: ``key``, the model output's entry it decodes;
+    ``encode(keypoints, visible=None)``, the training targets; ``decode(output)``,
+    keypoints (B, J, 2) input px and scores (B, J); and :meth:`target_weights`."""
+
+    key: str
+
+    def target_weights(self, visible):
+        """(J,) or (B, J) loss weight per joint: 1 visible, 0 not (float32, or the tensor's
+        device for torch input)."""
+        if _is_torch(visible):
+            import torch
+
+            return visible.to(torch.float32)
+        return np.asarray(visible, dtype=bool).astype(np.float32)
+
+
+class MultiScaleHeatmapCodec(PoseCodec):
     """Keypoints <-> Gaussian heatmaps at several scales (the paper's five outputs).
 
     Args:
@@ -157,7 +222,8 @@ class MultiScaleHeatmapCodec:
 
     Shapes (B optional everywhere, J joints, (W, H) the input size):
         encode(keypoints (B, J, 2) input px, visible (B, J) bool) -> k maps (B, J, H/s, W/s)
-        decode(k maps (B, J, H/s, W/s)) -> keypoints (B, J, 2) input px, scores (B, J)
+        decode(k maps (B, J, H/s, W/s), or the model's output dict) -> keypoints (B, J, 2)
+        input px, scores (B, J)
 
     NumPy in, float32 NumPy out; a torch tensor in, a tensor out on its device.
 
@@ -168,6 +234,8 @@ class MultiScaleHeatmapCodec:
     edge (the upsampled coarse maps are clamped there); exact (< 1e-3 px) for one scale.
     """
 
+    key = "heatmaps"
+
     def __init__(
         self,
         input_size: int | tuple[int, int] = 128,
@@ -176,8 +244,7 @@ class MultiScaleHeatmapCodec:
         weights: Sequence[float] | None = None,
         upsample: str = "bilinear",
     ):
-        w, h = (input_size, input_size) if np.isscalar(input_size) else tuple(input_size)
-        self.input_size = (int(w), int(h))
+        self.input_size = w, h = _input_size(input_size)
         self.strides = tuple(int(s) for s in strides)
         if not self.strides or min(self.strides) < 1:
             raise ValueError(f"strides must be >= 1, got {strides}")
@@ -223,26 +290,6 @@ class MultiScaleHeatmapCodec:
         return (points + 0.5) * stride - 0.5
 
     # ------------------------------------------------------------------------------ encode
-    def _check_keypoints(self, keypoints, visible):
-        torch_in = _is_torch(keypoints)
-        if not torch_in:
-            keypoints = np.asarray(keypoints, dtype=np.float32)
-        if keypoints.ndim not in (2, 3) or keypoints.shape[-1] != 2:
-            raise ValueError(f"keypoints: expected (J, 2) or (B, J, 2), got {tuple(keypoints.shape)}")
-        if torch_in:
-            import torch
-
-            if not keypoints.is_floating_point():
-                keypoints = keypoints.float()
-            finite = torch.isfinite(keypoints).all(-1)  # (B, J)
-            vis = finite if visible is None else torch.as_tensor(visible, device=keypoints.device).bool()
-        else:
-            finite = np.isfinite(keypoints).all(-1)
-            vis = finite if visible is None else np.asarray(visible, dtype=bool)
-        if tuple(vis.shape) != tuple(keypoints.shape[:-1]):
-            raise ValueError(f"visible: expected {tuple(keypoints.shape[:-1])} to match keypoints, got {tuple(vis.shape)}")
-        return keypoints, vis & finite, torch_in
-
     def encode(self, keypoints, visible=None) -> list:
         """Gaussian targets at every scale.
 
@@ -256,7 +303,7 @@ class MultiScaleHeatmapCodec:
             NumPy input, the keypoints' float dtype and device for torch; all-zero maps
             for joints that are not visible.
         """
-        kp, vis, torch_in = self._check_keypoints(keypoints, visible)
+        kp, vis, torch_in = _check_keypoints(keypoints, visible)
         if torch_in:
             import torch
 
@@ -286,17 +333,9 @@ class MultiScaleHeatmapCodec:
             out.append(g)
         return out
 
-    def target_weights(self, visible):
-        """(J,) or (B, J) loss weight per joint: 1 visible, 0 not (float32, or the tensor's
-        device for torch input)."""
-        if _is_torch(visible):
-            import torch
-
-            return visible.to(torch.float32)
-        return np.asarray(visible, dtype=bool).astype(np.float32)
-
     # ------------------------------------------------------------------------------ decode
     def _check_heatmaps(self, heatmaps) -> list:
+        heatmaps = _entry(heatmaps, self.key)
         if not isinstance(heatmaps, (list, tuple)):
             if self.num_scales == 1:
                 heatmaps = [heatmaps]
@@ -318,7 +357,8 @@ class MultiScaleHeatmapCodec:
         by :func:`resize_maps` (``upsample``, pixel-centre aware).
 
         Args:
-            heatmaps: ``num_scales`` maps (J, H/s, W/s) or (B, J, H/s, W/s).
+            heatmaps: ``num_scales`` maps (J, H/s, W/s) or (B, J, H/s, W/s), or the
+                model's output dict (its "heatmaps").
 
         Returns:
             (J, H/s0, W/s0) or (B, J, H/s0, W/s0): float32 NumPy, or a float tensor on the
@@ -343,20 +383,21 @@ class MultiScaleHeatmapCodec:
             total = term if total is None else total + term
         return total
 
-    def decode(self, heatmaps):
+    def decode(self, output):
         """Keypoints from heatmaps: the weighted average at the finest resolution
         (:meth:`combine`), its argmax, then a sub-pixel step (:func:`refine_peaks`),
         mapped back to input pixels.
 
         Args:
-            heatmaps: a list of ``num_scales`` maps, (J, H/s, W/s) or (B, J, H/s, W/s),
-                NumPy or torch (e.g. a network's sigmoid outputs, or :meth:`encode`'s).
+            output: a list of ``num_scales`` maps, (J, H/s, W/s) or (B, J, H/s, W/s),
+                NumPy or torch (e.g. a network's sigmoid outputs, or :meth:`encode`'s), or
+                the model's output dict (its "heatmaps").
 
         Returns:
             keypoints: (J, 2) or (B, J, 2) input px. scores: (J,) or (B, J), the averaged
             map's value at its maximum. float32 NumPy, or tensors on the maps' device.
         """
-        kp, scores = refine_peaks(self.combine(heatmaps))
+        kp, scores = refine_peaks(self.combine(output))
         return self.from_heatmap(kp, min(self.strides)), scores
 
 
@@ -372,6 +413,87 @@ class SingleScaleHeatmapCodec(MultiScaleHeatmapCodec):
 
     def __init__(self, input_size: int | tuple[int, int] = 128, stride: int = 1, sigma: float | None = None):
         super().__init__(input_size, (stride,), None if sigma is None else (sigma,), (1.0,))
+
+
+class RegressionCodec(PoseCodec):
+    """Keypoints <-> coordinates normalised to the input's extent: the direct-regression
+    models' targets and their ``keypoints_norm`` output.
+
+    ``n = (u + 0.5) / W`` and back ``u = n * W - 0.5`` (``v`` likewise with H):
+    normalised 0 and 1 are the input's outer edges in OpenCV's pixel convention, so
+    decoding gives the numbers of the models' own ``keypoints`` output
+    (:func:`gthd.benchmark.models.normalised_to_px`).
+
+    Args:
+        input_size: the network input, an int (square) or (width, height), pixels.
+
+    Shapes (B optional everywhere, J joints):
+        encode(keypoints (B, J, 2) input px, visible (B, J) bool) -> (B, J, 2) normalised
+        decode((B, J, 2) normalised, or the model's output dict) -> keypoints (B, J, 2)
+        input px, scores (B, J)
+
+    NumPy in, float32 NumPy out; a torch tensor in, a tensor out on its device.
+    """
+
+    key = "keypoints_norm"
+
+    def __init__(self, input_size: int | tuple[int, int] = 128):
+        self.input_size = _input_size(input_size)
+        if min(self.input_size) < 1:
+            raise ValueError(f"input size must be >= 1 px, got {self.input_size}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(input_size={self.input_size})"
+
+    def _extent(self, like):
+        """(2,) the input's (width, height), of ``like``'s kind, dtype and device."""
+        return like.new_tensor(self.input_size) if _is_torch(like) else np.asarray(self.input_size, np.float32)
+
+    def encode(self, keypoints, visible=None):
+        """Regression targets.
+
+        Args:
+            keypoints: (J, 2) or (B, J, 2) input px (NumPy or torch, float).
+            visible: (J,) or (B, J) bool; None: every finite keypoint. Non-finite
+                keypoints count as not visible.
+
+        Returns:
+            (J, 2) or (B, J, 2) normalised, ``(u + 0.5) / W``: float32 for NumPy input, the
+            keypoints' float dtype and device for torch; 0 for joints that are not visible
+            (finite, so that their weight 0 takes them out of a loss).
+        """
+        kp, vis, torch_in = _check_keypoints(keypoints, visible)
+        norm = (kp + 0.5) / self._extent(kp)
+        if torch_in:
+            import torch
+
+            return torch.where(vis[..., None], norm, torch.zeros((), dtype=norm.dtype, device=norm.device))
+        return np.where(vis[..., None], norm, 0).astype(np.float32)
+
+    def decode(self, output):
+        """Keypoints from normalised coordinates: ``u = n * W - 0.5``.
+
+        Args:
+            output: (J, 2) or (B, J, 2) normalised, NumPy or torch, or the model's output
+                dict (its "keypoints_norm").
+
+        Returns:
+            keypoints: (J, 2) or (B, J, 2) input px. scores: (J,) or (B, J), all 1 (a
+            regression model states no confidence). float32 NumPy, or tensors of the
+            input's float dtype on its device.
+        """
+        norm = _entry(output, self.key)
+        if _is_torch(norm):
+            import torch
+
+            norm = norm if norm.is_floating_point() else norm.float()
+            ones = torch.ones(norm.shape[:-1], dtype=norm.dtype, device=norm.device)
+        else:
+            norm = np.asarray(norm, dtype=np.float32)
+            ones = np.ones(norm.shape[:-1], np.float32)
+        if norm.ndim not in (2, 3) or norm.shape[-1] != 2:
+            raise ValueError(f"normalised keypoints: expected (J, 2) or (B, J, 2), got {tuple(norm.shape)}")
+        return norm * self._extent(norm) - 0.5, ones
 
 
 # ---------------------------------------------------------------------------- sub-pixel
@@ -535,6 +657,8 @@ class SkeletonMaskCodec:
         thr: a pixel's foreground threshold.
     """
 
+    key = "mask"
+
     def __init__(self, box_margin: float = 0.05, thr: float = 0.5):
         self.box_margin, self.thr = float(box_margin), float(thr)
 
@@ -544,6 +668,8 @@ class SkeletonMaskCodec:
         m = self.box_margin * np.max(boxes[:, 2:] - boxes[:, :2], axis=1, keepdims=True)  # (N, 1)
         return boxes + np.concatenate([-m, -m, m, m], axis=1)
 
-    def decode(self, masks) -> tuple[np.ndarray, np.ndarray]:
-        """(scores (N,) foreground pixels, boxes (N, 4) xyxy mask px, NaN where none)."""
-        return foreground_pixels(masks, self.thr), self.boxes(masks)
+    def decode(self, output) -> tuple[np.ndarray, np.ndarray]:
+        """(boxes (N, 4) xyxy mask px, NaN where none; scores (N,) foreground pixels) of
+        masks, or of the model's output dict (its "mask")."""
+        masks = _entry(output, self.key)
+        return self.boxes(masks), foreground_pixels(masks, self.thr)

@@ -66,7 +66,6 @@ def score_frames(run: str | Path, frames: list[Path], uv: np.ndarray, vis: np.nd
     """
     import torch
 
-    from ..benchmark.evaluate import keypoints_from_output
     from ..benchmark.predict import load_run
 
     pipe = load_run(run, method=method)
@@ -95,8 +94,8 @@ def score_frames(run: str | Path, frames: list[Path], uv: np.ndarray, vis: np.nd
                 cb_small = (cb + 0.5) * np.array([sx, sy, sx, sy]) - 0.5
                 skel = crop(mask.astype(np.float32), cb_small, size)
                 x = torch.cat([x, torch.from_numpy(skel)[None, None].to(pipe.device)], dim=1)
-            pred = keypoints_from_output(pipe.info, pipe.pose(x))[0].cpu().numpy()
-            pose[i] = pose_disagreement(pred, to_crop(uv[i], cb, size), vis[i])
+            pred, _ = pipe.codec.decode(pipe.pose(x))  # (1, 21, 2) crop px
+            pose[i] = pose_disagreement(pred[0].cpu().numpy(), to_crop(uv[i], cb, size), vis[i])
             if progress is not None and n % 20 == 0:
                 progress("image", n, len(todo))
     return {"detector_evidence": evidence, "pose_px": pose, "info": {"run": str(run), "method": method, "frames": int(np.isfinite(evidence).sum())}}

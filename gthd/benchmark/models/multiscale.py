@@ -54,7 +54,9 @@ __all__ = [
     "fuse_heatmaps",
     "multiscale_loss",
     "multiscale_plain",
+    "multiscale_plain_config",
     "multiscale_skeleton",
+    "multiscale_skeleton_config",
     "PAPER_STRIDES",
     "scale_deltas",
 ]
@@ -133,6 +135,21 @@ class MultiScaleConfig:
         """The downscale factor of each output, in output order."""
         return PAPER_STRIDES
 
+    @property
+    def output(self) -> str:
+        """The forward dict's main entry."""
+        return "heatmaps"
+
+    @property
+    def fixed_size(self) -> tuple[int, int]:
+        """(H, W) the one input size it takes."""
+        return (self.input_size, self.input_size)
+
+    @property
+    def size_multiple(self) -> None:
+        """None: the size is fixed (:attr:`fixed_size`)."""
+        return None
+
 
 class MultiScaleNet(nn.Module):
     """The skeleton-aware multi-scale heatmap network (module docstring for the layout).
@@ -179,14 +196,26 @@ class MultiScaleNet(nn.Module):
 
 
 # ---------------------------------------------------------------------------- builders
-def multiscale_skeleton(width: int = 64, joints: int = 21, **kwargs) -> MultiScaleNet:
-    """ "Ours": (B, 4, 128, 128) crop + skeleton -> 5 heatmap sets at 64, 32, 64, 128, 128."""
-    return MultiScaleNet(in_channels=4, joints=joints, width=width, **kwargs)
+def multiscale_skeleton_config(width: int = 64, joints: int = 21, **kwargs) -> MultiScaleConfig:
+    """The config :func:`multiscale_skeleton` builds (``kwargs``: other :class:`MultiScaleConfig` fields)."""
+    return MultiScaleConfig(in_channels=4, joints=joints, width=width, **kwargs)
 
 
-def multiscale_plain(width: int = 64, joints: int = 21, **kwargs) -> MultiScaleNet:
-    """ "Ours w/o skeleton": (B, 3, 128, 128) crop -> 5 heatmap sets at 64, 32, 64, 128, 128."""
-    return MultiScaleNet(in_channels=3, joints=joints, width=width, **kwargs)
+def multiscale_skeleton(**kwargs) -> MultiScaleNet:
+    """ "Ours": (B, 4, 128, 128) crop + skeleton -> 5 heatmap sets at 64, 32, 64, 128, 128.
+    ``kwargs``: :func:`multiscale_skeleton_config`'s (``width`` 64, ``joints`` 21, ...)."""
+    return MultiScaleNet.from_config(multiscale_skeleton_config(**kwargs))
+
+
+def multiscale_plain_config(width: int = 64, joints: int = 21, **kwargs) -> MultiScaleConfig:
+    """The config :func:`multiscale_plain` builds (``kwargs``: other :class:`MultiScaleConfig` fields)."""
+    return MultiScaleConfig(in_channels=3, joints=joints, width=width, **kwargs)
+
+
+def multiscale_plain(**kwargs) -> MultiScaleNet:
+    """ "Ours w/o skeleton": (B, 3, 128, 128) crop -> 5 heatmap sets at 64, 32, 64, 128, 128.
+    ``kwargs``: :func:`multiscale_plain_config`'s (``width`` 64, ``joints`` 21, ...)."""
+    return MultiScaleNet.from_config(multiscale_plain_config(**kwargs))
 
 
 # ------------------------------------------------------------------ loss and fusion

@@ -33,8 +33,10 @@ __all__ = [
     "ResNetConfig",
     "box_loss",
     "box_regressor",
+    "box_regressor_config",
     "keypoint_regression_loss",
     "resnet50_regression",
+    "resnet50_regression_config",
 ]
 
 
@@ -95,6 +97,24 @@ class ResNetConfig:
         if self.input_size < 32:
             raise ValueError(f"input_size must be >= 32 (the network's stride), got {self.input_size}")
 
+    strides = None
+    """No heatmaps."""
+
+    @property
+    def output(self) -> str:
+        """The forward dict's main entry."""
+        return "keypoints"
+
+    @property
+    def fixed_size(self) -> tuple[int, int]:
+        """(H, W) the one input size it takes."""
+        return (self.input_size, self.input_size)
+
+    @property
+    def size_multiple(self) -> None:
+        """None: the size is fixed (:attr:`fixed_size`)."""
+        return None
+
 
 class ResNet(nn.Module):
     """ResNet (He et al. 2016) with bottleneck blocks and a regression head: 7x7/2 conv,
@@ -153,11 +173,17 @@ class ResNet(nn.Module):
         return {"keypoints": normalised_to_px(norm, cfg.input_size, cfg.input_size), "keypoints_norm": norm}
 
 
-def resnet50_regression(joints: int = 21, width: float = 1.0, **kwargs) -> ResNet:
+def resnet50_regression_config(joints: int = 21, width: float = 1.0, **kwargs) -> ResNetConfig:
+    """The config :func:`resnet50_regression` builds (``kwargs``: other :class:`ResNetConfig` fields)."""
+    return ResNetConfig(layers=(3, 4, 6, 3), width=width, joints=joints, **kwargs)
+
+
+def resnet50_regression(**kwargs) -> ResNet:
     """The paper's direct-regression baseline [8]: ResNet-50 on the 128 x 128 crop,
-    (B, 3, 128, 128) -> {"keypoints": (B, J, 2) px, "keypoints_norm"}. ``width`` < 1
-    for quick runs (0.125: 8 stem channels)."""
-    return ResNet(layers=(3, 4, 6, 3), width=width, joints=joints, **kwargs)
+    (B, 3, 128, 128) -> {"keypoints": (B, J, 2) px, "keypoints_norm"}. ``kwargs``:
+    :func:`resnet50_regression_config`'s (``joints`` 21, ``width`` 1.0, < 1 for quick runs:
+    0.125 gives 8 stem channels, ...)."""
+    return ResNet.from_config(resnet50_regression_config(**kwargs))
 
 
 def keypoint_regression_loss(pred_norm: torch.Tensor, target_norm: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -180,6 +206,10 @@ def keypoint_regression_loss(pred_norm: torch.Tensor, target_norm: torch.Tensor,
 
 
 # -------------------------------------------------------------------- box regressor
+BOX_WIDTHS = (1, 2, 4, 8, 8)
+"""The channels of :class:`BoxRegressor`'s stride-2 stages, in multiples of ``width``."""
+
+
 @dataclass(frozen=True)
 class BoxConfig:
     """Everything that makes a :class:`BoxRegressor`.
@@ -201,6 +231,21 @@ class BoxConfig:
         object.__setattr__(self, "grid", tuple(int(g) for g in self.grid))
         if min(self.width, self.in_channels, self.hidden, *self.grid) < 1 or len(self.grid) != 2:
             raise ValueError(f"width, in_channels, hidden and grid must be >= 1, got {self}")
+
+    strides = None
+    """No heatmaps."""
+    fixed_size = None
+    """Any frame size (multiples of :attr:`size_multiple`)."""
+
+    @property
+    def output(self) -> str:
+        """The forward dict's main entry."""
+        return "box"
+
+    @property
+    def size_multiple(self) -> int:
+        """What H and W must be multiples of: 32, the five stride-2 stages."""
+        return 2 ** len(BOX_WIDTHS)
 
 
 def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
@@ -225,7 +270,7 @@ class BoxRegressor(nn.Module):
     def __init__(self, width: int = 32, in_channels: int = 3, grid: tuple[int, int] = (3, 4), hidden: int = 256):
         super().__init__()
         self.config = cfg = BoxConfig(width, in_channels, tuple(grid), hidden)
-        chans = [width, 2 * width, 4 * width, 8 * width, 8 * width]
+        chans = [width * m for m in BOX_WIDTHS]
         layers, c = [], in_channels
         for co in chans:
             layers += _conv_bn_relu(c, co, 2) + _conv_bn_relu(co, co)
@@ -239,7 +284,7 @@ class BoxRegressor(nn.Module):
         return cls(**asdict(config))
 
     def forward(self, x: torch.Tensor) -> dict:
-        check_input(x, self.config.in_channels, None, 32)
+        check_input(x, self.config.in_channels, None, self.config.size_multiple)
         H, W = x.shape[-2:]
         out = self.head(self.pool(self.features(x)))  # (B, 5)
         c, s = torch.sigmoid(out[:, 0:2]), torch.sigmoid(out[:, 2:4])  # (B, 2) centre, size
@@ -248,10 +293,16 @@ class BoxRegressor(nn.Module):
         return {"box": box, "box_norm": box_norm, "hand_logit": out[:, 4]}
 
 
-def box_regressor(width: int = 32, **kwargs) -> BoxRegressor:
+def box_regressor_config(width: int = 32, **kwargs) -> BoxConfig:
+    """The config :func:`box_regressor` builds (``kwargs``: other :class:`BoxConfig` fields)."""
+    return BoxConfig(width=width, **kwargs)
+
+
+def box_regressor(**kwargs) -> BoxRegressor:
     """The box baseline: the whole frame (B, 3, H, W), H, W multiples of 32 (192 x 256)
-    -> {"box": (B, 4) px xyxy, "box_norm", "hand_logit": (B,)}. Train with :func:`box_loss`."""
-    return BoxRegressor(width=width, **kwargs)
+    -> {"box": (B, 4) px xyxy, "box_norm", "hand_logit": (B,)}. Train with :func:`box_loss`.
+    ``kwargs``: :func:`box_regressor_config`'s (``width`` 32, ...)."""
+    return BoxRegressor.from_config(box_regressor_config(**kwargs))
 
 
 def box_loss(box_norm: torch.Tensor, hand_logit: torch.Tensor, target_norm: torch.Tensor, has_hand: torch.Tensor, box_weight: float = 1.0) -> torch.Tensor:

@@ -24,7 +24,7 @@ from torch import nn
 
 from ._common import check_input
 
-__all__ = ["UNet", "UNetConfig", "skeleton_loss", "skeleton_unet", "soft_dice_loss", "unet_heatmaps"]
+__all__ = ["UNet", "UNetConfig", "skeleton_loss", "skeleton_unet", "skeleton_unet_config", "soft_dice_loss", "unet_heatmaps", "unet_heatmaps_config"]
 
 
 # ------------------------------------------------------------------------------ blocks
@@ -117,6 +117,21 @@ class UNetConfig:
             if any(s % 2**self.depth for s in self.input_size):
                 raise ValueError(f"input_size {self.input_size} must be multiples of 2**depth = {2**self.depth}")
 
+    @property
+    def strides(self) -> tuple[int, ...] | None:
+        """The heatmaps' downscale factors: (1,), the input resolution, for ``output="heatmaps"``; None for a mask."""
+        return (1,) if self.output == "heatmaps" else None
+
+    @property
+    def fixed_size(self) -> tuple[int, int] | None:
+        """(H, W) the one input size it takes, None when it takes any multiple of :attr:`size_multiple`."""
+        return self.input_size
+
+    @property
+    def size_multiple(self) -> int | None:
+        """What H and W must be multiples of (``2**depth``), None when the size is fixed."""
+        return None if self.input_size is not None else 2**self.depth
+
 
 class UNet(nn.Module):
     """Encoder-decoder with skip connections: ``depth`` levels of max-pool + DoubleConv
@@ -173,21 +188,32 @@ class UNet(nn.Module):
 
 
 # ---------------------------------------------------------------------------- builders
-def skeleton_unet(width: int = 32, depth: int = 4, **kwargs) -> UNet:
+def skeleton_unet_config(width: int = 32, depth: int = 4, **kwargs) -> UNetConfig:
+    """The config :func:`skeleton_unet` builds (``kwargs``: other :class:`UNetConfig` fields)."""
+    return UNetConfig(in_channels=3, out_channels=1, width=width, depth=depth, output="mask", **kwargs)
+
+
+def skeleton_unet(**kwargs) -> UNet:
     """The paper's skeleton detector (section II): the whole frame resized, (B, 3, H, W)
     with H, W multiples of 16 (the benchmark uses 192 x 256, the default of
     :class:`gthd.dataset.torch_dataset.FrameDataset`), -> one map: {"logits", "mask"}
-    (B, 1, H, W). Train with :func:`skeleton_loss`."""
-    return UNet(in_channels=3, out_channels=1, width=width, depth=depth, output="mask", **kwargs)
+    (B, 1, H, W). Train with :func:`skeleton_loss`. ``kwargs``: :func:`skeleton_unet_config`'s
+    (``width`` 32, ``depth`` 4, ...)."""
+    return UNet.from_config(skeleton_unet_config(**kwargs))
 
 
-def unet_heatmaps(width: int = 32, joints: int = 21, depth: int = 4, **kwargs) -> UNet:
+def unet_heatmaps_config(width: int = 32, joints: int = 21, depth: int = 4, input_size: tuple[int, int] = (128, 128), **kwargs) -> UNetConfig:
+    """The config :func:`unet_heatmaps` builds (``kwargs``: other :class:`UNetConfig` fields)."""
+    return UNetConfig(in_channels=3, out_channels=joints, width=width, depth=depth, output="heatmaps", input_size=input_size, **kwargs)
+
+
+def unet_heatmaps(**kwargs) -> UNet:
     """The single-scale heatmap baseline (section IV-C): the 128 x 128 hand crop,
     (B, 3, 128, 128) -> {"heatmaps": [(B, joints, 128, 128)]}, sigmoid (stride 1; train
     with :func:`gthd.benchmark.models.multiscale.multiscale_loss`, which gives a single
-    scale delta 1)."""
-    kwargs.setdefault("input_size", (128, 128))
-    return UNet(in_channels=3, out_channels=joints, width=width, depth=depth, output="heatmaps", **kwargs)
+    scale delta 1). ``kwargs``: :func:`unet_heatmaps_config`'s (``width`` 32, ``joints`` 21,
+    ``depth`` 4, ...)."""
+    return UNet.from_config(unet_heatmaps_config(**kwargs))
 
 
 # ------------------------------------------------------------------------------ losses
