@@ -46,7 +46,7 @@ def _build_in_child(session: Path, out: Path) -> tuple[float, int, float]:
         "from gthd.dataset.build import build_dataset\n"
         "t = time.perf_counter(); r = build_dataset([%r], [_calibration(%r)], %r, force=True)\n"
         "dt = time.perf_counter() - t\n"
-        "frames = r.samples + r.nohand_dropped + r.no_tracking + r.nohand_near_hand + r.corrupt + r.nan_joints\n"
+        "frames = r.samples + sum(r.left_out.values())\n"
         "print(frames / dt, r.samples, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     ) % (str(Path(__file__).resolve().parents[1]), str(session), str(session), str(out))
     out_text = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

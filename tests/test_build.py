@@ -100,7 +100,7 @@ def test_nohand_samples_rarely_hide_a_hand(tmp_path):
         fi = f["meta/frame_index"][...][~f["labels/has_hand"][...]]
     visible = [gt[i]["hand"] is not None and gt[i]["hand"]["in_image"].sum() >= 5 for i in fi]
     assert len(fi) > 30 and np.mean(visible) < 0.15
-    assert r.nohand_near_hand > 0
+    assert r.left_out["nohand_near_hand"] > 0
 
 
 def test_a_second_hand_never_takes_over_and_hand_picks_a_side(tmp_path):

@@ -70,8 +70,8 @@ def test_import_realhands(tmp_path, name):
     report = coco.import_coco(ann_path, ann_path.parent, out)
     images = {im["id"]: im for im in doc["images"]}
     anns = [a for a in doc["annotations"] if sum(np.asarray(a["keypoints"]).reshape(21, 3)[:, 2] > 0) >= 3]
-    assert report["samples"] == report["hand"] == len(anns) and report["skipped_images"] == 0
-    assert report["joint_order"] == "coco" and report["splits"]["train"] == len(anns)
+    assert report.samples == report.hand == len(anns) and report.left_out["bad_image"] == 0
+    assert report.details["joint_order"] == "coco" and report.splits["train"] == len(anns)
     d = _read(out)
     assert len(d["name"]) == len(anns) and d["has_hand"].all() and (d["split"] == 0).all()
     for i, a in enumerate(anns):  # the file has one annotation per image, in order
@@ -98,7 +98,7 @@ def test_import_realhands(tmp_path, name):
 def test_import_realhands_rhd_is_mapped_from_its_own_order(tmp_path):
     ann_path, doc = _realhands("rhd")
     report = coco.import_coco(ann_path, ann_path.parent, tmp_path / "rhd.h5", split="test")
-    assert report["joint_order"] == "rhd" and report["samples"] == len(doc["annotations"]) == 3
+    assert report.details["joint_order"] == "rhd" and report.samples == len(doc["annotations"]) == 3
     d = _read(tmp_path / "rhd.h5")
     assert (d["split"] == 2).all()
     for i, a in enumerate(doc["annotations"]):
@@ -225,7 +225,7 @@ def test_export_import_round_trip(synthetic, tmp_path):
     for k, s in enumerate(SPLITS):
         h5 = tmp_path / f"{s}.h5"
         report = coco.import_coco(out / "annotations" / f"{s}.json", out / "images", h5, split=s)
-        assert report["skipped_images"] == 0 and report["joint_order"] == "coco"
+        assert report.left_out["bad_image"] == 0 and report.details["joint_order"] == "coco"
         d = _read(h5)
         assert (d["split"] == k).all()
         for i, name in enumerate(d["name"]):
@@ -290,7 +290,7 @@ def test_import_pixel_convention_png_several_hands_and_nohand(tmp_path):
         _ann(1, 1, kp), _ann(2, 1, kp + 5), _ann(3, 2, kp, few),
     ])  # fmt: skip  # c.jpg, d.jpg: no annotation (NoHand)
     report = coco.import_coco(path, tmp_path, tmp_path / "out.h5", split="random", seed=1)
-    assert report["hand"] == 2 and report["nohand"] == 2 and report["skipped_few_keypoints"] == 1
+    assert report.hand == 2 and report.nohand == 2 and report.left_out["few_keypoints"] == 1
     d = _read(tmp_path / "out.h5")
     assert d["name"] == ["a.png#0", "a.png#1", "c.jpg", "d.jpg"]  # b.jpg: its one hand skipped, not NoHand
     np.testing.assert_allclose(d["keypoints"][0], kp - 0.5, atol=1e-6)
@@ -321,11 +321,11 @@ def test_import_skips_missing_and_corrupt_images_with_one_warning(tmp_path, capl
     (tmp_path / "b.jpg").unlink()
     (tmp_path / "c.jpg").write_bytes(b"\xff\xd8\xff not really a JPEG")
     cv2.imwrite(str(tmp_path / "d.jpg"), _frame(np.random.default_rng(1), 40, 30))  # not the size the file says
-    with caplog.at_level(logging.WARNING, logger="gthd.dataset.coco"):
+    with caplog.at_level(logging.WARNING, logger="gthd.dataset"):
         report = coco.import_coco(path, tmp_path, tmp_path / "out.h5")
-    assert report["samples"] == 1 and report["skipped_images"] == 3
-    assert len(report["warnings"]) == 1 and "b.jpg, c.jpg, d.jpg" in report["warnings"][0]
-    assert len([r for r in caplog.records if r.name == "gthd.dataset.coco"]) == 1
+    assert report.samples == 1 and report.left_out["bad_image"] == 3 and report.examples["bad_image"] == ["b.jpg", "c.jpg", "d.jpg"]
+    assert len(report.warnings) == 1 and "b.jpg, c.jpg, d.jpg" in report.warnings[0]
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("gthd.dataset")] == list(report.warnings)
 
 
 def test_import_refuses_what_is_not_coco_hand_keypoints(tmp_path):
@@ -359,6 +359,6 @@ def test_import_refuses_what_is_not_coco_hand_keypoints(tmp_path):
     coco.import_coco(good, tmp_path, out)
     with pytest.raises(FileExistsError):
         coco.import_coco(good, tmp_path, out)
-    assert coco.import_coco(good, tmp_path, out, force=True)["samples"] == 1
+    assert coco.import_coco(good, tmp_path, out, force=True).samples == 1
     with h5py.File(out, "r") as f:
         assert json.loads(f.attrs["sources"])[0]["kind"] == "coco"

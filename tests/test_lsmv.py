@@ -2,10 +2,12 @@
 640x480 frames with dots at the 2D joints, 3D joints in the Leap frame, calibrations
 as protocol-2 pickles (Python 2's bytes and Python 3's), 2D labels projected with them."""
 
+import json
+import logging
 import os
 import pickle
+import re
 import struct
-import warnings
 
 import cv2
 import h5py
@@ -196,8 +198,8 @@ def test_read_box_named_or_bare_to_xyxy(tmp_path):
 def test_release2_maps_every_lsmv_point_to_our_joint(release2):
     path, report, truth = release2
     d = _read(path)
-    assert report["release"] == 2 and report["samples"] == 3 * 3 * 4 == len(d["meta/name"])
-    assert sum(report["skipped"].values()) == 0
+    assert report.details["release"] == 2 and report.samples == 3 * 3 * 4 == len(d["meta/name"])
+    assert sum(report.left_out.values()) == 0
     for i, name in enumerate(d["meta/name"]):
         n, f, c = _key(name)
         uv = truth["uv"][(n, f, c)]
@@ -229,7 +231,7 @@ def test_release2_file_is_a_schema_v1_dataset_with_documented_extras(release2):
         sessions = attr_json(f, "sessions")
         assert len(sessions) == 21 and sessions[2]["id"] == "data_3"
         assert set(attr_json(f, "extra_fields")) == {"labels/palm", "labels/palm_cam", "labels/palm_tracker", "meta/camera"}
-        assert attr_json(f, "import_report")["samples"] == report["samples"]
+        assert attr_json(f, "import_report") == json.loads(json.dumps(report.record()))
         assert len(attr_json(f, "calibrations")) == 3 * 4
         n = int(f.attrs["num_samples"])
         for key in ("labels/palm", "labels/palm_cam", "labels/palm_tracker", "meta/camera"):
@@ -262,10 +264,10 @@ def test_release2_joints_cam_is_R_p_plus_t_and_projects_onto_jointscam(release2)
         # the 3D joints in the camera frame project onto the 2D labels (OpenCV's model)
         proj = cv2.projectPoints(d["labels/joints_cam"][i, 1:].astype(np.float64), np.zeros(3), np.zeros(3), CAM.K, CAM.dist)[0].reshape(-1, 2)
         assert np.allclose(proj, d["labels/keypoints"][i, 1:], atol=0.05)
-    p = report["projection"]
-    assert p["samples"] == report["samples"] and p["points"] == 21 * report["samples"]
+    p = report.details["projection"]
+    assert p["samples"] == report.samples and p["points"] == 21 * report.samples
     assert p["rms_px"] < 1e-3 and p["over_tol"] == 0 and len(p["worst"]) == 5
-    assert report["calibrations"] == {"loaded": 12, "missing": 0, "refused": 0, "corrupt": 0}
+    assert report.details["calibrations"] == {"loaded": 12, "missing": 0, "refused": 0, "corrupt": 0}
 
 
 def test_release2_visibility_boxes_and_image_agree_with_the_keypoints(release2):
@@ -275,12 +277,12 @@ def test_release2_visibility_boxes_and_image_agree_with_the_keypoints(release2):
     inside = (kp[..., 0] >= -0.5) & (kp[..., 0] <= 639.5) & (kp[..., 1] >= -0.5) & (kp[..., 1] <= 479.5)
     assert np.array_equal(vis[:, 1:], inside[:, 1:])
     assert (~vis[:, 1:]).any() and vis[:, 1:].any(axis=1).all()  # frame 2 is partly out of view
-    assert report["hand"] == report["samples"] and report["out_of_view"] == 0
+    assert report.hand == report.samples and report.nohand == 0
     for i in range(len(kp)):
         # the box comes from the keypoints (make_sample's tight box + 5 %), not from the box files
         assert np.allclose(d["labels/box"][i], box_from_points(kp[i], vis[i], 640, 480, margin=0.05), atol=1e-3)
-    b = report["boxes"]
-    assert b["compared"] == report["samples"] and b["missing"] == 0 and b["iou_mean"] > 0.6
+    b = report.details["boxes"]
+    assert b["compared"] == report.samples and b["missing"] == 0 and b["iou_mean"] > 0.6
     with h5py.File(path, "r") as f:
         i = int(np.flatnonzero(vis[:, hand.JOINT_INDEX["INDEX_TIP"]])[0])
         frame = cv2.imdecode(f["images/frame_jpeg"][i], cv2.IMREAD_GRAYSCALE)
@@ -289,30 +291,32 @@ def test_release2_visibility_boxes_and_image_agree_with_the_keypoints(release2):
         assert frame[y, x] > 200, f"no dot under {hand.JOINT_NAMES[j]}"
 
 
-def test_release2_projection_check_flags_an_inconsistent_jointscam(tmp_path):
+def test_release2_projection_check_flags_an_inconsistent_jointscam(tmp_path, caplog):
     truth = make_lsmv(tmp_path / "lsmv", 2, seqs=(4,), frames=1)
     uv = truth["uv"][(4, 0, 2)].copy()
     uv[hand.LSMV_NAMES.index("F3_KNU2_A")] += (3.0, 4.0)  # 5 px off its projection
     _write_lines(tmp_path / "lsmv/projections_2d/data_4/0_jointsCam_2.txt", uv, list(hand.LSMV_NAMES))
-    with pytest.warns(UserWarning, match="1 samples' 3D joints project more than 1.0 px"):
+    with caplog.at_level(logging.WARNING, logger="gthd.dataset"):
         report = lsmv.import_lsmv(tmp_path / "lsmv", tmp_path / "out.h5")
-    p = report["projection"]
+    assert [r.getMessage() for r in caplog.records] == list(report.warnings) and "1 samples' 3D joints project more than 1.0 px" in report.warnings[0]
+    p = report.details["projection"]
     assert p["over_tol"] == 1 and p["worst"][0][0] == "data_4/0_webcam_2.jpg" and abs(p["worst"][0][1] - 5.0) < 1e-3
     with h5py.File(tmp_path / "out.h5", "r") as f:  # jointsCam stays the label
         i = list(f["meta/name"].asstr()[...]).index("data_4/0_webcam_2.jpg")
         assert np.allclose(f["labels/keypoints"][i, hand.JOINT_INDEX["MIDDLE_DIP"]], uv[hand.LSMV_NAMES.index("F3_KNU2_A")], atol=1e-3)
-    assert any("3D joints projected vs jointsCam" in ln for ln in lsmv.report_lines(report))
+    assert any("3D joints projected vs jointsCam" in ln for ln in report.lines())
 
 
-def test_a_malicious_calibration_is_refused_and_its_webcam_imported_without_joints_cam(tmp_path):
+def test_a_malicious_calibration_is_refused_and_its_webcam_imported_without_joints_cam(tmp_path, caplog):
     make_lsmv(tmp_path / "lsmv", 2, seqs=(1,), frames=2)
     marker = tmp_path / "pwned"
     (tmp_path / "lsmv/calibrations/data_1/webcam_3/rvec.pkl").write_bytes(pickle.dumps(_Evil(f"touch {marker}"), protocol=2))
-    with pytest.warns(UserWarning, match=r"calibration refused, data_1 webcam 3 .*refused to load posix\.system") as rec:
+    with caplog.at_level(logging.WARNING, logger="gthd.dataset"):
         report = lsmv.import_lsmv(tmp_path / "lsmv", tmp_path / "out.h5")
-    assert len(rec) == 1 and not marker.exists()
-    assert report["calibrations"] == {"loaded": 3, "missing": 0, "refused": 1, "corrupt": 0}
-    assert report["samples"] == 8 and report["projection"]["samples"] == 6
+    assert len(caplog.records) == 1 and re.search(r"calibration refused, data_1 webcam 3 .*refused to load posix\.system", caplog.records[0].getMessage())
+    assert not marker.exists()
+    assert report.details["calibrations"] == {"loaded": 3, "missing": 0, "refused": 1, "corrupt": 0}
+    assert report.samples == 8 and report.details["projection"]["samples"] == 6
     d = _read(tmp_path / "out.h5")
     cam3 = d["meta/camera"] == 3
     assert np.isnan(d["labels/joints_cam"][cam3]).all() and np.isnan(d["labels/palm_cam"][cam3]).all()
@@ -324,8 +328,8 @@ def test_a_malicious_calibration_is_refused_and_its_webcam_imported_without_join
 def test_release1_flat_layout_with_bare_boxes(tmp_path):
     truth = make_lsmv(tmp_path / "lsmv", 1, seqs=(2, 5), frames=2, box_names=False)
     report = lsmv.import_lsmv(tmp_path / "lsmv", tmp_path / "out.h5", cameras=(1, 4))
-    assert report["release"] == 1 and report["samples"] == 2 * 2 * 2 and report["projection"] is None
-    assert report["boxes"]["compared"] == 8 and report["boxes"]["iou_mean"] > 0.6
+    assert report.details["release"] == 1 and report.samples == 2 * 2 * 2 and report.details["projection"] is None
+    assert report.details["boxes"]["compared"] == 8 and report.details["boxes"]["iou_mean"] > 0.6
     d = _read(tmp_path / "out.h5")
     assert set(d["meta/camera"]) == {1, 4} and set(d["meta/session"]) == {1, 4}
     assert np.isnan(d["labels/joints_cam"]).all() and np.isnan(d["labels/palm_cam"]).all()
@@ -341,10 +345,10 @@ def test_random_splits_follow_the_fractions_and_the_seed(release2, tmp_path):
     path, report, _ = release2
     split = _read(path)["meta/split"]
     n = len(split)
-    assert report["splits"] == {"train": round(0.75 * n), "val": round(0.85 * n) - round(0.75 * n), "test": n - round(0.85 * n)}
-    assert np.bincount(split, minlength=3).tolist() == list(report["splits"].values())
+    assert report.splits == {"train": round(0.75 * n), "val": round(0.85 * n) - round(0.75 * n), "test": n - round(0.85 * n)}
+    assert np.bincount(split, minlength=3).tolist() == list(report.splits.values())
     again = lsmv.import_lsmv(path.parent / "lsmv", tmp_path / "again.h5", seed=0)
-    assert np.array_equal(_read(tmp_path / "again.h5")["meta/split"], split) and again["splits"] == report["splits"]
+    assert np.array_equal(_read(tmp_path / "again.h5")["meta/split"], split) and again.splits == report.splits
 
 
 def test_splits_by_sequence_keep_each_sequence_whole(release2, tmp_path):
@@ -353,13 +357,13 @@ def test_splits_by_sequence_keep_each_sequence_whole(release2, tmp_path):
     d = _read(tmp_path / "seq.h5")
     for s in np.unique(d["meta/session"]):
         assert len(np.unique(d["meta/split"][d["meta/session"] == s])) == 1
-    assert sum(report["splits"].values()) == 36 and len(np.unique(d["meta/split"])) >= 2
+    assert sum(report.splits.values()) == 36 and len(np.unique(d["meta/split"])) >= 2
     with h5py.File(tmp_path / "seq.h5", "r") as f:
         assert f.attrs["split_by"] == "sequence"
 
 
 # ------------------------------------------------------------------------------- skips
-def test_missing_and_corrupt_files_are_skipped_counted_and_warned_once(tmp_path):
+def test_missing_and_corrupt_files_are_skipped_counted_and_warned_once(tmp_path, caplog):
     make_lsmv(tmp_path / "lsmv", 2, seqs=(1, 2), frames=3)
     a, p2, bb = (tmp_path / "lsmv" / d for d in ("annotated_frames", "projections_2d", "bounding_boxes"))
     (a / "data_1/0_webcam_1.jpg").unlink()  # missing image
@@ -369,15 +373,19 @@ def test_missing_and_corrupt_files_are_skipped_counted_and_warned_once(tmp_path)
     (a / "data_2/2_joints.txt").unlink()  # missing 3D label: the frame's 4 images
     (bb / "data_2/1_bbox_1.txt").unlink()  # a box file: counted, nothing skipped
     (bb / "data_2/1_bbox_2.txt").write_text("TOP x\n")
-    with warnings.catch_warnings(record=True) as rec:
-        warnings.simplefilter("always")
+    with caplog.at_level(logging.WARNING, logger="gthd.dataset"):
         report = lsmv.import_lsmv(tmp_path / "lsmv", tmp_path / "out.h5")
-    assert report["skipped"] == {"missing_image": 1, "corrupt_image": 1, "missing_label": 1 + 4, "corrupt_label": 1}
-    assert report["skipped_examples"]["missing_image"] == ["data_1/0_webcam_1.jpg"]
-    assert report["samples"] == 24 - 8
-    assert (report["boxes"]["missing"], report["boxes"]["corrupt"], report["boxes"]["compared"]) == (1, 1, 14)
-    assert len(rec) == 1 and "\n" not in str(rec[0].message)
-    assert "8 images skipped: 1 missing and 1 unreadable images, 5 missing and 1 unreadable label files" in str(rec[0].message)
+    assert report.left_out == {"missing_image": 1, "corrupt_image": 1, "missing_label": 1 + 4, "corrupt_label": 1}
+    assert report.examples["missing_image"] == ["data_1/0_webcam_1.jpg"]
+    assert report.samples == 24 - 8
+    boxes = report.details["boxes"]
+    assert (boxes["missing"], boxes["corrupt"], boxes["compared"]) == (1, 1, 14)
+    assert len(caplog.records) == 1 and "\n" not in caplog.records[0].getMessage()
+    assert (
+        caplog.records[0]
+        .getMessage()
+        .startswith("left out 1 missing images, 1 corrupt images, 5 missing label files, 1 corrupt label files: data_1/0_webcam_1.jpg, ")
+    )
     names = set(_read(tmp_path / "out.h5")["meta/name"].astype(str))
     assert "data_2/1_webcam_1.jpg" in names and "data_1/0_webcam_1.jpg" not in names
 
@@ -406,11 +414,11 @@ def test_options_limit_progress_and_force(tmp_path):
     make_lsmv(tmp_path / "lsmv", 1, seqs=(1,), frames=2)
     calls = []
     report = lsmv.import_lsmv(tmp_path / "lsmv", tmp_path / "out.h5", limit=5, progress=lambda d, t: calls.append((d, t)))
-    assert report["samples"] == 5 and calls[-1] == (5, 5)
+    assert report.samples == 5 and calls[-1] == (5, 5)
     assert _read(tmp_path / "out.h5")["meta/name"].astype(str).tolist()[:5] == [f"data_1/0_webcam_{c}.jpg" for c in (1, 2, 3, 4)] + ["data_1/1_webcam_1.jpg"]
     with pytest.raises(FileExistsError, match="--force"):
         lsmv.import_lsmv(tmp_path / "lsmv", tmp_path / "out.h5")
-    assert lsmv.import_lsmv(tmp_path / "lsmv", tmp_path / "out.h5", force=True)["samples"] == 8
+    assert lsmv.import_lsmv(tmp_path / "lsmv", tmp_path / "out.h5", force=True).samples == 8
     for kw, msg in [({"split_by": "subject"}, "split-by must be one of random, sequence"), ({"cameras": (0, 1)}, "cameras must be"), ({"limit": 0}, "limit")]:
         with pytest.raises(ValueError, match=msg):
             lsmv.import_lsmv(tmp_path / "lsmv", tmp_path / "x.h5", **kw)

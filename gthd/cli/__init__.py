@@ -8,6 +8,7 @@ Progress goes to stderr, results to stdout.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -17,6 +18,10 @@ import click
 # what our one-line errors say; set before any cv2 import. A user's setting wins.
 os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's AV_LOG_QUIET
+
+# The dataset writers log their warnings for library users; the CLI prints them once, from
+# the report (DatasetReport.lines), not a second time through logging's last resort.
+logging.getLogger("gthd.dataset").addHandler(logging.NullHandler())
 
 from .. import __version__  # noqa: E402
 from . import benchmark, calibrate, capture, dataset, qa, simulate  # noqa: E402

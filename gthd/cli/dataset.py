@@ -235,9 +235,11 @@ def import_coco_cmd(annotations, images, out, split, joint_order, seed, force):
     with user_errors():
         bar, update = progress_bar("importing")
         with bar:
-            r = import_coco(annotations, images, out, split=split, seed=seed, joint_order=joint_order, force=force, progress=update)
-    echo_lines(r.get("warnings", []), "warning: ")
-    click.echo(f"wrote {out}: {r['samples']} samples ({r['hand']} hands, {r['nohand']} without) from {r['images']} images, joint order {r['joint_order']}")
+            r = import_coco(
+                annotations, images, out, split=split, seed=seed, joint_order=joint_order, force=force, progress=update, attrs={"command": command_line()}
+            )
+    echo_lines(r.lines())
+    click.echo(f"wrote {out}")
 
 
 @import_group.command("lsmv")
@@ -261,11 +263,21 @@ def import_lsmv_cmd(root, out, cameras, split_by, seed, limit, force):
     Example:
         gthd import lsmv LSMV/ -o benchmark/datasets/lsmv.h5 --split-by sequence
     """
-    from ..dataset.lsmv import import_lsmv, report_lines
+    from ..dataset.lsmv import import_lsmv
 
     with user_errors():
         bar, update = progress_bar("importing")
         with bar:
-            r = import_lsmv(root, out, cameras=tuple(cameras) or (1, 2, 3, 4), split_by=split_by, seed=seed, force=force, limit=limit, progress=update)
-    echo_lines(report_lines(r))
+            r = import_lsmv(
+                root,
+                out,
+                cameras=tuple(cameras) or (1, 2, 3, 4),
+                split_by=split_by,
+                seed=seed,
+                force=force,
+                limit=limit,
+                progress=update,
+                attrs={"command": command_line()},
+            )
+    echo_lines(r.lines())
     click.echo(f"wrote {out}")

@@ -8,19 +8,16 @@ tracker was looking and saw no hand become NoHand samples (capped to a share). T
 skeleton mask, the hand box and the cached 128x128 crop (``samples.make_sample``).
 
 Frames are decoded at the smallest JPEG scale that still gives the crop its full
-resolution (a big hand needs no full-size decode), processed by worker processes in
-bounded windows, in order, and streamed to the file: memory stays flat and the output is
-the same for the same inputs (and the same with any number of workers).
+resolution (a big hand needs no full-size decode), by worker processes; the file, its
+attributes, the splits and the report are :class:`~gthd.dataset.writer.DatasetOutput`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -33,39 +30,20 @@ from ..geometry import box_from_points
 from ..images import decode_checked
 from ..session import Session
 from .samples import CROP_SIZE, make_sample, square_crop_box
-from .schema import DatasetWriter, Sample, assign_splits
+from .schema import Sample
+from .writer import DatasetOutput, DatasetReport, SplitRule
 
 SPLIT_BY = ("random", "subject", "session")
 
-
-@dataclass
-class BuildReport:
-    """What a build did, per reason a frame was left out."""
-
-    path: Path
-    samples: int = 0
-    hand: int = 0
-    nohand: int = 0
-    nohand_dropped: int = 0  # over the NoHand cap
-    no_tracking: int = 0  # tracker data missing or too far apart
-    nan_joints: int = 0
-    corrupt: int = 0
-    out_of_view: int = 0  # tracked hand entirely outside the image: made NoHand
-    nohand_near_hand: int = 0  # tracker saw no hand, but did within the guard: left out
-    qa_dropped: int = 0  # flagged by gthd qa (--qa with --drop-flagged): left out
-    splits: dict = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    def lines(self) -> list[str]:
-        out = [
-            f"{self.samples} samples: {self.hand} with a hand, {self.nohand} NoHand ({self.nohand_dropped} more NoHand frames left out by the cap)",
-            f"left out: {self.no_tracking} frames without tracking within reach, {self.nohand_near_hand} without a hand but next to one "
-            f"(NoHand guard), {self.corrupt} corrupt frames, {self.nan_joints} with NaN joints",
-            "splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()),
-        ]
-        if self.qa_dropped:
-            out.append(f"left out {self.qa_dropped} frames that gthd qa flagged (--drop-flagged)")
-        return out + [f"warning: {w}" for w in self.warnings]
+LEFT_OUT = {
+    "no_tracking": "frames without tracking within reach",  # tracker data missing or too far apart
+    "nohand_near_hand": "without a hand but next to one (NoHand guard)",  # no hand now, but one within the guard
+    "corrupt": "corrupt frames",
+    "nan_joints": "with NaN joints",  # the tracker stream is damaged
+    "nohand_dropped": "NoHand frames over the cap",
+}
+"""Why a frame is left out, as the report says it; with ``drop_flagged`` also :data:`QA_LEFT_OUT`."""
+QA_LEFT_OUT = {"qa_dropped": "frames that gthd qa flagged (--drop-flagged)"}
 
 
 def _sha256(paths: list[Path]) -> str:
@@ -139,10 +117,6 @@ def _process(job: _Job, opts: dict) -> Sample | str:
     )
 
 
-def _process_many(jobs: list[_Job], opts: dict) -> list[Sample | str]:
-    return [_process(j, opts) for j in jobs]
-
-
 def build_dataset(
     sessions: list[str | Path],
     calibrations: list[str | Path | Calibration],
@@ -165,8 +139,13 @@ def build_dataset(
     progress: Callable[[int, int], None] | None = None,
     qa: dict[str, set[int]] | None = None,
     drop_flagged: bool = False,
-) -> BuildReport:
+) -> DatasetReport:
     """Build a dataset from sessions and their calibrations (one per session, or one for all).
+
+    Returns:
+        The :class:`~gthd.dataset.writer.DatasetReport`: ``left_out`` counts the frames
+        per :data:`LEFT_OUT` reason; ``details["out_of_view"]`` the tracked hands entirely
+        outside the image, made NoHand samples.
 
     Args:
         hand_type: label the "left" or "right" hand only, or None for either; in both
@@ -178,7 +157,8 @@ def build_dataset(
         drop_flagged: ... and left out of the dataset.
 
     Raises:
-        ValueError: a calibration for another resolution, an unknown split or thickness.
+        ValueError: a calibration for another resolution, an unknown split or thickness, no
+            usable frame.
         FormatError: an unreadable session or calibration.
         FileExistsError: ``out`` exists (unless ``force``).
     """
@@ -188,13 +168,27 @@ def build_dataset(
         raise ValueError(f"the NoHand share must be in [0, 1), got {nohand_share}")
     if len(calibrations) not in (1, len(sessions)):
         raise ValueError(f"give one calibration for all sessions or one per session ({len(sessions)}), got {len(calibrations)}")
+    if drop_flagged and not qa:
+        raise ValueError("--drop-flagged needs the sessions' gthd qa reports (--qa qa.json)")
+    output = DatasetOutput(
+        out,
+        kind="sessions",
+        origin=", ".join(map(str, sessions)),
+        reasons={**LEFT_OUT, **(QA_LEFT_OUT if drop_flagged else {})},
+        split=SplitRule(by=split_by, group=None if split_by == "random" else split_by, seed=seed, fractions=fractions),
+        thickness=thickness,
+        box_margin=box_margin,
+        crop_margin=crop_margin,
+        workers=workers,
+        processes=True,
+        force=force,
+        progress=progress,
+    )
     cals = [c if isinstance(c, Calibration) else read_calibration(c) for c in calibrations]
     cals = cals * len(sessions) if len(cals) == 1 else cals
     opened = [Session.open(p) for p in sessions]
     qa_flags = _qa_flags(qa or {}, opened)
-    if drop_flagged and not qa:
-        raise ValueError("--drop-flagged needs the sessions' gthd qa reports (--qa qa.json)")
-    report = BuildReport(Path(out))
+    out_of_view = 0
     subjects: list[str] = []
     jobs: list[_Job] = []
     for k, (s, cal) in enumerate(zip(opened, cals)):
@@ -203,16 +197,17 @@ def build_dataset(
         w, h = s.camera_size
         cal.check_image_size(w, h, what=f"session {s.path}")
         if s.manifest["status"] == "recording":
-            report.warnings.append(f"{s.path}: the capture was not finalised (killed?): building what is readable ({len(s.frames)} frames)")
+            output.warn(f"{s.path}: the capture was not finalised (killed?): building what is readable ({len(s.frames)} frames)")
         if any(s.torn.values()):
-            report.warnings.append(f"{s.path}: {sum(s.torn.values())} torn log lines skipped")
+            output.warn(f"{s.path}: {sum(s.torn.values())} torn log lines skipped")
         subj = s.manifest.get("subject") or "unknown"
         if subj not in subjects:
             subjects.append(subj)
-        session_jobs = _session_jobs(s, k, subjects.index(subj), cal, max_gap_ms, smooth_ms, nohand_guard_ms, report, hand_type)
+        session_jobs, hidden = _session_jobs(s, k, subjects.index(subj), cal, max_gap_ms, smooth_ms, nohand_guard_ms, output, hand_type)
+        out_of_view += hidden
         if drop_flagged and k in qa_flags:
             kept = [j for j in session_jobs if j.frame not in qa_flags[k]]
-            report.qa_dropped += len(session_jobs) - len(kept)
+            output.leave_out("qa_dropped", count=len(session_jobs) - len(kept))
             session_jobs = kept
         jobs.extend(session_jobs)
     # the NoHand cap, deterministic
@@ -222,10 +217,9 @@ def build_dataset(
     cap = int(nohand_share / (1 - nohand_share) * len(hand)) if nohand_share else 0
     if len(nohand) > cap:
         keep = set(rng.choice(len(nohand), cap, replace=False).tolist()) if cap else set()
-        report.nohand_dropped = len(nohand) - len(keep)
+        output.leave_out("nohand_dropped", count=len(nohand) - len(keep))
         nohand = [j for i, j in enumerate(nohand) if i in keep]
     jobs = sorted(hand + nohand, key=lambda j: (j.session, j.frame))
-    opts = {"thickness": thickness, "box_margin": box_margin, "crop_margin": crop_margin}
     meta = {
         "sessions": [
             {
@@ -238,12 +232,6 @@ def build_dataset(
         ],
         "subjects": subjects,
         "calibrations": [{"camera": c.camera.to_dict(), "T_cam_leap": c.T_cam_leap.to_dict(), "clock_offset_ns": c.clock_offset_ns} for c in cals],
-        "split_by": split_by,
-        "split_seed": seed,
-        "split_fractions": list(fractions),
-        "skeleton_thickness": thickness,
-        "box_margin": box_margin,
-        "crop_margin": crop_margin,
         "nohand_share": nohand_share,
         "nohand_guard_ms": nohand_guard_ms,
         "max_gap_ms": max_gap_ms,
@@ -252,60 +240,14 @@ def build_dataset(
         **({"qa": {"files": [str(p) for p in qa], "drop_flagged": drop_flagged, "flagged": {str(k): sorted(v) for k, v in qa_flags.items()}}} if qa else {}),
         **(attrs or {}),
     }
-    # Worker processes (forked before the output file is opened) decode, draw and encode,
-    # Python parts included, while this process writes. Windows of jobs are pipelined:
-    # the next window is being worked on while this one is written; memory stays bounded.
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) if workers > 1 else None
-    try:
-        writer = DatasetWriter(Path(out), attrs=meta, force=force)
-    except BaseException:
-        if pool is not None:
-            pool.shutdown()
-        raise
-    chunk, window = 8, 64 * max(1, workers)
-
-    def submit(batch):
-        parts = [batch[i : i + chunk] for i in range(0, len(batch), chunk)]
-        if pool is None:
-            return [_process_many(p, opts) for p in parts]
-        return [pool.submit(_process_many, p, opts) for p in parts]
-
-    def write(batch, parts):
-        for part in parts:
-            for s in part if isinstance(part, list) else part.result():
-                if isinstance(s, str):
-                    report.corrupt += 1
-                    if report.corrupt <= 3:
-                        report.warnings.append(f"left out a corrupt frame: {s}")
-                    continue
-                writer.add(s)
-                report.hand += s.has_hand
-                report.nohand += not s.has_hand
-
-    with pool or contextlib.nullcontext(), writer:
-        pending = None
-        for start in range(0, len(jobs), window):
-            batch = jobs[start : start + window]
-            parts = submit(batch)
-            if pending is not None:
-                write(*pending)
-            pending = (batch, parts)
-            if progress is not None:
-                progress(start, len(jobs))
-        if pending is not None:
-            write(*pending)
-        if progress is not None:
-            progress(len(jobs), len(jobs))
-        n = len(writer)
-        if n == 0:
-            raise ValueError("no usable frame: nothing to build (no tracking within reach of any frame?)")
-        groups = None if split_by == "random" else writer.column("subject" if split_by == "subject" else "session")
-        split = assign_splits(n, groups, fractions, seed)
-        writer.write_column("split", split)
-        report.samples = n
-        report.splits = {name: int((split == i).sum()) for i, name in enumerate(("train", "val", "test"))}
-        writer.set_attr("build_report", {k: v for k, v in report.__dict__.items() if k != "path"})
-    return report
+    # worker processes decode, draw and encode, Python parts included, while this one writes
+    with output.open(source={}, attrs=meta):
+        for _, made in output.results(jobs, partial(_process, opts=output.sample_options)):
+            if isinstance(made, str):
+                output.leave_out("corrupt", example=made)
+            else:
+                output.add(made)
+        return output.finish(details={"out_of_view": out_of_view})
 
 
 def _session_jobs(
@@ -316,10 +258,12 @@ def _session_jobs(
     max_gap_ms: float,
     smooth_ms: float,
     nohand_guard_ms: float,
-    report: BuildReport,
+    output: DatasetOutput,
     hand_type: str | None = None,
-) -> list[_Job]:
-    """One job per usable frame of a session: a hand (with its projected joints) or NoHand."""
+) -> tuple[list[_Job], int]:
+    """One job per usable frame of a session: a hand (with its projected joints) or NoHand;
+    and how many of the NoHand ones are tracked hands entirely outside the image. The
+    frames left out are counted in ``output``."""
     t = s.frames.t_host_ns + cal.clock_offset_ns
     gap = int(max_gap_ms * 1e6)
     joints = s.tracker.joints_at(t, max_gap_ns=gap, hand_type=hand_type, smooth_ns=int(smooth_ms * 1e6))  # (N, 21, 3) leap, mm
@@ -337,7 +281,7 @@ def _session_jobs(
     seen_near = cum[np.searchsorted(tt, t + guard, side="right")] - cum[np.searchsorted(tt, t - guard, side="left")] if len(tt) else np.zeros(len(t))
     no_hand = looking & (seen_near == 0) if len(tt) else np.zeros(len(t), bool)
     w, h = s.camera_size
-    jobs = []
+    jobs, out_of_view = [], 0
     sid = s.manifest["session_id"]
     for i in range(len(t)):
         # the frame index names the file: it must stay in the session folder (refused before anything is written)
@@ -348,19 +292,19 @@ def _session_jobs(
             pc = cal.T_cam_leap.apply(j3)
             uv, vis = cal.camera.see(pc)  # the one visibility rule (Calibration.project)
             if not vis.any():
-                report.out_of_view += 1
+                out_of_view += 1
                 jobs.append(_Job(uv=None, visible=None, joints_cam=None, joints_tracker=None, **base))
                 continue
             jobs.append(_Job(uv=uv, visible=vis, joints_cam=pc.astype(np.float32), joints_tracker=j3.astype(np.float32), **base))
         elif np.isnan(j3).all() and no_hand[i]:
             jobs.append(_Job(uv=None, visible=None, joints_cam=None, joints_tracker=None, **base))
         elif not np.isnan(j3).all():
-            report.nan_joints += 1  # some joints NaN: the tracker stream is damaged
+            output.leave_out("nan_joints")  # some joints NaN: the tracker stream is damaged
         elif looking[i]:
-            report.nohand_near_hand += 1  # no hand now, but one within the guard: ambiguous
+            output.leave_out("nohand_near_hand")  # no hand now, but one within the guard: ambiguous
         else:
-            report.no_tracking += 1
-    return jobs
+            output.leave_out("no_tracking")
+    return jobs, out_of_view
 
 
 def _qa_flags(flagged: dict[str, set[int]], sessions: list[Session]) -> dict[int, set[int]]:

@@ -52,10 +52,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -66,9 +66,8 @@ from ..fileio import FormatError, atomic_write_bytes, contained_path, read_regul
 from ..hand import EDGES, FINGERS, NUM_JOINTS, finger_joints
 from ..images import decode_checked
 from .samples import make_sample
-from .schema import SPLITS, DatasetWriter, assign_splits, open_dataset
-
-log = logging.getLogger(__name__)
+from .schema import SPLITS, Sample, open_dataset
+from .writer import DatasetOutput, DatasetReport, SplitRule
 
 COCO_FORMAT = "gthd-coco-export"
 COCO_FORMAT_VERSION = 1
@@ -402,6 +401,66 @@ def _size(path: Path, k: int, im: dict, key: str) -> int:
     return int(v)
 
 
+@dataclass
+class _Image:
+    """What one image of the file gives: its samples (none where it is left out), and
+    the annotations left out on the way."""
+
+    samples: list[Sample] = field(default_factory=list)
+    crowd: int = 0
+    few_keypoints: int = 0
+    bad: bool = False  # missing, unreadable or not of the size the file says
+
+
+def _image_samples(k: int, coco: CocoFile, paths: list[Path], min_visible: int, opts: dict) -> _Image:
+    """Image ``k``'s samples: one per hand annotation kept, or a NoHand sample for an
+    image without annotation; read, decoded and made (in a worker)."""
+    im, anns, got = coco.images[k], coco.hands[k], _Image()
+    if k in coco.other_category and not anns:
+        return got  # annotated, but not with a hand: not known to be empty
+    labelled = []
+    for crowd, uv, vis in anns:
+        if crowd:
+            got.crowd += 1
+        elif vis.sum() < min_visible:  # cheap first look, before reading the image
+            got.few_keypoints += 1
+        else:
+            labelled.append((uv, vis))
+    if anns and not labelled:
+        return got
+    try:
+        data = read_regular_file(paths[k])
+    except OSError:  # missing (checked to stay inside the folder), or unreadable
+        data = b""
+    img, problem = decode_checked(data) if data else (None, "empty")  # a half-garbled JPEG is not an image to label
+    width, height = im["width"], im["height"]
+    if img is None or problem is not None or (width and height and (img.shape[1], img.shape[0]) != (width, height)):
+        got.bad = True
+        return got
+    h, w = img.shape[:2]
+    kept = []
+    for uv, vis in labelled:
+        vis = vis & _inside(uv, w, h)  # ours: visible means inside the image too
+        if vis.sum() < min_visible:
+            got.few_keypoints += 1
+        else:
+            kept.append((uv, vis))
+    if labelled and not kept:
+        return got
+    if not data.startswith(b"\xff\xd8\xff"):
+        ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        if not ok:
+            raise RuntimeError(f"{paths[k]}: encoding as JPEG failed")
+        data = enc.tobytes()
+    meta = {"session": 0, "subject": 0, "frame_index": k}
+    if not kept:
+        got.samples.append(make_sample(img, data, None, None, name=im["file_name"], **meta))
+    for j, (uv, vis) in enumerate(kept):
+        name = im["file_name"] if len(kept) == 1 else f"{im['file_name']}#{j}"
+        got.samples.append(make_sample(img, data, uv, vis, name=name, **opts, **meta))
+    return got
+
+
 def import_coco(
     annotations_json: str | Path,
     images_dir: str | Path,
@@ -413,7 +472,8 @@ def import_coco(
     min_visible: int = 3,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
-) -> dict:
+    attrs: dict | None = None,
+) -> DatasetReport:
     """Import a COCO keypoint hand file (mmpose's OneHand10K, FreiHAND, Panoptic, RHD
     layout) into a new gthd dataset.
 
@@ -437,12 +497,14 @@ def import_coco(
             "auto" (see the module docstring).
         min_visible: annotations with fewer visible keypoints are skipped and counted.
         progress: called with (done, total) images.
+        attrs: more root attributes (``command``...).
 
     Returns:
-        ``{"path", "samples", "hand", "nohand", "images", "joint_order",
-        "skipped_few_keypoints", "skipped_crowd", "skipped_images", "splits", "warnings"}``;
-        ``skipped_images`` counts images missing, unreadable or of another size than the
-        file says (their annotations are left out); ``warnings`` holds one line about them.
+        The :class:`~gthd.dataset.writer.DatasetReport`: ``left_out`` counts the
+        annotations with too few visible keypoints (``few_keypoints``) and crowd ones
+        (``crowd``), and the images missing, unreadable or of another size than the file
+        says (``bad_image``: named in one warning; their annotations are left out);
+        ``details`` holds ``images`` (the images the samples come from) and ``joint_order``.
 
     Raises:
         FormatError (a ValueError): the file is not JSON, not COCO hand keypoints, or
@@ -454,98 +516,29 @@ def import_coco(
         raise ValueError(f"split must be None, 'random' or one of {', '.join(SPLITS)}, got {split!r}")
     if min_visible < 1:
         raise ValueError(f"min_visible must be at least 1, got {min_visible}")
+    rule = SplitRule(by="random", group="frame_index", seed=seed) if split == "random" else SplitRule(by="none", seed=seed, only=split or "train")
+    reasons = {
+        "few_keypoints": f"hands with fewer than {min_visible} visible keypoints",
+        "crowd": "crowd annotations",
+        "bad_image": "images missing, unreadable or not of the size the file says",
+    }
+    output = DatasetOutput(out_h5, kind="coco", origin=str(ann_path), reasons=reasons, split=rule, force=force, progress=progress)
     # every entry is checked, and every image path, before anything is written
     coco = read_coco(ann_path, joint_order)
     if not img_dir.is_dir():
         raise FileNotFoundError(f"{img_dir}: no such images folder")
     paths = [contained_path(img_dir, im["file_name"], f"{ann_path}: image entry {k} (id {_show(im['id'])})") for k, im in enumerate(coco.images)]
-    images, order = coco.images, coco.order
-    report = {"path": str(out_h5), "samples": 0, "hand": 0, "nohand": 0, "images": 0, "joint_order": order,
-              "skipped_few_keypoints": 0, "skipped_crowd": 0, "skipped_images": 0, "splits": {}, "warnings": []}  # fmt: skip
-
-    attrs = {
-        "sessions": [{"id": ann_path.stem, "path": str(ann_path)}],
-        "subjects": ["unknown"],
-        "sources": [{"kind": "coco", "annotations": str(ann_path), "images": str(img_dir), "joint_order": order, "pixel_convention": PIXEL_CONVENTION}],
-        "split_by": "random" if split == "random" else "none", "split_seed": seed,
-        "skeleton_thickness": "thick", "crop_margin": 0.25, "box_margin": 0.05,
-    }  # fmt: skip
-    bad_images: list[str] = []
-    with DatasetWriter(Path(out_h5), attrs=attrs, force=force) as writer:
-        image_of: list[int] = []
-        for k, im in enumerate(images):
-            if progress is not None:
-                progress(k, len(images))
-            anns = coco.hands[k]
-            if k in coco.other_category and not anns:
-                continue  # annotated, but not with a hand: not known to be empty
-            labelled = []
-            for crowd, uv, vis in anns:
-                if crowd:
-                    report["skipped_crowd"] += 1
-                    continue
-                if vis.sum() < min_visible:  # cheap first look, before reading the image
-                    report["skipped_few_keypoints"] += 1
-                    continue
-                labelled.append((uv, vis))
-            if anns and not labelled:
-                continue
-            path = paths[k]
-            try:
-                data = read_regular_file(path)
-            except OSError:  # missing (checked to stay inside the folder), or unreadable
-                data = b""
-            img, problem = decode_checked(data) if data else (None, "empty")  # a half-garbled JPEG is not an image to label
-            width, height = im["width"], im["height"]
-            if img is None or problem is not None or (width and height and (img.shape[1], img.shape[0]) != (width, height)):
-                bad_images.append(im["file_name"])
-                continue
-            h, w = img.shape[:2]
-            kept = []
-            for uv, vis in labelled:
-                vis = vis & _inside(uv, w, h)  # ours: visible means inside the image too
-                if vis.sum() < min_visible:
-                    report["skipped_few_keypoints"] += 1
-                    continue
-                kept.append((uv, vis))
-            if labelled and not kept:
-                continue
-            if not data.startswith(b"\xff\xd8\xff"):
-                ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
-                if not ok:
-                    raise RuntimeError(f"{path}: encoding as JPEG failed")
-                data = enc.tobytes()
-            report["images"] += 1
-            meta = {"session": 0, "subject": 0, "frame_index": k}
-            if not kept:
-                writer.add(make_sample(img, data, None, None, name=im["file_name"], **meta))
-                report["nohand"] += 1
-                image_of.append(k)
-            for j, (uv, vis) in enumerate(kept):
-                name = im["file_name"] if len(kept) == 1 else f"{im['file_name']}#{j}"
-                s = make_sample(img, data, uv, vis, name=name, **meta)
-                writer.add(s)
-                report["hand" if s.has_hand else "nohand"] += 1
-                image_of.append(k)
-        if progress is not None:
-            progress(len(images), len(images))
-        n = len(writer)
-        if n == 0:
-            raise ValueError(
-                f"{ann_path}: no usable sample ({report['skipped_few_keypoints']} annotations with fewer than {min_visible} visible keypoints, {len(bad_images)} images missing or unreadable)"
-            )
-        if split == "random":
-            sp = assign_splits(n, np.asarray(image_of), seed=seed)
-        else:
-            sp = np.full(n, SPLITS.index(split or "train"), dtype=np.uint8)
-        writer.write_column("split", sp)
-        report["samples"] = n
-        report["splits"] = {name: int((sp == i).sum()) for i, name in enumerate(SPLITS)}
-        report["skipped_images"] = len(bad_images)
-        if bad_images:
-            more = f" and {len(bad_images) - 3} more" if len(bad_images) > 3 else ""
-            line = f"{len(bad_images)} image{'s' * (len(bad_images) > 1)} missing, unreadable or not of the size the file says, skipped: {', '.join(bad_images[:3])}{more}"
-            report["warnings"].append(line)
-            log.warning("%s", line)
-        writer.set_attr("import_report", {k: v for k, v in report.items() if k != "path"})
-    return report
+    source = {"annotations": str(ann_path), "images": str(img_dir), "joint_order": coco.order, "pixel_convention": PIXEL_CONVENTION}
+    attrs = {"sessions": [{"id": ann_path.stem, "path": str(ann_path)}], "subjects": ["unknown"], **(attrs or {})}
+    images = 0
+    with output.open(source=source, attrs=attrs):
+        work = partial(_image_samples, coco=coco, paths=paths, min_visible=min_visible, opts=output.sample_options)
+        for k, got in output.results(range(len(coco.images)), work):
+            output.leave_out("crowd", count=got.crowd)
+            output.leave_out("few_keypoints", count=got.few_keypoints)
+            if got.bad:
+                output.leave_out("bad_image", example=coco.images[k]["file_name"])
+            for sample in got.samples:
+                output.add(sample)
+            images += bool(got.samples)
+        return output.finish(details={"images": images, "joint_order": coco.order}, notes=[f"from {images} images, joint order {coco.order}"])

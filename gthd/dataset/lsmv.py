@@ -63,11 +63,13 @@ and its webcam's samples are imported without ``joints_cam``.
 
 Skips: an image or a label file (2D or 3D) that is missing or unreadable skips that
 sample (unreadable includes anything but a regular file, an image over 256 MB and a label
-file over 1 MB: a ``/dev/zero`` or a FIFO under an image's name is not read forever); the counts per reason, with examples, are in the report and in one warning line.
-A missing or unreadable box file skips nothing (boxes are not labels here), it is counted.
+file over 1 MB: a ``/dev/zero`` or a FIFO under an image's name is not read forever); the
+counts per reason (:data:`LEFT_OUT`), with examples, are in the report and in one warning
+line. A missing or unreadable box file skips nothing (boxes are not labels here), it is
+counted.
 
-Frames stream through a small thread pool in order (memory stays flat; the output is the
-same for the same inputs); the file is written under a temporary name and renamed.
+Frames are read and made into samples by threads; the file, its attributes, the splits
+and the report are :class:`~gthd.dataset.writer.DatasetOutput`'s.
 """
 
 from __future__ import annotations
@@ -78,15 +80,12 @@ import io
 import os
 import pickle
 import re
-import tempfile
-import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
-import h5py
 import numpy as np
 
 from ..fileio import FormatError, read_regular_file
@@ -94,7 +93,7 @@ from ..geometry import Camera, Transform, box_iou
 from ..hand import LSMV_NAMES, NUM_JOINTS, WRIST, from_lsmv
 from ..images import decode_checked
 from .samples import make_sample
-from .schema import SPLITS, DatasetWriter, assign_splits
+from .writer import DatasetOutput, DatasetReport, SplitRule
 
 LSMV_CAMERA = Camera(
     K=np.array([[614.878, 0.0, 313.219], [0.0, 615.479, 231.288], [0.0, 0.0, 1.0]]),
@@ -110,7 +109,13 @@ LABELLED_JOINTS = tuple(j for j in range(NUM_JOINTS) if j != WRIST)
 """Our joints that LSMV labels: all but the wrist (1..20)."""
 
 SPLIT_BY = ("random", "sequence")
-SKIP_REASONS = ("missing_image", "corrupt_image", "missing_label", "corrupt_label")
+LEFT_OUT = {
+    "missing_image": "missing images",
+    "corrupt_image": "corrupt images",
+    "missing_label": "missing label files",
+    "corrupt_label": "corrupt label files",
+}
+"""Why an image is skipped, as the report says it (each skip is named: one warning line)."""
 PROJECTION_TOL_PX = 1.0
 """A sample whose 3D joints project further than this from its jointsCam is counted."""
 
@@ -357,8 +362,10 @@ class _Result:
     residual: np.ndarray | None = None  # (21,) px, projection vs jointsCam
 
 
-def _load(job: tuple[int, int, int], layout: _Layout, calib: _Calib | None, opts: dict) -> _Result:
+def _load(job: tuple[int, int, int], layout: _Layout, calibs: dict[tuple[int, int], _Calib], opts: dict) -> _Result:
+    """One image's sample (or why it is skipped), with what LSMV adds to it (in a worker)."""
     n, f, c = job
+    calib = calibs.get((n, c))
     r = _Result(f"data_{n}/{f}_webcam_{c}.jpg")
     try:
         data = read_regular_file(layout.images(n) / f"{f}_webcam_{c}.jpg")
@@ -410,6 +417,57 @@ def _load(job: tuple[int, int, int], layout: _Layout, calib: _Calib | None, opts
     return r
 
 
+class _Tally:
+    """What the samples add beyond the schema's arrays: the palm and the webcam (the extra
+    arrays), and how well LSMV's own boxes and 3D joints agree with its 2D labels."""
+
+    def __init__(self):
+        self.palm, self.palm_cam, self.palm_tracker, self.camera = array.array("f"), array.array("f"), array.array("f"), array.array("B")
+        self.box_files = {"missing": 0, "corrupt": 0}
+        self.ious: list[float] = []
+        self.worst: list[tuple[float, str]] = []  # a min-heap of the 5 worst samples
+        self.sq, self.points, self.checked, self.over, self.max_px = 0.0, 0, 0, 0, 0.0
+
+    def add(self, r: _Result, camera: int) -> None:
+        self.palm.extend(r.palm)
+        self.palm_cam.extend(r.palm_cam if r.palm_cam is not None else (np.nan,) * 3)
+        self.palm_tracker.extend(r.palm_tracker)
+        self.camera.append(camera)
+        if r.box != "ok":
+            self.box_files[r.box] += 1
+        elif np.isfinite(r.iou):
+            self.ious.append(r.iou)
+        if r.residual is not None and np.any(np.isfinite(r.residual)):
+            res = r.residual[np.isfinite(r.residual)]
+            self.sq, self.points, self.checked = self.sq + float(res @ res), self.points + len(res), self.checked + 1
+            worst_px = float(res.max())
+            self.max_px, self.over = max(self.max_px, worst_px), self.over + (worst_px > PROJECTION_TOL_PX)
+            heapq.heappush(self.worst, (worst_px, r.name))
+            if len(self.worst) > 5:
+                heapq.heappop(self.worst)
+
+    def boxes(self) -> dict:
+        iou = (round(float(np.mean(self.ious)), 4), round(float(np.min(self.ious)), 4)) if self.ious else (None, None)
+        return {"compared": len(self.ious), "iou_mean": iou[0], "iou_min": iou[1], **self.box_files}
+
+    def projection(self) -> dict:
+        return {
+            "samples": self.checked, "points": self.points,
+            "rms_px": round(float(np.sqrt(self.sq / self.points)), 4) if self.points else None,
+            "max_px": round(self.max_px, 4) if self.points else None,
+            "tol_px": PROJECTION_TOL_PX, "over_tol": self.over,
+            "worst": [[name, round(px, 4)] for px, name in sorted(self.worst, reverse=True)],
+        }  # fmt: skip
+
+    def extras(self) -> dict[str, np.ndarray]:
+        return {
+            "labels/palm": np.frombuffer(self.palm, np.float32).reshape(-1, 2),
+            "labels/palm_cam": np.frombuffer(self.palm_cam, np.float32).reshape(-1, 3),
+            "labels/palm_tracker": np.frombuffer(self.palm_tracker, np.float32).reshape(-1, 3),
+            "meta/camera": np.frombuffer(self.camera, np.uint8),
+        }
+
+
 # ---------------------------------------------------------------------------- import
 def import_lsmv(
     root: str | os.PathLike,
@@ -426,7 +484,8 @@ def import_lsmv(
     force: bool = False,
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> dict:
+    attrs: dict | None = None,
+) -> DatasetReport:
     """Import an LSMV folder (release 1 or 2, detected) into one gthd dataset file.
 
     Args:
@@ -439,16 +498,16 @@ def import_lsmv(
         workers: threads decoding frames and making crops.
         limit: import only the first ``limit`` images (sequence, frame, webcam order).
         progress: called with (done, total) images.
+        attrs: more root attributes (``command``...).
 
     Returns:
-        The report, a JSON-able dict: ``path``, ``release``, ``samples``, ``hand``,
-        ``out_of_view`` (no joint inside the image: a NoHand sample), ``splits``
-        {train, val, test}, ``skipped`` {missing_image, corrupt_image, missing_label,
-        corrupt_label} with ``skipped_examples``, ``boxes`` {compared, iou_mean,
-        iou_min, missing, corrupt}, ``calibrations`` {loaded, missing, refused, corrupt},
-        ``projection`` (release 2: {samples, points, rms_px, max_px, tol_px, over_tol,
-        worst [[name, px], ...]}; None in release 1), ``warnings`` (lines). Also in the
-        file's root attr ``import_report``.
+        The :class:`~gthd.dataset.writer.DatasetReport`: ``left_out`` per
+        :data:`LEFT_OUT` reason with ``examples``; ``nohand`` the samples whose joints
+        are all out of view; ``details``: ``release``, ``root``, ``cameras``, ``boxes``
+        {compared, iou_mean, iou_min, missing, corrupt}, ``calibrations`` {loaded,
+        missing, refused, corrupt}, ``projection`` (release 2: {samples, points, rms_px,
+        max_px, tol_px, over_tol, worst [[name, px], ...]}; None in release 1). Also in
+        the file's root attr ``import_report``.
 
     Raises:
         ValueError: ``root`` is no LSMV folder; no usable sample; a bad option.
@@ -461,184 +520,91 @@ def import_lsmv(
         raise ValueError(f"cameras must be distinct webcams among 1, 2, 3, 4, got {cameras}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
-    root, out = Path(root), Path(out_h5)
+    root = Path(root)
+    output = DatasetOutput(
+        out_h5,
+        kind="lsmv",
+        origin=str(root),
+        reasons=LEFT_OUT,
+        split=SplitRule(by=split_by, group="session" if split_by == "sequence" else None, seed=seed, fractions=fractions),
+        thickness=thickness,
+        box_margin=box_margin,
+        crop_margin=crop_margin,
+        workers=workers,
+        force=force,
+        progress=progress,
+    )
     layout = _detect(root)
-    if out.exists() and not force:
-        raise FileExistsError(f"{out} exists (use --force to replace it)")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"{out.parent}: no such folder")
-
     jobs = _jobs(layout, cameras)[:limit]
-    sequences = layout.sequences()
-    report = {
-        "path": str(out), "release": layout.release, "root": str(root), "cameras": list(cameras),
-        "samples": 0, "hand": 0, "out_of_view": 0, "splits": {},
-        "skipped": dict.fromkeys(SKIP_REASONS, 0), "skipped_examples": {k: [] for k in SKIP_REASONS},
-        "boxes": {"compared": 0, "iou_mean": None, "iou_min": None, "missing": 0, "corrupt": 0},
-        "calibrations": {"loaded": 0, "missing": 0, "refused": 0, "corrupt": 0},
-        "projection": None, "warnings": [],
-    }  # fmt: skip
+    calibs, loaded = _calibrations(layout, jobs, output)
     attrs = {
         "joint_set": JOINT_SET,
         "labelled_joints": list(LABELLED_JOINTS),
-        "sessions": [{"id": f"data_{n}", "sequence": n} for n in range(1, max([NUM_SEQUENCES, *sequences]) + 1)],
+        "sessions": [{"id": f"data_{n}", "sequence": n} for n in range(1, max([NUM_SEQUENCES, *layout.sequences()]) + 1)],
         "subjects": ["unknown"],
-        "sources": [{"dataset": "LSMV", "release": layout.release, "root": str(root.resolve()), "cameras": list(cameras)}],
         "lsmv_camera": LSMV_CAMERA.to_dict(),
         "extra_fields": EXTRA_FIELDS,
-        "split_by": split_by, "split_seed": seed, "split_fractions": list(fractions),
-        "skeleton_thickness": thickness, "box_margin": box_margin, "crop_margin": crop_margin,
-    }  # fmt: skip
-    opts = {"thickness": thickness, "box_margin": box_margin, "crop_margin": crop_margin}
-
-    fd, staging = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".lsmv.tmp", dir=out.parent)
-    os.close(fd)
-    staging = Path(staging)
-    try:
-        extras = _write(layout, jobs, staging, attrs, opts, report, split_by, fractions, seed, workers, progress)
-        # the schema's writer has closed and renamed into `staging`; add the extras there,
-        # then rename into place: `out` never holds a file without them
-        with h5py.File(staging, "r+") as f:
-            for key, values in extras.items():
-                f.create_dataset(key, data=values)
-        with open(staging, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(staging, out)
-    except BaseException:
-        staging.unlink(missing_ok=True)
-        raise
-    if report["warnings"]:
-        warnings.warn("LSMV import: " + "; ".join(report["warnings"]), stacklevel=2)
-    return report
-
-
-def _write(layout, jobs, staging, attrs, opts, report, split_by, fractions, seed, workers, progress) -> dict:
-    calibs: dict[tuple[int, int], _Calib | None] = {}
-    cal_attr = []
-    palm, palm_cam, palm_tracker, camera = array.array("f"), array.array("f"), array.array("f"), array.array("B")
-    ious: list[float] = []
-    worst: list[tuple[float, str]] = []  # a min-heap of the 5 worst samples
-    sq, npts, n_proj, over, max_px = 0.0, 0, 0, 0, 0.0
-    nan3 = (np.nan,) * 3
-
-    with DatasetWriter(staging, attrs=attrs, force=True) as writer:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            window = max(8, 8 * workers)  # a bounded window in flight: flat memory, fixed order
-            for start in range(0, len(jobs), window):
-                batch = jobs[start : start + window]
-                for n, _, c in batch:
-                    if layout.release == 2 and (n, c) not in calibs:
-                        calibs[(n, c)] = _calibration(layout, n, c, report)
-                        if calibs[(n, c)] is not None:
-                            cal_attr.append(
-                                {"session": f"data_{n}", "webcam": c, "camera": LSMV_CAMERA.to_dict(), "T_cam_leap": calibs[(n, c)].T_cam_leap.to_dict()}
-                            )
-                results = pool.map(lambda j: _load(j, layout, calibs.get((j[0], j[2])), opts), batch)
-                for (_n, _f, c), r in zip(batch, results):
-                    if r.skip:
-                        report["skipped"][r.skip] += 1
-                        if len(report["skipped_examples"][r.skip]) < 3:
-                            report["skipped_examples"][r.skip].append(r.name)
-                        continue
-                    writer.add(r.sample)
-                    report["hand"] += r.sample.has_hand
-                    report["out_of_view"] += not r.sample.has_hand
-                    palm.extend(r.palm)
-                    palm_cam.extend(r.palm_cam if r.palm_cam is not None else nan3)
-                    palm_tracker.extend(r.palm_tracker)
-                    camera.append(c)
-                    if r.box != "ok":
-                        report["boxes"][r.box] += 1
-                    elif np.isfinite(r.iou):
-                        ious.append(r.iou)
-                    if r.residual is not None and np.any(np.isfinite(r.residual)):
-                        res = r.residual[np.isfinite(r.residual)]
-                        sq, npts, n_proj = sq + float(res @ res), npts + len(res), n_proj + 1
-                        worst_px = float(res.max())
-                        max_px, over = max(max_px, worst_px), over + (worst_px > PROJECTION_TOL_PX)
-                        heapq.heappush(worst, (worst_px, r.name))
-                        if len(worst) > 5:
-                            heapq.heappop(worst)
-                if progress is not None:
-                    progress(min(start + window, len(jobs)), len(jobs))
-        num = len(writer)
-        if num == 0:
-            raise ValueError(
-                f"{layout.root}: no usable sample (of {len(jobs)} images: "
-                + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report["skipped"].items() if v)
-                + ")"
-            )
-        groups = writer.column("session") if split_by == "sequence" else None
-        split = assign_splits(num, groups, fractions, seed)
-        writer.write_column("split", split)
-        report["samples"] = num
-        report["splits"] = {name: int((split == k).sum()) for k, name in enumerate(SPLITS)}
-        if ious:
-            report["boxes"].update(compared=len(ious), iou_mean=round(float(np.mean(ious)), 4), iou_min=round(float(np.min(ious)), 4))
-        if layout.release == 2:
-            report["projection"] = {
-                "samples": n_proj, "points": npts,
-                "rms_px": round(float(np.sqrt(sq / npts)), 4) if npts else None, "max_px": round(max_px, 4) if npts else None,
-                "tol_px": PROJECTION_TOL_PX, "over_tol": over,
-                "worst": [[name, round(px, 4)] for px, name in sorted(worst, reverse=True)],
-            }  # fmt: skip
-        _warnings(report)
-        writer.set_attr("calibrations", cal_attr)
-        writer.set_attr("import_report", report)
-    return {
-        "labels/palm": np.frombuffer(palm, np.float32).reshape(-1, 2),
-        "labels/palm_cam": np.frombuffer(palm_cam, np.float32).reshape(-1, 3),
-        "labels/palm_tracker": np.frombuffer(palm_tracker, np.float32).reshape(-1, 3),
-        "meta/camera": np.frombuffer(camera, np.uint8),
+        "calibrations": [
+            {"session": f"data_{n}", "webcam": c, "camera": LSMV_CAMERA.to_dict(), "T_cam_leap": cal.T_cam_leap.to_dict()} for (n, c), cal in calibs.items()
+        ],
+        **(attrs or {}),
     }
+    tally = _Tally()
+    with output.open(source={"release": layout.release, "root": str(root.resolve()), "cameras": list(cameras)}, attrs=attrs):
+        for (_, _, c), r in output.results(jobs, partial(_load, layout=layout, calibs=calibs, opts=output.sample_options)):
+            if r.skip:
+                output.leave_out(r.skip, example=r.name)
+            else:
+                output.add(r.sample)
+                tally.add(r, c)
+        details = {
+            "release": layout.release, "root": str(root), "cameras": list(cameras), "boxes": tally.boxes(), "calibrations": loaded,
+            "projection": tally.projection() if layout.release == 2 else None,
+        }  # fmt: skip
+        if loaded["missing"]:
+            output.warn(f"{loaded['missing']} webcams without calibration: their samples have no joints_cam")
+        p = details["projection"]
+        if p and p["over_tol"]:
+            output.warn(
+                f"{p['over_tol']} samples' 3D joints project more than {p['tol_px']} px from their jointsCam (worst {p['worst'][0][0]}: {p['worst'][0][1]} px)"
+            )
+        return output.finish(details=details, notes=_notes(details), extras=tally.extras())
 
 
-def _calibration(layout: _Layout, n: int, c: int, report: dict) -> _Calib | None:
-    folder = layout.calibration(n, c)
-    try:
-        cal = _load_calibration(folder)
-    except RefusedPickle as e:
-        report["calibrations"]["refused"] += 1
-        report["warnings"].append(f"calibration refused, data_{n} webcam {c} imported without joints_cam: {e}")
-        return None
-    except FormatError as e:
-        report["calibrations"]["corrupt"] += 1
-        report["warnings"].append(f"calibration unreadable, data_{n} webcam {c} imported without joints_cam: {e}")
-        return None
-    report["calibrations"]["loaded" if cal is not None else "missing"] += 1
-    return cal
+def _calibrations(layout: _Layout, jobs: list[tuple[int, int, int]], output: DatasetOutput) -> tuple[dict[tuple[int, int], _Calib], dict[str, int]]:
+    """Release 2: the calibration of each webcam the jobs need, by (sequence, webcam) in
+    the jobs' order, and how many were loaded, missing, refused or corrupt. A refused or
+    unreadable one is warned: its webcam's samples are imported without joints_cam."""
+    counts = {"loaded": 0, "missing": 0, "refused": 0, "corrupt": 0}
+    calibs = {}
+    webcams = dict.fromkeys((n, c) for n, _, c in jobs) if layout.release == 2 else {}  # release 1 has none
+    for n, c in webcams:
+        try:
+            cal = _load_calibration(layout.calibration(n, c))
+        except RefusedPickle as e:
+            counts["refused"] += 1
+            output.warn(f"calibration refused, data_{n} webcam {c} imported without joints_cam: {e}")
+            continue
+        except FormatError as e:
+            counts["corrupt"] += 1
+            output.warn(f"calibration unreadable, data_{n} webcam {c} imported without joints_cam: {e}")
+            continue
+        counts["loaded" if cal is not None else "missing"] += 1
+        if cal is not None:
+            calibs[(n, c)] = cal
+    return calibs, counts
 
 
-def _warnings(report: dict) -> None:
-    sk = report["skipped"]
-    if sum(sk.values()):
-        first = next(ex[0] for ex in report["skipped_examples"].values() if ex)
-        report["warnings"].append(
-            f"{sum(sk.values())} images skipped: {sk['missing_image']} missing and {sk['corrupt_image']} unreadable images, "
-            f"{sk['missing_label']} missing and {sk['corrupt_label']} unreadable label files (e.g. {first})"
-        )
-    if report["calibrations"]["missing"]:
-        report["warnings"].append(f"{report['calibrations']['missing']} webcams without calibration: their samples have no joints_cam")
-    p = report["projection"]
-    if p and p["over_tol"]:
-        report["warnings"].append(
-            f"{p['over_tol']} samples' 3D joints project more than {p['tol_px']} px from their jointsCam (worst {p['worst'][0][0]}: {p['worst'][0][1]} px)"
-        )
-
-
-def report_lines(report: dict) -> list[str]:
-    """The report of :func:`import_lsmv` as a few readable lines."""
-    sk, b = report["skipped"], report["boxes"]
+def _notes(d: dict) -> list[str]:
+    """The report's lines about LSMV: the release, its boxes and (release 2) its 3D joints."""
+    b, p = d["boxes"], d["projection"]
     lines = [
-        f"LSMV release {report['release']}: {report['samples']} samples ({report['out_of_view']} with the hand out of view) -> {report['path']}",
-        "splits: " + ", ".join(f"{k} {v}" for k, v in report["splits"].items()),
-        "skipped: " + (", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sk.items() if v) or "none"),
+        f"LSMV release {d['release']}, webcams {', '.join(map(str, d['cameras']))}; NoHand: the hand entirely out of view",
         f"LSMV boxes vs boxes from the keypoints: mean IoU {b['iou_mean']}, min {b['iou_min']} over {b['compared']} ({b['missing']} missing, {b['corrupt']} unreadable)",
     ]
-    p = report["projection"]
     if p is not None:
         lines.append(
             f"3D joints projected vs jointsCam: RMS {p['rms_px']} px, worst {p['max_px']} px, {p['over_tol']} samples over {p['tol_px']} px ({p['samples']} checked)"
         )
         lines += [f"  {name}: {px} px" for name, px in p["worst"]]
-    return lines + [f"warning: {w}" for w in report["warnings"]]
+    return lines

@@ -115,6 +115,15 @@ class Sample:
     name: str = ""
 
 
+def check_output(path: Path, force: bool = False) -> None:
+    """Refuse to write a dataset file at ``path``: FileExistsError where one is there
+    (unless ``force``), FileNotFoundError where its folder is not."""
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists (use --force to replace it)")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: no such folder")
+
+
 UNCLOSABLE = False  # an HDF5 file of this process failed a write (see DatasetWriter._writing)
 
 
@@ -138,10 +147,7 @@ class DatasetWriter:
 
     def __post_init__(self):
         self.path = Path(self.path)
-        if self.path.exists() and not self.force:
-            raise FileExistsError(f"{self.path} exists (use --force to replace it)")
-        if not self.path.parent.is_dir():
-            raise FileNotFoundError(f"{self.path.parent}: no such folder")
+        check_output(self.path, self.force)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         os.close(fd)
         self._tmp = Path(tmp)
@@ -258,6 +264,16 @@ class DatasetWriter:
             raise ValueError(f"{name}: {len(values)} values for {self._n} samples")
         with self._writing():
             self._ds[name][...] = values
+
+    def write_extra(self, key: str, values) -> None:
+        """Add a whole array beside the schema's, one row per sample (``group/name``, e.g.
+        LSMV's ``labels/palm``): readers that do not know it ignore it."""
+        self._flush()
+        values = np.asarray(values)
+        if len(values) != self._n:
+            raise ValueError(f"{key}: {len(values)} rows for {self._n} samples")
+        with self._writing():
+            self._f.create_dataset(key, data=values)
 
     def close(self) -> Path:
         """Write what is queued, close, fsync and rename into place."""
@@ -394,8 +410,7 @@ def assign_splits(n: int, groups: np.ndarray | None, fractions=(0.75, 0.10, 0.15
     """(n,) uint8 split of each sample: at random (the paper's 75/10/15) or, with
     ``groups`` (n,) ints (subject or session ids), whole groups to one split, the groups
     shuffled and assigned so the sample counts come closest to the fractions."""
-    if not np.isclose(sum(fractions), 1.0) or min(fractions) < 0:
-        raise ValueError(f"split fractions must be >= 0 and add up to 1, got {fractions}")
+    check_fractions(fractions)
     rng = np.random.default_rng(seed)
     out = np.zeros(n, dtype=np.uint8)
     if groups is None:
@@ -414,3 +429,9 @@ def assign_splits(n: int, groups: np.ndarray | None, fractions=(0.75, 0.10, 0.15
         out[groups == g] = k
         got[k] += counts[g]
     return out
+
+
+def check_fractions(fractions) -> None:
+    """ValueError unless ``fractions`` are three shares (train, val, test), >= 0, adding up to 1."""
+    if len(fractions) != len(SPLITS) or not np.isclose(sum(fractions), 1.0) or min(fractions) < 0:
+        raise ValueError(f"split fractions must be three shares >= 0 adding up to 1, got {fractions}")
