@@ -80,8 +80,9 @@ class Size(click.ParamType):
         return (w, h)
 
 
-HAND = click.Choice(["any", "left", "right"])
-"""--hand: which hand the labels are made of."""
+def hand_option(help: str):
+    """--hand: which hand the labels are made of (any, left, right), as hand_side."""
+    return click.option("--hand", "hand_side", type=click.Choice(["any", "left", "right"]), default="any", show_default=True, help=help)
 
 
 def hand_type(side: str) -> str | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..fileio import dumps_json
-from ._common import HAND, command_line, echo_lines, hand_type, progress_bar, user_errors
+from ._common import command_line, echo_lines, hand_option, hand_type, progress_bar, user_errors
 
 
 @click.command("build-dataset")
@@ -54,14 +54,7 @@ from ._common import HAND, command_line, echo_lines, hand_type, progress_bar, us
     show_default=True,
     help="Fit the tracked joints linearly over +-this (averages tracker noise; 0: plain interpolation).",
 )
-@click.option(
-    "--hand",
-    "hand_side",
-    type=HAND,
-    default="any",
-    show_default=True,
-    help="Label only this hand; any: either (one hand per frame, followed by its id: docs/dataset.md).",
-)
+@hand_option("Label only this hand; any: either (one hand per frame, followed by its id: docs/dataset.md).")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Worker processes that decode and draw (1: in this process).")
 @click.option(
     "--qa",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import HAND, command_line, echo_lines, hand_type, progress_bar, user_errors
+from ._common import command_line, echo_lines, hand_option, hand_type, progress_bar, user_errors
 
 
 @click.command()
@@ -31,14 +31,7 @@ from ._common import HAND, command_line, echo_lines, hand_type, progress_bar, us
     default=None,
     help="A gthd benchmark run: its detector and pose network score the labels against the images.",
 )
-@click.option(
-    "--hand",
-    "hand_side",
-    type=HAND,
-    default="any",
-    show_default=True,
-    help="The hand the labels are made of, as for build-dataset.",
-)
+@hand_option("The hand the labels are made of, as for build-dataset.")
 @click.option("--no-time", is_flag=True, help="Skip the time check (it reads every labelled frame).")
 @click.option("--sheet", type=click.IntRange(0, 32), default=8, show_default=True, help="Flagged frames on the report's contact sheet.")
 def qa(source, calibration, out, run_dir, hand_side, no_time, sheet):

@@ -23,6 +23,21 @@ def check_input(x: torch.Tensor, channels: int, size: tuple[int, int] | None = N
         raise ValueError(f"expected a float tensor, got {x.dtype}")
 
 
+class SquareInput:
+    """For a model config whose ``input_size`` (an int) is the one square input it takes:
+    :attr:`fixed_size` and :attr:`size_multiple`, as every config states them."""
+
+    input_size: int
+
+    @property
+    def fixed_size(self) -> tuple[int, int]:
+        """(H, W) the one input size it takes."""
+        return (self.input_size, self.input_size)
+
+    size_multiple = None
+    """None: the size is fixed (:attr:`fixed_size`)."""
+
+
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """The number of parameters (all, or only those with ``requires_grad``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_input
+from ._common import SquareInput, check_input
 
 __all__ = [
     "BasicBlock",
@@ -102,7 +102,7 @@ def _stage(c_in: int, c_out: int, stride: int, blocks: int) -> nn.Sequential:
 
 # ------------------------------------------------------------------------------- model
 @dataclass(frozen=True)
-class MultiScaleConfig:
+class MultiScaleConfig(SquareInput):
     """Everything that makes a :class:`MultiScaleNet`.
 
     in_channels: 4 (RGB + skeleton, "ours") or 3 (RGB only, "ours w/o skeleton").
@@ -139,16 +139,6 @@ class MultiScaleConfig:
     def output(self) -> str:
         """The forward dict's main entry."""
         return "heatmaps"
-
-    @property
-    def fixed_size(self) -> tuple[int, int]:
-        """(H, W) the one input size it takes."""
-        return (self.input_size, self.input_size)
-
-    @property
-    def size_multiple(self) -> None:
-        """None: the size is fixed (:attr:`fixed_size`)."""
-        return None
 
 
 class MultiScaleNet(nn.Module):

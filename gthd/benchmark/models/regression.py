@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_input, normalised_to_px
+from ._common import SquareInput, check_input, normalised_to_px
 
 __all__ = [
     "Bottleneck",
@@ -73,7 +73,7 @@ class Bottleneck(nn.Module):
 
 # ------------------------------------------------------------------------- ResNet model
 @dataclass(frozen=True)
-class ResNetConfig:
+class ResNetConfig(SquareInput):
     """Everything that makes a :class:`ResNet` keypoint regressor.
 
     layers: bottleneck blocks per stage ((3, 4, 6, 3): ResNet-50).
@@ -104,16 +104,6 @@ class ResNetConfig:
     def output(self) -> str:
         """The forward dict's main entry."""
         return "keypoints"
-
-    @property
-    def fixed_size(self) -> tuple[int, int]:
-        """(H, W) the one input size it takes."""
-        return (self.input_size, self.input_size)
-
-    @property
-    def size_multiple(self) -> None:
-        """None: the size is fixed (:attr:`fixed_size`)."""
-        return None
 
 
 class ResNet(nn.Module):
