@@ -1,6 +1,7 @@
 """Codecs (gthd.dataset.codec): the heatmap codecs' pixel-centre convention at every
 stride, the round trip decode(encode(k)) in NumPy and torch, invisible joints, known maps;
-the regression codec (round trip, the models' own numbers); one decode signature."""
+the structured decode (a bone prior against a wrong finger's peak); the regression codec
+(round trip, the models' own numbers); one decode signature."""
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from gthd.dataset.codec import (
+    BonePrior,
     MultiScaleHeatmapCodec,
     RegressionCodec,
     SingleScaleHeatmapCodec,
@@ -15,10 +17,13 @@ from gthd.dataset.codec import (
     boxes_from_masks,
     default_sigma,
     foreground_pixels,
+    local_maxima,
+    refine_at,
     refine_peaks,
     resize_maps,
     resize_matrix,
 )
+from gthd.hand import BONES, finger_joints
 
 J = 21
 
@@ -224,6 +229,130 @@ def test_shapes_are_checked():
     hms = c.encode(kp)
     assert hms[0].shape == (2, 64, 96) and hms[1].shape == (2, 32, 48)
     assert _errors(c.decode(hms)[0], kp).max() < 0.1
+
+
+# ------------------------------------------------------------------ structured decode
+def _hand(centre=(64.0, 100.0), up=-90.0) -> np.ndarray:
+    """(21, 2) px: an open hand, fingers fanned 18 degrees apart, bones 16-36 px long."""
+    kp = np.zeros((J, 2))
+    kp[0] = centre
+    for f, finger in enumerate(("THUMB", "INDEX", "MIDDLE", "RING", "PINKY")):
+        a = np.radians(up + (f - 2) * 18)
+        d = np.array([np.cos(a), np.sin(a)])
+        pos = kp[0].copy()
+        for k, (j, length) in enumerate(zip(finger_joints(finger), (36, 18, 14, 12))):
+            pos = pos + d * (length if k else (20 if f == 0 else length))
+            kp[j] = pos
+    return kp.astype(np.float32)
+
+
+def _prior(rng, sd: float | None = None) -> BonePrior:
+    """Bone lengths of jittered copies of :func:`_hand` (their spread, or ``sd`` px)."""
+    prior = BonePrior.from_keypoints(_hand()[None] + rng.normal(0, 1.0, (200, J, 2)))
+    return prior if sd is None else BonePrior(prior.mean, np.full(len(prior.bones), sd))
+
+
+def test_bone_prior_from_keypoints_and_checks():
+    kp = np.stack([_hand(), _hand(up=-60.0)])  # a rotated hand: the same lengths
+    vis = np.ones((2, J), bool)
+    vis[:, 0] = False  # no wrist (LSMV): its five bones stay unconstrained
+    prior = BonePrior.from_keypoints(kp, vis)
+    assert prior.bones == BONES and prior.num_joints == J
+    i = prior.bones.index((5, 6))  # INDEX_MCP -> INDEX_PIP
+    assert prior.mean[i] == pytest.approx(18.0, abs=1e-3) and prior.sd[i] == 1.0  # min_sd
+    wrist = [k for k, (p, _) in enumerate(prior.bones) if p == 0]
+    assert np.isnan(prior.mean[wrist]).all()
+    np.testing.assert_array_equal(prior.penalty(wrist[0], np.array([500.0]), 1.0), [0.0])
+    np.testing.assert_allclose(prior.penalty(i, np.array([10.0, 18.0, 20.0]), 0.5), [0.0, 0.0, 1.0], atol=1e-5)  # only longer
+    # children come before their parents' bones
+    seen = set()
+    for k in prior.order:
+        p, c = prior.bones[k]
+        assert all(pp != c or kk in seen for kk, (pp, _) in enumerate(prior.bones))
+        seen.add(k)
+    with pytest.raises(ValueError, match="cycle"):
+        BonePrior([1.0, 1.0], [1.0, 1.0], bones=[(0, 1), (1, 0)])
+    with pytest.raises(ValueError, match="child of one bone"):
+        BonePrior([1.0, 1.0], [1.0, 1.0], bones=[(0, 2), (1, 2)])
+    with pytest.raises(ValueError, match="means and sds"):
+        BonePrior([1.0], [1.0, 1.0], bones=[(0, 1), (1, 2)])
+    with pytest.raises(ValueError, match="sds must be > 0"):
+        BonePrior([1.0], [0.0], bones=[(0, 1)])
+    with pytest.raises(ValueError, match="BonePrior"):
+        MultiScaleHeatmapCodec(bone_prior={"bones": BONES})
+    with pytest.raises(ValueError, match="joints up to 20"):
+        MultiScaleHeatmapCodec(strides=(1,), bone_prior=prior).decode([np.zeros((5, 128, 128), np.float32)])
+
+
+def test_local_maxima_and_refine_at():
+    maps = np.zeros((1, 2, 32, 32), np.float32)
+    maps[0, 0, 5, 6], maps[0, 0, 20, 25], maps[0, 0, 6, 7] = 0.9, 0.5, 0.8  # (6, 7) sits next to the top one
+    maps[0, 1] = 0.1  # flat: every pixel ties; the argmax (the first) comes first
+    values, ys, xs = local_maxima(maps, k=3, radius=2)
+    np.testing.assert_allclose(values[0, 0], [0.9, 0.5, 0.0])  # then a flat zero's first pixel
+    assert (ys[0, 0, :2].tolist(), xs[0, 0, :2].tolist()) == ([5, 20], [6, 25])
+    assert (ys[0, 1, 0], xs[0, 1, 0]) == (0, 0)
+    values, ys, xs = local_maxima(maps[:, :1, 3:9, 3:9], k=3, radius=3)  # one peak only: the rest missing
+    assert values[0, 0].tolist() == [pytest.approx(0.9), -1.0, -1.0] and ys[0, 0].tolist() == [2, 2, 2] and xs[0, 0].tolist() == [3, 3, 3]
+    # refine_at at the argmax is refine_peaks
+    rng = np.random.default_rng(7)
+    c = SingleScaleHeatmapCodec(64, sigma=2.5)
+    (hm,) = c.encode(_points(rng, (3, 4), 3, 60))  # (3, 4, 64, 64)
+    hm = hm + 0.05 * rng.random(hm.shape).astype(np.float32)
+    kp, _ = refine_peaks(hm)
+    flat = hm.reshape(3, 4, -1).argmax(-1)
+    np.testing.assert_allclose(refine_at(hm, (flat // 64)[..., None], (flat % 64)[..., None])[:, :, 0], kp, atol=1e-4)
+
+
+def test_structured_decode_round_trip_numpy_and_torch():
+    """With a bone prior, clean targets come back as exactly as without one."""
+    rng = np.random.default_rng(8)
+    prior = _prior(rng)
+    c = MultiScaleHeatmapCodec(bone_prior=prior)
+    plain = MultiScaleHeatmapCodec()
+    kp = np.stack([_hand(), _hand((60.0, 70.0), up=-45.0)]) + rng.normal(0, 0.5, (2, J, 2)).astype(np.float32)
+    hms = c.encode(kp)
+    out, scores = c.decode(hms)
+    assert out.shape == (2, J, 2) and out.dtype == np.float32 and scores.dtype == np.float32
+    np.testing.assert_allclose(out, plain.decode(hms)[0], atol=1e-4)
+    np.testing.assert_allclose(scores, plain.decode(hms)[1], atol=1e-6)
+    one, one_scores = c.decode([h[1] for h in hms])  # unbatched
+    assert one.shape == (J, 2) and one_scores.shape == (J,)
+    np.testing.assert_allclose(one, out[1], atol=1e-5)
+    out_t, scores_t = c.decode([torch.from_numpy(h) for h in hms])
+    assert isinstance(out_t, torch.Tensor) and isinstance(scores_t, torch.Tensor) and out_t.dtype == torch.float32
+    np.testing.assert_allclose(out_t.numpy(), out, atol=1e-4)
+    assert "bone_prior" in repr(c) and "bone_prior" not in repr(plain)
+
+
+def test_structured_decode_skips_a_spurious_peak():
+    """A joint's map with a stronger peak on another finger, or far off: the paper's argmax
+    takes it, the structured decode the joint's own weaker peak."""
+    rng = np.random.default_rng(9)
+    prior = _prior(rng)
+    kp = _hand()
+    codec = MultiScaleHeatmapCodec(strides=(1,), sigmas=(2.0,), weights=(1.0,), bone_prior=prior)
+    plain = MultiScaleHeatmapCodec(strides=(1,), sigmas=(2.0,), weights=(1.0,))
+    loose = _prior(rng, sd=10.0)  # bones that vary a lot: 26 px for a 12 px bone is not unlikely enough
+    no_collision = MultiScaleHeatmapCodec(strides=(1,), sigmas=(2.0,), weights=(1.0,), bone_prior=loose, collision_weight=0.0)
+    collision = MultiScaleHeatmapCodec(strides=(1,), sigmas=(2.0,), weights=(1.0,), bone_prior=loose)
+    (hm,) = plain.encode(kp)
+    index_tip, middle_tip = finger_joints("INDEX")[3], finger_joints("MIDDLE")[3]
+    far = hm.copy()  # the index tip's map: its own peak 0.6, a stronger one 45 px away
+    (spurious,) = plain.encode(kp[index_tip : index_tip + 1] + np.float32([45.0, 10.0]))
+    far[index_tip] = 0.6 * hm[index_tip] + spurious[0]
+    swap = hm.copy()  # ... or on the middle fingertip, where the middle tip's map peaks too
+    swap[index_tip] = 0.6 * hm[index_tip] + hm[middle_tip]
+    for maps in (far, swap):
+        assert _errors(plain.decode([maps])[0][index_tip], kp[index_tip]).max() > 10  # the argmax is fooled
+        out, scores = codec.decode([maps])
+        assert _errors(out, kp).max() < 0.1
+        assert scores[index_tip] == pytest.approx(0.6, abs=0.01)
+    # with a loose prior: far off, the bone alone tells; on the next finger, the collision
+    # with that finger's own tip
+    assert _errors(no_collision.decode([far])[0], kp).max() < 0.1
+    assert _errors(no_collision.decode([swap])[0][index_tip], kp[index_tip]).max() > 10
+    assert _errors(collision.decode([swap])[0], kp).max() < 0.1
 
 
 # ------------------------------------------------------------------------- regression
