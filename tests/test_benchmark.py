@@ -162,6 +162,59 @@ def test_the_shipped_profile_files_are_the_built_in_profiles():
     assert {"long", "ours-long", "thickness"} <= set(others)
     for profile in others.values():
         assert (profile.lr, profile.schedule, profile.overrides) == (PROFILES["quick"].lr, "cosine", PROFILES["quick"].overrides)
+        assert profile.decode == PROFILES["quick"].decode == "bone-tree"  # the quick profiles: the bone-tree decode
+    assert PROFILES["paper"].decode == "argmax"  # the paper's protocol: its argmax
+
+
+def test_the_decode_field_is_checked():
+    from gthd.benchmark.run import Profile
+
+    assert Profile("x", epochs=1, batch_size=8).decode == "argmax"  # the paper's, unless a profile says
+    with pytest.raises(ValueError, match="decode must be one of argmax, bone-tree, got 'softmax'"):
+        Profile("x", epochs=1, batch_size=8, decode="softmax")
+
+
+def test_the_bone_tree_decode_rescores_a_run_without_retraining(tiny, tmp_path):
+    """A run trained and scored with the argmax, scored again with "decode": "bone-tree":
+    nothing retrains, run.json gains the prior of the training labels, only the heatmap
+    rows may change, and gthd predict decodes with the prior."""
+    from gthd.benchmark.evaluate import fit_bone_prior
+    from gthd.benchmark.predict import load_run
+
+    profile = json.loads((tiny / "tiny.json").read_text())
+    profile.update(methods=["ours", "direct regression (Gomez et al.)"], thicknesses=["thick"], box_baseline=False)
+    (tmp_path / "p.json").write_text(json.dumps(profile))
+    args = ["benchmark", str(tiny / "d.h5"), "--profile", str(tmp_path / "p.json"), "--out", str(tmp_path / "run")]
+    assert CliRunner().invoke(main, args, catch_exceptions=False).exit_code == 0
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["decode"] == "argmax" and "bone_prior" not in run  # the paper's profile: its argmax
+    assert load_run(tmp_path / "run", "ours").codec.bone_prior is None
+    before = read_leaderboard(tmp_path / "run" / "leaderboard.json")
+    weights = {p: p.read_bytes() for p in (tmp_path / "run").glob("*/last.pt")}
+    mtimes = {p: p.stat().st_mtime_ns for p in weights}
+
+    (tmp_path / "p.json").write_text(json.dumps({**profile, "decode": "bone-tree"}))
+    r = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert {p: p.stat().st_mtime_ns for p in weights} == mtimes and all(p.read_bytes() == b for p, b in weights.items())  # nothing retrained
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    prior = fit_bone_prior(str(tiny / "d.h5"), "train")
+    assert run["decode"] == "bone-tree" and run["bone_prior"]["bones"] == [list(b) for b in prior.bones]
+    assert run["bone_prior"]["mean"] == pytest.approx(prior.mean.tolist()) and run["bone_prior"]["sd"] == pytest.approx(prior.sd.tolist())
+    after = read_leaderboard(tmp_path / "run" / "leaderboard.json")
+    assert after["config"]["profile"]["decode"] == "bone-tree" and before["config"]["profile"]["decode"] == "argmax"
+    assert "decode: bone-tree" in (tmp_path / "run" / "leaderboard.md").read_text()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["profile"]["decode"] == "bone-tree"
+    # the rows without heatmaps score the same; the heatmap rows are decoded anew
+    scores = ("mjpe_px", "median_px", "epe_px", "pck_0.05", "pck_0.1", "pck_0.2", "auc")
+    rows = lambda board: {r["method"]: {k: r[k] for k in scores} for r in board["pose"]}  # noqa: E731
+    unchanged = {"direct regression (Gomez et al.)", "constant pose (training mean)"}
+    assert {m: rows(before)[m] for m in unchanged} == {m: rows(after)[m] for m in unchanged}
+    changed = {m for m in rows(before) if rows(before)[m] != rows(after)[m]}
+    assert changed and changed <= {"ours", "ours, true skeleton", "ours, end to end (detector's box)"}  # (crafted maps: test_evaluate)
+    # gthd predict decodes as the run was scored: the same prior
+    pipe = load_run(tmp_path / "run", "ours")
+    assert pipe.decode == "bone-tree" and pipe.codec.bone_prior.mean.tolist() == pytest.approx(prior.mean.tolist())
 
 
 def test_seeds_train_each_model_again_and_report_mean_and_std(tiny, tmp_path):

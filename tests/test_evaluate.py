@@ -58,6 +58,57 @@ def test_untrained_models_score_end_to_end(dataset, name):
     assert 0 <= s["pck_0.2"] <= 1 and s["infer_ms"] > 0 and len(s["per_joint"]) == 21
 
 
+class SwappedFingertip(torch.nn.Module):
+    """A heatmap "model" that knows the answers: the true maps of each test crop (in the
+    order evaluate_pose reads them), but the index fingertip's map (joint 8) peaks higher
+    on the middle fingertip (joint 12): the finger swap the argmax makes."""
+
+    def __init__(self, codec, keypoints, visible):
+        super().__init__()
+        self.codec, self.kp, self.vis, self.at = codec, torch.from_numpy(keypoints), torch.from_numpy(visible), 0
+
+    def forward(self, x):
+        kp, vis = self.kp[self.at : self.at + len(x)], self.vis[self.at : self.at + len(x)]
+        self.at += len(x)
+        decoy, decoy_vis = kp.clone(), vis.clone()
+        decoy[:, 8], decoy_vis[:, 8] = kp[:, 12], vis[:, 8] & vis[:, 12]
+        maps = []
+        for true, wrong in zip(self.codec.encode(kp, vis), self.codec.encode(decoy, decoy_vis)):
+            m = true.clone()
+            m[:, 8] = 0.8 * true[:, 8] + wrong[:, 8]  # the right peak lower than the wrong finger's
+            maps.append(m)
+        return {"heatmaps": maps}
+
+
+@pytest.mark.parametrize("name", ["multiscale_plain", "unet_heatmaps"])
+def test_the_bone_tree_decode_undoes_a_finger_swap_the_argmax_makes(dataset, name):
+    from gthd.benchmark.evaluate import fit_bone_prior
+    from gthd.benchmark.train import make_codec
+    from gthd.dataset.codec import BonePrior
+    from gthd.dataset.torch_dataset import HandDataset
+
+    train = HandDataset(str(dataset), "train", skeleton=None)
+    prior = fit_bone_prior(str(dataset), "train")  # the training labels' bones, crop px
+    expected = BonePrior.from_keypoints(train.keypoints, train.visible)
+    np.testing.assert_allclose(prior.mean, expected.mean)
+    np.testing.assert_allclose(prior.sd, expected.sd)
+    test = HandDataset(str(dataset), "test", skeleton=None)
+    swapped = lambda: SwappedFingertip(make_codec(name), test.keypoints, test.visible)  # noqa: E731
+    argmax = evaluate_pose(swapped(), name, str(dataset), "test", batch_size=16)
+    tree = evaluate_pose(swapped(), name, str(dataset), "test", batch_size=16, bone_prior=prior)
+    assert argmax["per_joint"][8] > 5  # the argmax: on the middle fingertip
+    assert tree["per_joint"][8] < 0.2 * argmax["per_joint"][8]  # the bone-tree decode: back on its own
+    others = [j for j in range(21) if j != 8]
+    assert max(tree["per_joint"][j] for j in others) < 0.5 and max(argmax["per_joint"][j] for j in others) < 0.5
+    assert tree["mjpe_px"] < argmax["mjpe_px"] and tree["pck_0.05"] >= argmax["pck_0.05"]
+    # a regression model's coordinates have no maps: the prior changes nothing
+    torch.manual_seed(0)
+    model = create_model("resnet50_regression", width=0.0625)
+    a = evaluate_pose(model, "resnet50_regression", str(dataset), "test", batch_size=16)
+    b = evaluate_pose(model, "resnet50_regression", str(dataset), "test", batch_size=16, bone_prior=prior)
+    np.testing.assert_array_equal(a["predictions"], b["predictions"])
+
+
 def test_untrained_detector_scores_end_to_end(dataset):
     torch.manual_seed(0)
     row = evaluate_detector(create_model("skeleton_unet", width=4, depth=2), str(dataset), size=(128, 96))

@@ -110,6 +110,8 @@ def test_every_command_on_real_inputs(tmp_path):
     (tmp_path / "tiny.json").write_text(json.dumps(TINY))
     board = json.loads(gthd("benchmark", d, "--profile", tmp_path / "tiny.json", "-o", tmp_path / "run", "--json"))
     assert {r["method"] for r in board["pose"]} >= {"ours", CONSTANT, "ours, true skeleton"}
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["decode"] == "bone-tree" and len(run["bone_prior"]["sd"]) == 20  # quick's decode: predict decodes alike
     (tmp_path / "images").mkdir()
     for i in (0, 40):
         cv2.imwrite(str(tmp_path / "images" / f"{i}.png"), cv2.imread(str(s / "frames" / f"{i:06d}.jpg")))

@@ -167,6 +167,9 @@ def test_a_runs_config_and_the_shipped_names_are_profiles(tmp_path, monkeypatch)
     (tmp_path / "config.json").write_text(json.dumps({"format": "gthd-benchmark-config", "format_version": 1, "profile": asdict(long), "seed": 0}))
     monkeypatch.chdir(tmp_path)
     assert Profile.load("config.json") == long
+    old = {k: v for k, v in asdict(long).items() if k != "decode"}  # a run of a gthd before the bone-tree decode
+    (tmp_path / "old.json").write_text(json.dumps({"format": "gthd-benchmark-config", "format_version": 1, "profile": old, "seed": 0}))
+    assert Profile.load(str(tmp_path / "old.json")).decode == "argmax"  # it was scored with the argmax: run again, exactly
     assert Profile.load("long.json") == long and long.epochs == 30 and Profile.load("thickness").thicknesses == ["thin", "medium", "thick"]
     with pytest.raises(ValueError, match="unknown profile 'lng': quick, paper, long, ours-long"):
         Profile.load("lng")
@@ -181,9 +184,10 @@ def test_a_runs_config_and_the_shipped_names_are_profiles(tmp_path, monkeypatch)
     ('{"frame_size": [256]}', ["field 'frame_size' must be [width, height]"]),
     ('{"frame_size": [100, 70]}', ["frame_size must be multiples of 16"]),
     ('{"overrides": {"resnet50_regression": {"lr": "fast"}}}', ["overrides['resnet50_regression']: 'lr' must be a number > 0"]),
+    ('{"decode": "mean"}', ["field 'decode' must be argmax or bone-tree, got \"mean\" (a string)"]),
     ('{"epochs": 3', ["not a readable profile JSON file"]),
     ('[{"epochs": 3}]', ["a profile is a JSON object of fields, got a list"]),
-], ids=["typo", "unknown", "type", "range", "bool", "shape", "multiple", "override", "not json", "not an object"])  # fmt: skip
+], ids=["typo", "unknown", "type", "range", "bool", "shape", "multiple", "override", "decode", "not json", "not an object"])  # fmt: skip
 def test_a_bad_profile_is_one_line_before_anything_runs(datasets, tmp_path, text, fragments):
     (tmp_path / "my.json").write_text(text)
     r = invoke("benchmark", datasets / "base.h5", "--profile", tmp_path / "my.json", "--out", tmp_path / "run")

@@ -213,6 +213,37 @@ def test_the_skeleton_pass_of_the_run_is_the_pipelines(tmp_path):
         read_run(run)
 
 
+def _bone_tree(prior=None) -> dict:
+    """run.json's decode fields of a bone-tree run (a prior of an open hand by default)."""
+    from gthd.benchmark.runfile import decode_fields
+    from gthd.dataset.codec import BonePrior
+    from gthd.hand import BONES
+
+    mean = np.linspace(10.0, 30.0, len(BONES))
+    mean[0] = np.nan  # a bone never seen in the labels: null in run.json, not constrained
+    return decode_fields("bone-tree", prior or BonePrior(mean, np.full(len(BONES), 2.0)))
+
+
+def test_the_decode_of_the_run_is_the_pipelines(tmp_path):
+    run = make_run(tmp_path / "run")
+    assert read_run(run).decode == "argmax" and read_run(run).bone_prior is None  # an older run.json: the argmax
+    pipe = load_run(run, "ours")
+    assert pipe.decode == "argmax" and pipe.codec.bone_prior is None
+    fields = _bone_tree()
+    assert fields["bone_prior"]["mean"][0] is None and json.loads(json.dumps(fields)) == fields  # JSON numbers (and a null)
+    _rewrite(run, **fields)
+    info = read_run(run)
+    assert info.decode == "bone-tree" and info.bone_prior.sd.tolist() == fields["bone_prior"]["sd"]
+    assert np.isnan(info.bone_prior.mean[0]) and info.bone_prior.mean[1:].tolist() == fields["bone_prior"]["mean"][1:]
+    pipe = load_run(run, "ours")  # gthd predict decodes as the benchmark scored: with the run's prior
+    assert pipe.decode == "bone-tree" and pipe.codec.bone_prior.mean[1:].tolist() == fields["bone_prior"]["mean"][1:]
+    d = pipe(frame())
+    assert d.has_hand and d.keypoints.shape == (21, 2) and np.isfinite(d.keypoints).all()
+    assert load_run(run, REGRESSION).decode is None  # coordinates: nothing to decode from maps
+    _rewrite(run, decode="argmax")  # a prior beside the argmax: not used
+    assert load_run(run, "ours").codec.bone_prior is None
+
+
 # ----------------------------------------------------------------------------- errors
 def _rewrite(run: Path, **changes) -> None:
     d = json.loads((run / "run.json").read_text())
@@ -235,8 +266,26 @@ def _rewrite(run: Path, **changes) -> None:
             lambda run: _rewrite(run, pose=[{"method": "ours", "builder": "multiscale_skeleton", "model_kwargs": {"width": 8}, "checkpoint": "ours/last.pt"}]),
             ["weights do not fit multiscale_skeleton(width=8)"],
         ),
+        (lambda run: _rewrite(run, decode="softmax"), ["'decode' must be one of argmax, bone-tree, got 'softmax'"]),
+        (lambda run: _rewrite(run, decode="bone-tree"), ["missing 'bone_prior'"]),
+        (lambda run: _rewrite(run, **{**_bone_tree(), "bone_prior": {**_bone_tree()["bone_prior"], "sd": [0.0] * 20}}), ["'bone_prior': bone sds must be > 0"]),
+        (lambda run: _rewrite(run, **{**_bone_tree(), "bone_prior": {**_bone_tree()["bone_prior"], "bones": [[0, 99]]}}), ["'bone_prior.bones'"]),
     ],
-    ids=["no run.json", "format", "newer", "no checkpoint", "bad checkpoint", "no detector", "bad json", "bad field", "wrong kwargs"],
+    ids=[
+        "no run.json",
+        "format",
+        "newer",
+        "no checkpoint",
+        "bad checkpoint",
+        "no detector",
+        "bad json",
+        "bad field",
+        "wrong kwargs",
+        "bad decode",
+        "no prior",
+        "bad prior",
+        "bad bones",
+    ],
 )
 def test_a_bad_run_folder_is_one_clear_line(tmp_path, damage, fragments):
     run = make_run(tmp_path / "run")

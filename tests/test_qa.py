@@ -206,6 +206,29 @@ def test_skeleton_evidence_and_pose_disagreement():
     assert pose_disagreement(pred, uv, vis) == pytest.approx(np.hypot(30, 30))
 
 
+def test_the_pose_check_decodes_as_the_run_was_scored(tmp_path, monkeypatch):
+    """gthd qa --run: the pose network's heatmaps are decoded with run.json's decode (the
+    bone-tree decode with its prior here), as gthd benchmark scored them."""
+    import cv2
+    from test_predict import _bone_tree, _rewrite, frame, make_run
+
+    from gthd.dataset import codec
+    from gthd.qa.evidence import score_frames
+
+    run = make_run(tmp_path / "run")
+    cv2.imwrite(str(tmp_path / "f.png"), frame())
+    uv = np.stack([np.linspace(40, 120, 21), np.linspace(30, 90, 21)], -1)[None]  # (1, 21, 2) inside the 160 x 120 frame
+    calls = []
+    plain = codec.structured_choice
+    monkeypatch.setattr(codec, "structured_choice", lambda *a, **k: calls.append(1) or plain(*a, **k))
+    args = ([tmp_path / "f.png"], uv, np.ones((1, 21), bool), np.ones(1, bool))
+    out = score_frames(run, *args)
+    assert out["info"]["decode"] == "argmax" and not calls and np.isfinite(out["pose_px"]).all()
+    _rewrite(run, **_bone_tree())
+    out = score_frames(run, *args)
+    assert out["info"]["decode"] == "bone-tree" and calls and np.isfinite(out["pose_px"]).all()
+
+
 # ----------------------------------------------------------------- the simulator's side
 def test_parse_glitches():
     assert parse_glitches("all") == GLITCH_KINDS

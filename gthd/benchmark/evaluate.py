@@ -8,6 +8,7 @@ The metric functions are :mod:`gthd.benchmark.metrics`; this module only runs mo
 
 from __future__ import annotations
 
+import json
 import time
 
 import cv2
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..dataset.codec import SkeletonMaskCodec
+from ..dataset.codec import BonePrior, SkeletonMaskCodec
 from ..dataset.samples import crop, from_crop, to_crop
 from ..dataset.schema import CROP_SIZE, open_dataset
 from ..dataset.torch_dataset import FrameDataset, HandDataset, split_mask
@@ -46,13 +47,16 @@ def evaluate_pose(
     device: str = "cpu",
     skeletons: dict[int, np.ndarray] | None = None,
     skeleton: str = "thick",
+    bone_prior: BonePrior | None = None,
 ) -> dict:
     """Score a pose model on the hand samples of ``split``.
 
     The skeleton channel (models that take one) is the true skeleton drawn from the labels
     at ``skeleton`` thickness, or, the paper's pipeline, ``skeletons``: the detector's
     mask cropped like each sample (:func:`detector_skeleton_crops`, dataset row ->
-    (128, 128) float32 in [0, 1]).
+    (128, 128) float32 in [0, 1]). A heatmap model's keypoints are its maps' argmax (the
+    paper's decode), or, with a ``bone_prior`` (:func:`fit_bone_prior` of the training
+    split), the bone-tree decode; a regression model ignores it.
 
     Returns:
         mjpe_px (128x128 crop pixels, the paper's Table II unit), epe_px (image pixels),
@@ -66,7 +70,7 @@ def evaluate_pose(
         raise ValueError(f"{dataset}: the {split} split has no hand sample to score")
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
     model.eval().to(device)
-    codec = make_codec(info)
+    codec = make_codec(info, bone_prior=bone_prior)
     preds, gts, vis, rows, t_model = [], [], [], [], 0.0
     for batch in loader:
         if skeletons is not None and "skeleton" in info.inputs:
@@ -104,14 +108,9 @@ def score_pose(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, rows: np.ndar
         crop_box[order] = f["labels/crop_box"][rows[order]]
         box[order] = f["labels/box"][rows[order]]
         kp_img[order] = f["labels/keypoints"][rows[order]]
-        labelled = f.attrs.get("labelled_joints")
+        keep = labelled_joints(f)
         crop_margin = float(f.attrs.get("crop_margin", 0.25))
-    if labelled is not None:  # LSMV: no wrist
-        import json
-
-        keep = np.zeros(21, bool)
-        keep[json.loads(labelled) if isinstance(labelled, str) else list(labelled)] = True
-        mask = mask & keep
+    mask = mask & keep
     pred_img = np.stack([from_crop(p, cb) for p, cb in zip(pred, crop_box)])
     norm = pck_norm(box, crop_box, crop_margin)
     curve = metrics.pck_curve(pred_img, kp_img, mask, norm, PCK_THRESHOLDS)
@@ -130,6 +129,18 @@ def score_pose(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, rows: np.ndar
     }
 
 
+def labelled_joints(f) -> np.ndarray:
+    """(21,) bool: the joints an open dataset labels (its ``labelled_joints``; LSMV: no
+    wrist), every one when it does not say."""
+    labelled = f.attrs.get("labelled_joints")
+    keep = np.zeros(21, bool)
+    if labelled is None:
+        keep[:] = True
+    else:
+        keep[json.loads(labelled) if isinstance(labelled, str) else list(labelled)] = True
+    return keep
+
+
 def _median(errors: np.ndarray) -> float:
     """The median of the finite values of (N, J) joint errors (NaN: not counted)."""
     e = errors[np.isfinite(errors)]
@@ -146,6 +157,19 @@ def mean_pose(dataset: str, split: str = "train") -> np.ndarray:
     total = (ds.keypoints * ds.visible[..., None]).sum(0)  # (J, 2)
     centre = (ds.crop_size - 1) / 2.0
     return np.where(n[:, None] > 0, total / np.maximum(n, 1)[:, None], centre).astype(np.float32)
+
+
+def fit_bone_prior(dataset: str, split: str = "train") -> BonePrior:
+    """The bone-tree decode's prior: each bone's length (mean and sd) over the labelled
+    hand crops of ``split`` (the training split's: the scored ones stay unseen), in the
+    128 px crop's pixels the pose models see. A joint the dataset does not label (LSMV's
+    wrist) constrains no bone."""
+    ds = HandDataset(dataset, split=split, skeleton=None)
+    if len(ds) == 0:
+        raise ValueError(f"{dataset}: the {split} split has no hand sample to fit the bone prior on")
+    with open_dataset(dataset) as f:
+        keep = labelled_joints(f)
+    return BonePrior.from_keypoints(ds.keypoints, ds.visible & keep)
 
 
 def evaluate_constant(pose: np.ndarray, dataset: str, split: str = "test") -> dict:

@@ -150,7 +150,23 @@ class Leaderboard:
                 out.write("| " + " | ".join(_fmt(c[2], ref.get(c[0])) for c in cols) + " |\n")
         if paper:
             out.write(f"\nThe paper's figures are from its Tables I and II and section IV-B ({paper}), for reference: other data, other scale.\n")
+        note = self.decode_note()
+        if note:
+            out.write(f"\n{note}\n")
         return out.getvalue()
+
+    def decode_note(self) -> str | None:
+        """One sentence saying how the heatmap methods' keypoints were decoded (the run's
+        profile's ``decode``); None when the config does not say."""
+        decode = (self.config.get("profile") or {}).get("decode")
+        if decode == "argmax":
+            return "Heatmap methods decoded by the argmax of their averaged maps (decode: argmax, the paper's)."
+        if decode == "bone-tree":
+            return (
+                "Heatmap methods decoded by the bone-tree decode (decode: bone-tree: among each joint's 5 highest local maxima, "
+                'the choice that fits a bone-length prior of the training labels; the paper takes the argmax; docs/benchmark.md, "Decoding").'
+            )
+        return None
 
     def csv_text(self) -> str:
         out = io.StringIO()
@@ -200,7 +216,7 @@ class Leaderboard:
         from rich.table import Table
 
         tables = []
-        t = Table(title=f"pose estimation on {self.dataset}")
+        t = Table(title=f"pose estimation on {self.dataset}", caption=self.decode_note())
         for _, head, _ in POSE_COLUMNS:
             t.add_column(head, justify="left" if head == "method" else "right")
         for r in self.sorted_pose():

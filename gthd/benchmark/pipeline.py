@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..dataset.codec import SkeletonMaskCodec
+from ..dataset.codec import BonePrior, SkeletonMaskCodec
 from ..dataset.samples import crop, from_crop, square_crop_box
 from ..geometry import rescale_px
 from .models import MODEL_INFO
@@ -25,6 +25,13 @@ from .train import make_codec
 SKELETON_PASSES = ("frame", "crop")
 """How the pose network's skeleton channel is made from the detector: its mask of the
 whole frame, cropped like the image ("frame"), or a second pass on the crop ("crop")."""
+
+DECODES = ("argmax", "bone-tree")
+"""How a heatmap pose model's keypoints are read from its maps: "argmax", the paper's
+(each joint at its averaged map's maximum), or "bone-tree", the structured decode of
+:class:`~gthd.dataset.codec.MultiScaleHeatmapCodec` with a
+:class:`~gthd.dataset.codec.BonePrior` fitted on the training labels (docs/benchmark.md,
+"Decoding")."""
 
 
 @dataclass
@@ -51,6 +58,10 @@ class HandPosePipeline:
             region's bounds grown by 5 % of its larger side; the crop: 25 % around it).
         skeleton_pass: "frame" or "crop" (:data:`SKELETON_PASSES`): as the pose network
             was trained (``gthd benchmark`` records it in run.json).
+        bone_prior: None, the paper's argmax decode of a heatmap model; a
+            :class:`~gthd.dataset.codec.BonePrior` in crop pixels, the bone-tree decode
+            (:data:`DECODES`; run.json records which the run was scored with). A
+            regression model ignores it.
     """
 
     def __init__(
@@ -64,6 +75,7 @@ class HandPosePipeline:
         box_margin: float = 0.05,
         device: str = "cpu",
         skeleton_pass: str = "frame",
+        bone_prior: BonePrior | None = None,
     ):
         if skeleton_pass not in SKELETON_PASSES:
             raise ValueError(f"skeleton_pass must be one of {', '.join(SKELETON_PASSES)}, got {skeleton_pass!r}")
@@ -71,7 +83,9 @@ class HandPosePipeline:
         self.detector = detector.eval().to(device)
         self.pose = pose.eval().to(device)
         self.info = MODEL_INFO[pose_name]
-        self.codec = make_codec(self.info)  # the pose output's keypoints, heatmaps or regression alike
+        self.codec = make_codec(self.info, bone_prior=bone_prior)  # the pose output's keypoints, heatmaps or regression alike
+        heatmaps = self.info.task == "pose-heatmap"
+        self.decode = ("bone-tree" if bone_prior is not None else "argmax") if heatmaps else None  # None: coordinates, no maps
         self.frame_size = tuple(frame_size)
         self.threshold = threshold_pixels
         self.crop_margin = crop_margin

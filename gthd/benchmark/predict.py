@@ -84,7 +84,8 @@ def _first_line(e: BaseException) -> str:
 
 
 def load_run(run_dir: str | os.PathLike, method: str = "ours", device: str | torch.device = "cpu") -> HandPosePipeline:
-    """The detector + ``method``'s pose network of a benchmark run, ready for frames.
+    """The detector + ``method``'s pose network of a benchmark run, ready for frames, its
+    heatmaps decoded as the run scored them (run.json's ``decode`` and ``bone_prior``).
 
     Args:
         run_dir: a folder with ``run.json`` (``gthd benchmark`` writes it).
@@ -119,6 +120,7 @@ def load_run(run_dir: str | os.PathLike, method: str = "ours", device: str | tor
         crop_margin=run.crop_margin,
         device=device,
         skeleton_pass=run.skeleton_pass,
+        bone_prior=run.bone_prior,  # decoded as the run was scored: run.json's decode
         **extra,
     )
 

@@ -11,7 +11,10 @@ The paper's pipeline scores "ours" with the skeleton the detector predicts (for 
 test crop); "ours, true skeleton" is the same network fed the skeleton drawn from the
 labels; "ours, end to end" runs the whole pipeline on every test hand frame (the
 detector's box makes the crop). Every pose table has a constant-pose row (the training
-mean): the reference a method must beat to have learnt anything from the image.
+mean): the reference a method must beat to have learnt anything from the image. The
+heatmap methods are decoded as the profile's ``decode`` says: the paper's argmax, or the
+bone-tree decode with a bone prior fitted on the training split's labels (run.json keeps
+it, so that ``gthd predict`` decodes alike; docs/benchmark.md, "Decoding").
 
 Profiles: ``quick`` (narrow models and the CPU recipe: minutes on a laptop CPU) and
 ``paper`` (the paper's widths and schedule: Adam, lr 0.01 decayed by 10 % every 8
@@ -36,14 +39,15 @@ from pathlib import Path
 import cv2
 import torch
 
+from ..dataset.codec import BonePrior
 from ..dataset.schema import dataset_fingerprint, open_dataset
 from ..fileio import FormatError, atomic_write_bytes, dumps_json
-from .evaluate import detector_skeleton_crops, evaluate_constant, evaluate_detector, evaluate_end_to_end, evaluate_pose, mean_pose
+from .evaluate import detector_skeleton_crops, evaluate_constant, evaluate_detector, evaluate_end_to_end, evaluate_pose, fit_bone_prior, mean_pose
 from .figures import qualitative_figure
 from .leaderboard import CONSTANT, Leaderboard, aggregate_rows, line_plot, mean_curves
 from .models import MODEL_INFO, count_parameters, create_model
-from .pipeline import SKELETON_PASSES, HandPosePipeline
-from .runfile import check_run_folder, write_run
+from .pipeline import DECODES, SKELETON_PASSES, HandPosePipeline
+from .runfile import check_run_folder, decode_fields, write_run
 from .train import CHECKPOINT_FIELDS, TrainConfig, check_same_data, config_differences, load_checkpoint, save_skeleton_crops, train
 
 POSE_METHODS = {
@@ -85,7 +89,12 @@ class Profile:
     default). schedule, warmup_steps, augment (the :class:`Augment` fields),
     heatmap_sigmas, deterministic, compile: as :class:`~gthd.benchmark.train.TrainConfig`'s
     ``schedule``, ``warmup_steps``, ``augment_kwargs``, ``heatmap_sigmas``,
-    ``deterministic``, ``compile`` (CUDA only). inherits: for a profile file, the
+    ``deterministic``, ``compile`` (CUDA only). decode: how the heatmap methods' keypoints
+    are read from their maps, in scoring and ``gthd predict`` alike (:data:`DECODES`):
+    "argmax", the paper's, or "bone-tree", the structured decode with a bone-length prior
+    fitted on the training split's labels (fewer finger swaps: docs/benchmark.md,
+    "Decoding"); not a training parameter, so a run folder is rescored with another decode
+    without retraining. inherits: for a profile file, the
     profile its missing fields came from (``quick`` unless the file names ``paper``).
     """
 
@@ -116,6 +125,7 @@ class Profile:
     heatmap_sigmas: list | None = None
     deterministic: bool = True
     compile: bool = False
+    decode: str = "argmax"
     inherits: str | None = field(default=None, compare=False)
 
     def __post_init__(self):
@@ -134,6 +144,8 @@ class Profile:
                 )
         if self.skeleton_pass not in SKELETON_PASSES:
             raise ValueError(f"profile {self.name!r}: skeleton_pass must be one of {', '.join(SKELETON_PASSES)}, got {self.skeleton_pass!r}")
+        if self.decode not in DECODES:
+            raise ValueError(f"profile {self.name!r}: decode must be one of {', '.join(DECODES)}, got {self.decode!r}")
         if self.pose_skeleton not in ("detector", "labels"):
             raise ValueError(f"profile {self.name!r}: pose_skeleton must be detector or labels, got {self.pose_skeleton!r}")
         bad = [t for t in self.thicknesses if t not in ("thin", "medium", "thick")]
@@ -182,6 +194,7 @@ class Profile:
             d = d.get("profile")
             if not isinstance(d, dict):
                 raise ValueError(f"{path}: a run config without its profile")
+            d = {"decode": "argmax", **d}  # a run of a gthd before the bone-tree decode: scored with the argmax
         known = [f.name for f in fields(cls)]
         for key, value in d.items():
             if key not in known:
@@ -257,6 +270,7 @@ _FIELD_RULES: dict[str, tuple[str, Callable[[object], bool]]] = {
     ),
     "deterministic": ("true or false", lambda v: isinstance(v, bool)),
     "compile": ("true or false", lambda v: isinstance(v, bool)),
+    "decode": (" or ".join(DECODES), lambda v: isinstance(v, str) and v in DECODES),
 }
 """What each profile field must be, checked on a profile file before anything runs."""
 
@@ -338,7 +352,9 @@ def shipped_profile_names() -> list[str]:
 
 
 PROFILES = {
-    "quick": Profile("quick", epochs=12, detector_epochs=4, frame_size=(256, 192), thicknesses=["thick"], box_baseline=False, **QUICK_RECIPE),
+    "quick": Profile(
+        "quick", epochs=12, detector_epochs=4, frame_size=(256, 192), thicknesses=["thick"], box_baseline=False, decode="bone-tree", **QUICK_RECIPE
+    ),
     "paper": Profile("paper", epochs=30, batch_size=8, lr=0.01, max_samples=None, num_workers=4, deterministic=False),
 }
 
@@ -498,13 +514,15 @@ def run_benchmark(
     for s in range(seed, seed + seeds):  # refuse before any work
         for config, folder in plan(profile, dataset, s, seed_folder(out, s, seed), with_detectors=detectors):
             check_model_folder(config, seed_folder(out, s, seed) / folder, fingerprint)
+    # the bone-tree decode's prior: the training labels' bone lengths (crop px), one for every seed
+    prior = fit_bone_prior(dataset, "train") if profile.decode == "bone-tree" else None
     out.mkdir(parents=True, exist_ok=True)
     set_threads(profile.threads)
     runs = []
     for s in range(seed, seed + seeds):
         if seeds > 1:
             log(f"seed {s} ({s - seed + 1} of {seeds})")
-        runs.append(run_seed(dataset, profile, s, seed_folder(out, s, seed), detectors, progress, log, on_batch, fingerprint))
+        runs.append(run_seed(dataset, profile, s, seed_folder(out, s, seed), detectors, progress, log, on_batch, fingerprint, prior))
 
     # -- the leaderboard over the seeds, and the files
     name = Path(dataset).stem
@@ -533,7 +551,14 @@ def run_benchmark(
     atomic_write_bytes(out / "config.json", dumps_json({"format": CONFIG_FORMAT, "format_version": 1, **board.config}).encode())
     with open_dataset(dataset) as f:
         margins = {"crop_margin": float(f.attrs.get("crop_margin", 0.25)), "box_margin": float(f.attrs.get("box_margin", 0.05))}
-    manifest = {"dataset": dataset, "dataset_fingerprint": fingerprint, "profile": profile.name, **margins, **first.manifest}
+    manifest = {
+        "dataset": dataset,
+        "dataset_fingerprint": fingerprint,
+        "profile": profile.name,
+        **margins,
+        **decode_fields(profile.decode, prior),
+        **first.manifest,
+    }
     write_run(out, manifest)
     return board
 
@@ -548,11 +573,13 @@ def run_seed(
     log=print,
     on_batch=None,
     fingerprint: str | None = None,
+    bone_prior: BonePrior | None = None,
 ) -> SeedRun:
     """Train (or reuse) and score every model of ``profile`` with one ``seed``, its models
     in ``out``: the detectors (one per thickness) and the box baseline, the pose methods,
     the constant-pose reference, "ours" with the true skeleton, and the end-to-end
-    pipeline (the main detector's box and skeleton, then "ours")."""
+    pipeline (the main detector's box and skeleton, then "ours"). The heatmap methods are
+    decoded with ``bone_prior`` (the profile's "bone-tree" decode) or their argmax (None)."""
     run = SeedRun(seed, manifest={"pose": [], "detector": None})
     batches = (lambda label: lambda done, total: on_batch(label, done, total)) if on_batch else (lambda label: None)
     with open_dataset(dataset) as f:
@@ -609,14 +636,16 @@ def run_seed(
         model, info = fit(label, pose_config(label, profile, dataset, seed, out, detectors), folder)
         common = {"paper_name": label, "train_s": info.get("train_time_s"), "params_m": count_parameters(model) / 1e6}
         takes_skeleton = builder == "multiscale_skeleton"
-        s = evaluate_pose(model, builder, dataset, "test", skeletons=skeletons if takes_skeleton else None)
+        s = evaluate_pose(model, builder, dataset, "test", skeletons=skeletons if takes_skeleton else None, bone_prior=bone_prior)
         add(label, s, **common)
         run.predictions[label] = s
         if takes_skeleton and skeletons is not None:
-            add(TRUE_SKELETON, evaluate_pose(model, builder, dataset, "test"), **common)  # the true skeleton
+            add(TRUE_SKELETON, evaluate_pose(model, builder, dataset, "test", bone_prior=bone_prior), **common)  # the true skeleton
             # -- the whole pipeline: the detector's box and skeleton, then the pose network
             detector, threshold = main_detector
-            pipe = HandPosePipeline(detector, model, builder, profile.frame_size, threshold, crop_margin, box_margin, skeleton_pass=profile.skeleton_pass)
+            pipe = HandPosePipeline(
+                detector, model, builder, profile.frame_size, threshold, crop_margin, box_margin, skeleton_pass=profile.skeleton_pass, bone_prior=bone_prior
+            )
             e = evaluate_end_to_end(pipe, dataset, "test")
             add(END_TO_END, e, **common, found=e["found"], missed=e["missed"])
         run.manifest["pose"].append({"method": label, "builder": builder, "model_kwargs": model_kwargs(profile, builder), "checkpoint": f"{folder}/last.pt"})

@@ -1,29 +1,51 @@
 """``RUN/run.json``, the door between ``gthd benchmark`` (which writes it) and ``gthd
 predict`` (which reads it): what a run trained, with which builder, arguments and
-checkpoint, and how its pipeline cuts frames (docs/predict.md). Format
+checkpoint, how its pipeline cuts frames, and how its heatmaps were decoded when it was
+scored (``decode``, with the fitted ``bone_prior``: docs/predict.md). Format
 ``gthd-benchmark-run``; this module is its one reader and writer.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
+from ..dataset.codec import BonePrior
 from ..fileio import FormatError, contained_path, read_input, read_json, write_json
+from ..hand import NUM_JOINTS
 from .models import MODEL_INFO, MODELS
-from .pipeline import SKELETON_PASSES
+from .pipeline import DECODES, SKELETON_PASSES
 
 RUN_FORMAT = "gthd-benchmark-run"
-RUN_VERSION = 1
-"""The newest ``run.json`` format_version this code reads."""
+RUN_VERSION = 2
+"""The newest ``run.json`` format_version this code reads (and the one it writes). Version 2
+added ``decode`` and ``bone_prior``: a version 1 file decodes with "argmax", and a gthd that
+reads only version 1 refuses a version 2 file instead of decoding it the wrong way."""
 
 
 def write_run(out: Path, manifest: dict) -> None:
     """Write ``out/run.json`` (atomically)."""
     write_json(out / "run.json", manifest, fmt=RUN_FORMAT, version=RUN_VERSION)
+
+
+def decode_fields(decode: str, bone_prior: BonePrior | None) -> dict:
+    """run.json's ``decode`` (one of :data:`~gthd.benchmark.pipeline.DECODES`) and, for
+    "bone-tree", its ``bone_prior``: ``{"bones": [[parent, child], ...], "mean": [...],
+    "sd": [...]}``, crop px per bone (a mean of null: a bone never seen in the labels,
+    not constrained)."""
+    if decode not in DECODES:
+        raise ValueError(f"decode must be one of {', '.join(DECODES)}, got {decode!r}")
+    if decode == "argmax":
+        return {"decode": decode}
+    if bone_prior is None:
+        raise ValueError("the bone-tree decode needs its bone prior")
+    mean = [float(m) if math.isfinite(m) else None for m in bone_prior.mean]
+    prior = {"bones": [list(b) for b in bone_prior.bones], "mean": mean, "sd": [float(v) for v in bone_prior.sd]}
+    return {"decode": decode, "bone_prior": prior}
 
 
 def check_run_folder(out: Path, fingerprint: str | None = None) -> None:
@@ -32,7 +54,7 @@ def check_run_folder(out: Path, fingerprint: str | None = None) -> None:
     path = out / "run.json"
     if path.exists():
         try:
-            run = read_json(path, fmt=RUN_FORMAT, versions=(RUN_VERSION,))
+            run = read_json(path, fmt=RUN_FORMAT, versions=tuple(range(1, RUN_VERSION + 1)))
         except FormatError as e:
             raise ValueError(f"{out} is a run folder this gthd cannot extend: {e}") from None
         if fingerprint is not None and run.get("dataset_fingerprint") not in (None, fingerprint):
@@ -55,7 +77,10 @@ class RunInfo:
     """What ``RUN/run.json`` says. ``detector`` is None when the run trained none;
     ``frame_size`` is the detector's input (width, height) px; ``box_margin`` None when
     the file does not say (the pipeline's default); ``skeleton_pass`` how the pose
-    network's skeleton channel is made ("frame" when the file does not say)."""
+    network's skeleton channel is made ("frame" when the file does not say); ``decode``
+    how the run's heatmaps were decoded when it was scored ("argmax" when the file does
+    not say: a run of a gthd without the bone-tree decode), and ``bone_prior`` its prior
+    (None unless "bone-tree")."""
 
     path: Path
     pose: tuple[RunModel, ...]
@@ -66,6 +91,8 @@ class RunInfo:
     box_margin: float | None
     gthd_version: str | None
     skeleton_pass: str = "frame"
+    decode: str = "argmax"
+    bone_prior: BonePrior | None = None
 
 
 def read_run(run_dir: str | os.PathLike) -> RunInfo:
@@ -100,6 +127,9 @@ def read_run(run_dir: str | os.PathLike) -> RunInfo:
         skeleton_pass = _field(detector, "skeleton_pass", str, path, "detector") if "skeleton_pass" in detector else "frame"
         if skeleton_pass not in SKELETON_PASSES:
             raise FormatError(f"{path}: detector.skeleton_pass must be one of {', '.join(SKELETON_PASSES)}, got {skeleton_pass!r}")
+    decode = _field(d, "decode", str, path) if "decode" in d else "argmax"
+    if decode not in DECODES:
+        raise FormatError(f"{path}: 'decode' must be one of {', '.join(DECODES)}, got {decode!r}")
     return RunInfo(
         path=run_dir,
         pose=tuple(_run_model(p, run_dir, path, f"pose[{i}]") for i, p in enumerate(pose)),
@@ -110,6 +140,8 @@ def read_run(run_dir: str | os.PathLike) -> RunInfo:
         box_margin=float(_field(d, "box_margin", (int, float), path)) if "box_margin" in d else None,
         gthd_version=d.get("gthd_version"),
         skeleton_pass=skeleton_pass,
+        decode=decode,
+        bone_prior=_bone_prior(_field(d, "bone_prior", dict, path), path) if decode == "bone-tree" else None,
     )
 
 
@@ -122,6 +154,27 @@ def _field(d, key: str, types, path: Path, where: str = ""):
     if not isinstance(value, types) or isinstance(value, bool):
         raise FormatError(f"{path}: '{name}' is {value!r}, not a {_type_names(types)}")
     return value
+
+
+def _bone_prior(d: dict, path: Path) -> BonePrior:
+    """run.json's ``bone_prior`` (see :func:`decode_fields`); FormatError naming the file."""
+    bones, mean, sd = (_field(d, key, list, path, "bone_prior") for key in ("bones", "mean", "sd"))
+    if not all(isinstance(b, list) and len(b) == 2 and all(_is_int(j) and 0 <= j < NUM_JOINTS for j in b) for b in bones):
+        raise FormatError(f"{path}: 'bone_prior.bones' must be [parent, child] pairs of joint indices 0-{NUM_JOINTS - 1}")
+    if not all(m is None or _is_number(m) for m in mean) or not all(_is_number(v) for v in sd):
+        raise FormatError(f"{path}: 'bone_prior.mean' and 'bone_prior.sd' must be numbers, px (a mean may be null: a bone never seen)")
+    try:
+        return BonePrior([math.nan if m is None else m for m in mean], sd, [tuple(b) for b in bones])
+    except ValueError as e:
+        raise FormatError(f"{path}: 'bone_prior': {e}") from None
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _type_names(types) -> str:

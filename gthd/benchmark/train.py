@@ -57,7 +57,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from .. import __version__
-from ..dataset.codec import MultiScaleHeatmapCodec, PoseCodec, RegressionCodec, SingleScaleHeatmapCodec, default_sigma
+from ..dataset.codec import BonePrior, MultiScaleHeatmapCodec, PoseCodec, RegressionCodec, SingleScaleHeatmapCodec, default_sigma
 from ..dataset.schema import dataset_fingerprint
 from ..dataset.torch_dataset import Augment, FrameDataset, HandDataset
 from ..fileio import FormatError, atomic_write_bytes
@@ -335,7 +335,9 @@ def load_skeleton_crops(path) -> dict[int, np.ndarray]:
     return {int(r): c for r, c in zip(rows, crops)}
 
 
-def make_codec(model, input_size: tuple[int, int] | None = None, sigma: float = 2.0, sigmas: list | None = None) -> PoseCodec | None:
+def make_codec(
+    model, input_size: tuple[int, int] | None = None, sigma: float = 2.0, sigmas: list | None = None, bone_prior: BonePrior | None = None
+) -> PoseCodec | None:
     """The codec of a pose model, the one place codecs are made for models: its targets
     (``encode``) and its keypoints (``codec.decode(model(x))``, whatever the model).
 
@@ -344,6 +346,10 @@ def make_codec(model, input_size: tuple[int, int] | None = None, sigma: float = 
         input_size: (width, height) px; default the model's.
         sigma, sigmas: the heatmap targets' sigma, ``sigma`` input px at stride 1 or
             ``sigmas``, each output's own in its heatmap px (heatmap models only).
+        bone_prior: heatmap models only: None, the paper's decode (the argmax); a
+            :class:`~gthd.dataset.codec.BonePrior` in the input's pixels, the bone-tree
+            decode (a profile's ``decode``: docs/benchmark.md, "Decoding"). A regression
+            model's codec ignores it.
 
     Returns:
         a heatmap codec for a heatmap model (its strides), a :class:`RegressionCodec`
@@ -360,8 +366,8 @@ def make_codec(model, input_size: tuple[int, int] | None = None, sigma: float = 
         raise ValueError(f"{name} has {len(info.strides)} outputs (strides {info.strides}): expected as many heatmap sigmas, got {len(sigmas)}")
     sigmas = list(sigmas) if sigmas is not None else [default_sigma(s, sigma) for s in info.strides]
     if len(info.strides) == 1:
-        return SingleScaleHeatmapCodec(input_size, stride=info.strides[0], sigma=sigmas[0])
-    return MultiScaleHeatmapCodec(input_size, strides=info.strides, sigmas=sigmas)
+        return SingleScaleHeatmapCodec(input_size, stride=info.strides[0], sigma=sigmas[0], bone_prior=bone_prior)
+    return MultiScaleHeatmapCodec(input_size, strides=info.strides, sigmas=sigmas, bone_prior=bone_prior)
 
 
 def make_input(batch: dict, in_channels: int) -> torch.Tensor:

@@ -457,10 +457,28 @@ class SingleScaleHeatmapCodec(MultiScaleHeatmapCodec):
     Args:
         input_size: int or (width, height). stride: the map's downscale factor.
         sigma: in heatmap pixels; default :func:`default_sigma` (2 at stride 1).
+        bone_prior, structure_weight, collision_weight: the structured decode, as
+            :class:`MultiScaleHeatmapCodec`'s (None: the argmax).
     """
 
-    def __init__(self, input_size: int | tuple[int, int] = 128, stride: int = 1, sigma: float | None = None):
-        super().__init__(input_size, (stride,), None if sigma is None else (sigma,), (1.0,))
+    def __init__(
+        self,
+        input_size: int | tuple[int, int] = 128,
+        stride: int = 1,
+        sigma: float | None = None,
+        bone_prior: BonePrior | None = None,
+        structure_weight: float = 0.3,
+        collision_weight: float = 1.0,
+    ):
+        super().__init__(
+            input_size,
+            (stride,),
+            None if sigma is None else (sigma,),
+            (1.0,),
+            bone_prior=bone_prior,
+            structure_weight=structure_weight,
+            collision_weight=collision_weight,
+        )
 
 
 class RegressionCodec(PoseCodec):

@@ -9,7 +9,8 @@ network where it puts each joint in a crop. Two scores per labelled frame:
   tracked hand belongs to another instant) low.
 - ``pose_px`` (:func:`pose_disagreement`): the pose network, run on the crop around the
   labelled hand (the crop the dataset would store), against the labels: the median joint
-  distance in the network's 128 px crop. A flipped hand or a snapped finger disagrees.
+  distance in the network's 128 px crop (its heatmaps decoded as the run scored them:
+  run.json's ``decode``). A flipped hand or a snapped finger disagrees.
 
 The scores are only as good as the run: a detector trained on one session is a weak judge
 of another, so the flags use loose thresholds (:class:`gthd.qa.runner.QAOptions`) and the
@@ -98,4 +99,8 @@ def score_frames(run: str | Path, frames: list[Path], uv: np.ndarray, vis: np.nd
             pose[i] = pose_disagreement(pred[0].cpu().numpy(), to_crop(uv[i], cb, size), vis[i])
             if progress is not None and n % 20 == 0:
                 progress("image", n, len(todo))
-    return {"detector_evidence": evidence, "pose_px": pose, "info": {"run": str(run), "method": method, "frames": int(np.isfinite(evidence).sum())}}
+    return {
+        "detector_evidence": evidence,
+        "pose_px": pose,
+        "info": {"run": str(run), "method": method, "decode": pipe.decode, "frames": int(np.isfinite(evidence).sum())},
+    }
