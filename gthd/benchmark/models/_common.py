@@ -38,6 +38,14 @@ class SquareInput:
     """None: the size is fixed (:attr:`fixed_size`)."""
 
 
+def shortcut(c_in: int, c_out: int, stride: int = 1) -> nn.Module | None:
+    """A residual block's shortcut (He et al. 2016, option B): None, the identity, where
+    the shape stays; else a strided 1x1 convolution and batch norm."""
+    if stride == 1 and c_in == c_out:
+        return None
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+
+
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """The number of parameters (all, or only those with ``requires_grad``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
