@@ -50,34 +50,30 @@ def echo_lines(lines, prefix: str = "", err: bool = False) -> None:
         click.echo(f"{prefix}{line}", err=err)
 
 
-class Range(click.ParamType):
+class Pair(click.ParamType):
+    """Two numbers joined by ``sep`` ("40:300", "640x480"), as a tuple of ``cast``."""
+
+    def __init__(self, name: str, sep: str, cast, example: str):
+        self.name, self.sep, self.cast, self.example = name, sep, cast, example  # e.g. "WxH", "x", int, "WIDTHxHEIGHT such as 640x480"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            a, b = (self.cast(v) for v in str(value).lower().split(self.sep))
+        except ValueError:
+            self.fail(f"expected {self.example}, got {value!r}", param, ctx)
+        return (a, b)
+
+
+def Range() -> Pair:  # noqa: N802 (an option type, named like click's)
     """MIN:MAX as two floats."""
-
-    name = "MIN:MAX"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        try:
-            lo, hi = (float(v) for v in str(value).split(":"))
-        except ValueError:
-            self.fail(f"expected MIN:MAX such as 40:300, got {value!r}", param, ctx)
-        return (lo, hi)
+    return Pair("MIN:MAX", ":", float, "MIN:MAX such as 40:300")
 
 
-class Size(click.ParamType):
+def Size() -> Pair:  # noqa: N802
     """WxH as two ints."""
-
-    name = "WxH"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        try:
-            w, h = (int(v) for v in str(value).lower().split("x"))
-        except ValueError:
-            self.fail(f"expected WIDTHxHEIGHT such as 640x480, got {value!r}", param, ctx)
-        return (w, h)
+    return Pair("WxH", "x", int, "WIDTHxHEIGHT such as 640x480")
 
 
 def hand_option(help: str):
