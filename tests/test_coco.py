@@ -262,6 +262,26 @@ def test_export_refuses_a_non_empty_folder(synthetic, tmp_path):
         coco.export_coco(tmp_path / "missing.h5", tmp_path / "other")
 
 
+def test_an_export_that_fails_midway_leaves_nothing(synthetic, tmp_path):
+    """Stopped after a few images (a full disk, Ctrl-C): no export folder, no staging
+    folder, and a forced export over an existing one leaves that one as it was."""
+
+    def stop_after_3(done, total):
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        coco.export_coco(synthetic, tmp_path / "export", progress=stop_after_3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic.h5"]
+    old = tmp_path / "old"
+    coco.export_coco(synthetic, old, splits=("val",))
+    before = {p: p.read_bytes() for p in old.rglob("*") if p.is_file()}
+    with pytest.raises(KeyboardInterrupt):
+        coco.export_coco(synthetic, old, force=True, progress=stop_after_3)
+    assert {p: p.read_bytes() for p in old.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old", "synthetic.h5"]
+
+
 # ------------------------------------------------------------------ hand-made files
 def _write_coco(folder: Path, images: list[tuple[str, tuple[int, int]]], anns: list[dict], **extra) -> Path:
     """Images (name, (w, h)) written as files, and a COCO file referencing them."""

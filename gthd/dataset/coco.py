@@ -52,7 +52,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -131,6 +133,8 @@ def export_coco(
         dataset_path: the HDF5 dataset.
         out_dir: the export folder; refused if it exists and is not empty, unless
             ``force`` (files of the same name are then replaced, others left alone).
+            Everything is written to a hidden folder beside it first and moved into
+            place at the end: an export that fails leaves nothing behind.
         splits: which splits to write; one ``annotations/<split>.json`` each, even empty.
         progress: called with (done, total) samples.
 
@@ -152,62 +156,87 @@ def export_coco(
     if out.is_dir() and any(out.iterdir()) and not force:
         raise FileExistsError(f"{out} is not empty (use --force to write into it)")
 
-    with open_dataset(dataset_path) as f:  # checked before the folders are made: a bad file leaves nothing
-        (out / "images").mkdir(parents=True, exist_ok=True)
-        (out / "annotations").mkdir(parents=True, exist_ok=True)
-        n = int(f["meta/split"].shape[0])
-        split = f["meta/split"][...]
-        has_hand = f["labels/has_hand"][...]
-        keypoints = f["labels/keypoints"][...]  # (N, 21, 2) px
-        visible = f["labels/visible"][...]  # (N, 21)
-        box = f["labels/box"][...]  # (N, 4) xyxy
-        size = f["meta/image_size"][...]  # (N, 2) (width, height)
-        names = [v.decode() if isinstance(v, bytes) else str(v) for v in f["meta/name"][...]]
-        frames = f["images/frame_jpeg"]
-        wanted = [SPLITS.index(s) for s in splits]
-        todo = [i for i in range(n) if int(split[i]) in wanted]
+    with open_dataset(dataset_path) as f:  # checked before anything is written: a bad file leaves nothing
+        stage = out.parent / f".{out.name}.partial-{os.getpid()}"
+        try:
+            report = _write_coco(f, Path(dataset_path).name, stage, splits, progress)
+            _move_into(stage, out)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    return {"out_dir": str(out), **report}
 
-        images: dict[tuple[str, str], dict] = {}  # (base name, frame sha1) -> image entry
-        used: set[str] = set()
-        per_split = {s: {"images": [], "annotations": []} for s in splits}
-        seen_in_split: dict[str, set[int]] = {s: set() for s in splits}
-        next_ann = 1
-        for done, i in enumerate(todo, 1):
-            data = frames[i].tobytes()
-            key = (names[i].split("#", 1)[0], hashlib.sha1(data).hexdigest())
-            img = images.get(key)
-            if img is None:
-                stem = _file_stem(names[i], i)
-                file_name, k = f"{stem}.jpg", 1
-                while file_name in used:
-                    file_name, k = f"{stem}_{k}.jpg", k + 1
-                used.add(file_name)
-                path = out / "images" / file_name
-                path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_bytes(path, data)
-                img = {"id": len(images) + 1, "file_name": file_name, "width": int(size[i][0]), "height": int(size[i][1])}
-                images[key] = img
-            s = SPLITS[int(split[i])]
-            if img["id"] not in seen_in_split[s]:
-                seen_in_split[s].add(img["id"])
-                per_split[s]["images"].append(img)
-            vis = visible[i] & np.all(np.isfinite(keypoints[i]), axis=1)
-            if has_hand[i] and vis.any() and np.all(np.isfinite(box[i])):
-                kp = []
-                for j in range(NUM_JOINTS):
-                    kp += [_r(keypoints[i, j, 0] + 0.5), _r(keypoints[i, j, 1] + 0.5), 2] if vis[j] else [0, 0, 0]
-                x0, y0, x1, y1 = (float(v) for v in box[i])
-                w, h = x1 - x0, y1 - y0
-                per_split[s]["annotations"].append({
-                    "id": next_ann, "image_id": img["id"], "category_id": 1,
-                    "bbox": [_r(x0 + 0.5), _r(y0 + 0.5), _r(w), _r(h)], "area": _r(w * h),
-                    "iscrowd": 0, "num_keypoints": int(vis.sum()), "keypoints": kp,
-                })  # fmt: skip
-                next_ann += 1
-            if progress is not None:
-                progress(done, len(todo))
 
-    report = {"out_dir": str(out), "images": len(images), "annotations": next_ann - 1, "nohand": 0, "splits": {}}
+def _move_into(stage: Path, out: Path) -> None:
+    """The finished export in ``stage`` becomes ``out``: renamed whole when ``out`` is
+    absent or empty, else file by file over it (``--force``)."""
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    if not out.exists():
+        os.replace(stage, out)
+        return
+    for path in sorted(p for p in stage.rglob("*") if p.is_file()):
+        target = out / path.relative_to(stage)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+
+
+def _write_coco(f, dataset_name: str, out: Path, splits: tuple, progress) -> dict:
+    """The export's files into the new folder ``out``; returns the counts."""
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    n = int(f["meta/split"].shape[0])
+    split = f["meta/split"][...]
+    has_hand = f["labels/has_hand"][...]
+    keypoints = f["labels/keypoints"][...]  # (N, 21, 2) px
+    visible = f["labels/visible"][...]  # (N, 21)
+    box = f["labels/box"][...]  # (N, 4) xyxy
+    size = f["meta/image_size"][...]  # (N, 2) (width, height)
+    names = [v.decode() if isinstance(v, bytes) else str(v) for v in f["meta/name"][...]]
+    frames = f["images/frame_jpeg"]
+    wanted = [SPLITS.index(s) for s in splits]
+    todo = [i for i in range(n) if int(split[i]) in wanted]
+
+    images: dict[tuple[str, str], dict] = {}  # (base name, frame sha1) -> image entry
+    used: set[str] = set()
+    per_split = {s: {"images": [], "annotations": []} for s in splits}
+    seen_in_split: dict[str, set[int]] = {s: set() for s in splits}
+    next_ann = 1
+    for done, i in enumerate(todo, 1):
+        data = frames[i].tobytes()
+        key = (names[i].split("#", 1)[0], hashlib.sha1(data).hexdigest())
+        img = images.get(key)
+        if img is None:
+            stem = _file_stem(names[i], i)
+            file_name, k = f"{stem}.jpg", 1
+            while file_name in used:
+                file_name, k = f"{stem}_{k}.jpg", k + 1
+            used.add(file_name)
+            path = out / "images" / file_name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, data)
+            img = {"id": len(images) + 1, "file_name": file_name, "width": int(size[i][0]), "height": int(size[i][1])}
+            images[key] = img
+        s = SPLITS[int(split[i])]
+        if img["id"] not in seen_in_split[s]:
+            seen_in_split[s].add(img["id"])
+            per_split[s]["images"].append(img)
+        vis = visible[i] & np.all(np.isfinite(keypoints[i]), axis=1)
+        if has_hand[i] and vis.any() and np.all(np.isfinite(box[i])):
+            kp = []
+            for j in range(NUM_JOINTS):
+                kp += [_r(keypoints[i, j, 0] + 0.5), _r(keypoints[i, j, 1] + 0.5), 2] if vis[j] else [0, 0, 0]
+            x0, y0, x1, y1 = (float(v) for v in box[i])
+            w, h = x1 - x0, y1 - y0
+            per_split[s]["annotations"].append({
+                "id": next_ann, "image_id": img["id"], "category_id": 1,
+                "bbox": [_r(x0 + 0.5), _r(y0 + 0.5), _r(w), _r(h)], "area": _r(w * h),
+                "iscrowd": 0, "num_keypoints": int(vis.sum()), "keypoints": kp,
+            })  # fmt: skip
+            next_ann += 1
+        if progress is not None:
+            progress(done, len(todo))
+
+    report = {"images": len(images), "annotations": next_ann - 1, "nohand": 0, "splits": {}}
     annotated = set()
     for s in splits:
         annotated |= {a["image_id"] for a in per_split[s]["annotations"]}
@@ -215,7 +244,7 @@ def export_coco(
     for s in splits:
         doc = {
             "info": {
-                "description": f"gthd dataset {Path(dataset_path).name}, split {s}",
+                "description": f"gthd dataset {dataset_name}, split {s}",
                 "format": COCO_FORMAT, "format_version": COCO_FORMAT_VERSION, "gthd_version": __version__,
                 "pixel_convention": PIXEL_CONVENTION, "joint_order": "mmpose hand (= gthd21, MediaPipe)",
             },
