@@ -27,7 +27,7 @@ import numpy as np
 
 from .draw import close_window
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 """The image files a folder source is read for."""
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi")
 """What a video file :class:`VideoOut` writes may be called (OpenCV puts an mp4v stream in any of these)."""
@@ -71,9 +71,9 @@ def source_kind(source: str) -> str:
 
 # -------------------------------------------------------------------------------- images
 def list_images(folder: Path) -> list[Path]:
-    """The images directly in ``folder`` (.jpg .jpeg .png .bmp, any case), sorted by name;
-    ValueError when there is none."""
-    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """The images directly in ``folder`` (:data:`IMAGE_SUFFIXES`, any case; hidden files
+    left out), sorted by name; ValueError when there is none."""
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     if not files:
         raise ValueError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
     return files

@@ -307,7 +307,7 @@ def test_views_from_folder_and_its_errors(tmp_path, sessions):
     assert isinstance(bv, BoardViews) and [v.name for v in bv] == ["00.png", "01.png", "02.png"]
     assert bv.missed == ["03.png"] and bv.n_images == 4 and bv.image_size == (640, 480)
 
-    with pytest.raises(ValueError, match=r"no images \(\*\.png"):
+    with pytest.raises(ValueError, match=r"empty: no images \(\.jpg, .*\.tif"):
         views_from_folder(_empty(tmp_path), spec)
     with pytest.raises(ValueError, match="no such folder"):
         views_from_folder(tmp_path / "nope", spec)

@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 
 from ..boards import BoardSpec, read_board_file
+from ..media import list_images
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 MIN_CHARUCO_CORNERS = 6
 
 _SUBPIX_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
@@ -240,10 +240,7 @@ def views_from_folder(folder: str | Path, spec: BoardSpec) -> BoardViews:
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder}: no such folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-    if not files:
-        raise ValueError(f"no images ({', '.join('*' + s for s in IMAGE_SUFFIXES)}) in {folder}")
-    return _views_from_files(files, spec, str(folder))
+    return _views_from_files(list_images(folder), spec, str(folder))
 
 
 def _views_from_files(files: list[Path], spec: BoardSpec, source: str) -> BoardViews:

@@ -132,7 +132,7 @@ def benchmark(dataset, profile, out, seed, seeds, as_json):
 def predict(source, run_dir, method, out, jsonl, show, max_frames, device):
     """Find the hand and its 21 keypoints in new images, videos or a camera with a trained run.
 
-    SOURCE is an image (.jpg .jpeg .png .bmp), a folder of images, a video file, or a
+    SOURCE is an image (.jpg .jpeg .png .bmp .tif), a folder of images, a video file, or a
     camera: camera:0 (or just 0), shown live in a window until q or Esc. The run's
     skeleton UNet finds the hand (Hand/NoHand by its threshold, the box), the pose
     network --method places the 21 keypoints. Writes the frames with the box, skeleton
