@@ -284,6 +284,22 @@ def test_bone_prior_from_keypoints_and_checks():
         MultiScaleHeatmapCodec(strides=(1,), bone_prior=prior).decode([np.zeros((5, 128, 128), np.float32)])
 
 
+def test_local_maxima_are_scipys_maximum_filter_peaks():
+    """Every pixel no smaller than its window, as scipy's maximum_filter (nearest border)
+    finds them, on noisy maps with plateaus and peaks on the border."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(4)
+    maps = np.round(rng.random((2, 21, 32, 40)), 1).astype(np.float32)  # plateaus: ties
+    maps[:, :, 0, :] += 0.5  # maxima on the border
+    for radius in (1, 2, 4):
+        values, ys, xs = local_maxima(maps, k=400, radius=radius)
+        peak = maps >= ndimage.maximum_filter(maps, size=(1, 1, 2 * radius + 1, 2 * radius + 1), mode="nearest")
+        for b, j in np.ndindex(2, 21):
+            found = {(int(y), int(x)) for v, y, x in zip(values[b, j], ys[b, j], xs[b, j]) if v >= 0}
+            assert found == set(zip(*np.nonzero(peak[b, j]))), (radius, b, j)
+
+
 def test_local_maxima_and_refine_at():
     maps = np.zeros((1, 2, 32, 32), np.float32)
     maps[0, 0, 5, 6], maps[0, 0, 20, 25], maps[0, 0, 6, 7] = 0.9, 0.5, 0.8  # (6, 7) sits next to the top one

@@ -16,6 +16,7 @@ from gthd.benchmark.models import (
     ModelInfo,
     box_loss,
     count_parameters,
+    fold_batch_norms,
     fuse_heatmaps,
     keypoint_regression_loss,
     multiscale_loss,
@@ -41,6 +42,30 @@ def test_every_model_has_a_small_config_and_info():
     assert set(SMALL) == set(MODELS) == set(MODEL_INFO) == set(CONFIGS)
     for name, f in MODELS.items():
         assert f.__name__ == name
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_folded_batch_norms_give_the_same_outputs(name):
+    """Every batch norm is folded (none left), the outputs are the model's (after a little
+    training, so the norms' statistics are not the identity), and the model is untouched."""
+    kwargs, (h, w) = SMALL[name]
+    torch.manual_seed(0)
+    model = MODELS[name](**kwargs)
+    c = MODEL_INFO[name].in_channels
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):  # running statistics away from (0, 1)
+            model(torch.rand(4, c, h, w) * 3 + 1)
+    model.eval()
+    folded = fold_batch_norms(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    x = torch.rand(2, c, h, w) * 3 + 1
+    with torch.no_grad():
+        a, b = model(x), folded(x)
+    for key in a:
+        for u, v in zip(a[key] if isinstance(a[key], list) else [a[key]], b[key] if isinstance(b[key], list) else [b[key]]):
+            torch.testing.assert_close(v, u, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -19,7 +19,7 @@ import torch
 from ..dataset.codec import BonePrior, SkeletonMaskCodec
 from ..dataset.samples import crop, from_crop, square_crop_box
 from ..geometry import rescale_px
-from .models import MODEL_INFO
+from .models import MODEL_INFO, fold_batch_norms
 from .train import make_codec
 
 SKELETON_PASSES = ("frame", "crop")
@@ -80,8 +80,13 @@ class HandPosePipeline:
         if skeleton_pass not in SKELETON_PASSES:
             raise ValueError(f"skeleton_pass must be one of {', '.join(SKELETON_PASSES)}, got {skeleton_pass!r}")
         self.skeleton_pass = skeleton_pass
-        self.detector = detector.eval().to(device)
-        self.pose = pose.eval().to(device)
+        # Inference copies with the batch norms folded into the convolutions, in channels-last
+        # layout on a CPU, where oneDNN's convolutions then run 1.3-2.3x faster (measured:
+        # the detector at 256 x 192, 12.2 -> 5.2 ms on 2 cores); the same numbers up to
+        # float rounding.
+        self.layout = torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
+        self.detector = fold_batch_norms(detector).to(device, memory_format=self.layout)  # an inference copy
+        self.pose = fold_batch_norms(pose).to(device, memory_format=self.layout)
         self.info = MODEL_INFO[pose_name]
         self.codec = make_codec(self.info, bone_prior=bone_prior)  # the pose output's keypoints, heatmaps or regression alike
         heatmaps = self.info.task == "pose-heatmap"
@@ -94,7 +99,8 @@ class HandPosePipeline:
 
     def _tensor(self, bgr: np.ndarray) -> torch.Tensor:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255).unsqueeze(0).to(self.device)
+        x = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255).unsqueeze(0).to(self.device)
+        return x.contiguous(memory_format=self.layout)
 
     @torch.no_grad()
     def __call__(self, frame: np.ndarray) -> Detection:
@@ -116,10 +122,10 @@ class HandPosePipeline:
         size = self.info.input_size[0]
         x = self._tensor(crop(frame, cb, size))
         if "skeleton" in self.info.inputs and self.skeleton_pass == "crop":
-            x = torch.cat([x, self.detector(x)["mask"]], dim=1)  # the detector again, on the crop: (1, 4, S, S)
+            x = torch.cat([x, self.detector(x)["mask"]], dim=1).contiguous(memory_format=self.layout)  # the detector again, on the crop: (1, 4, S, S)
         elif "skeleton" in self.info.inputs:
             cb_small = rescale_px(cb, 1 / sx, 1 / sy)
             skel = crop(mask.astype(np.float32), cb_small, size)  # the detector's skeleton, same crop
-            x = torch.cat([x, torch.from_numpy(skel)[None, None].to(self.device)], dim=1)
+            x = torch.cat([x, torch.from_numpy(skel)[None, None].to(self.device)], dim=1).contiguous(memory_format=self.layout)
         kp_crop, _ = self.codec.decode(self.pose(x))  # (1, 21, 2) crop px
         return Detection(True, score, box, from_crop(kp_crop[0].cpu().numpy(), cb, size))

@@ -45,6 +45,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 from scipy import ndimage
 
@@ -744,9 +745,12 @@ def local_maxima(maps: np.ndarray, k: int = STRUCTURE_CANDIDATES, radius: int = 
     """
     maps = np.asarray(maps, np.float32)
     lead, (H, W) = maps.shape[:-2], maps.shape[-2:]
-    size = (1,) * len(lead) + (2 * radius + 1, 2 * radius + 1)
     flat = maps.reshape(-1, H * W)  # (M, H*W)
-    peak = (maps >= ndimage.maximum_filter(maps, size=size, mode="nearest")).reshape(flat.shape)
+    # the window's maximum: OpenCV's dilation, several times faster than scipy's
+    # maximum_filter and equal to it (a replicated border adds no new value to a maximum)
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    window_max = np.stack([cv2.dilate(m, kernel, borderType=cv2.BORDER_REPLICATE) for m in maps.reshape(-1, H, W)])
+    peak = (maps.reshape(-1, H, W) >= window_max).reshape(flat.shape)
     m, pix = np.nonzero(peak)  # every map has one at least: its argmax
     v = flat[m, pix]
     order = np.lexsort((-v, m))  # by map, then highest first (stable: ties as argmax breaks them)

@@ -41,7 +41,7 @@ from typing import Any
 
 from torch import nn
 
-from ._common import count_parameters, normalised_to_px, px_to_normalised
+from ._common import count_parameters, fold_batch_norms, normalised_to_px, px_to_normalised
 from .multiscale import (
     MultiScaleNet,
     fuse_heatmaps,
@@ -152,6 +152,7 @@ __all__ = [
     "box_loss",
     "box_regressor",
     "count_parameters",
+    "fold_batch_norms",
     "create_model",
     "fuse_heatmaps",
     "keypoint_regression_loss",

@@ -3,6 +3,8 @@ and the parameter count. Blocks live in their family's file."""
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -44,6 +46,29 @@ def shortcut(c_in: int, c_out: int, stride: int = 1) -> nn.Module | None:
     if stride == 1 and c_in == c_out:
         return None
     return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+
+
+def fold_batch_norms(model: nn.Module) -> nn.Module:
+    """An inference copy of ``model`` (in eval mode) with every batch norm folded into the
+    convolution before it: the same outputs up to float rounding, fewer operations. A batch
+    norm is folded where it follows a (transposed) convolution in an ``nn.Sequential``, or is
+    the ``bnN`` beside a ``convN`` (the blocks' convention: ``self.bnN(self.convN(x))``);
+    ``tests/test_models.py`` checks every registered model gives the same outputs."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    model = copy.deepcopy(model).eval()
+    for parent in list(model.modules()):
+        kids = parent._modules
+        if isinstance(parent, nn.Sequential):
+            pairs = list(zip(kids, list(kids)[1:]))
+        else:
+            pairs = [(name, "bn" + name[4:]) for name in kids if name.startswith("conv") and "bn" + name[4:] in kids]
+        for a, b in pairs:
+            conv, bn = kids[a], kids[b]
+            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(bn, nn.BatchNorm2d):
+                kids[a] = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
+                kids[b] = nn.Identity()
+    return model
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
