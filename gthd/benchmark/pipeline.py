@@ -97,7 +97,9 @@ class HandPosePipeline:
         self.box_margin = box_margin
         self.device = device
 
-    def _tensor(self, bgr: np.ndarray) -> torch.Tensor:
+    def tensor(self, bgr: np.ndarray) -> torch.Tensor:
+        """A BGR uint8 image as the networks take it: (1, 3, H, W) RGB in [0, 1], on the
+        pipeline's device and in its memory layout."""
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         x = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255).unsqueeze(0).to(self.device)
         return x.contiguous(memory_format=self.layout)
@@ -110,7 +112,7 @@ class HandPosePipeline:
         H, W = frame.shape[:2]
         w, h = self.frame_size
         small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
-        mask = self.detector(self._tensor(small))["mask"][0, 0].cpu().numpy()  # (h, w) in [0, 1]
+        mask = self.detector(self.tensor(small))["mask"][0, 0].cpu().numpy()  # (h, w) in [0, 1]
         boxes, scores = SkeletonMaskCodec(self.box_margin).decode(mask[None])
         score, box_small = int(scores[0]), boxes[0]
         if score <= self.threshold or not np.all(np.isfinite(box_small)):
@@ -120,7 +122,7 @@ class HandPosePipeline:
         box = rescale_px(box_small, sx, sy)
         cb = square_crop_box(box, self.crop_margin)
         size = self.info.input_size[0]
-        x = self._tensor(crop(frame, cb, size))
+        x = self.tensor(crop(frame, cb, size))
         if "skeleton" in self.info.inputs and self.skeleton_pass == "crop":
             x = torch.cat([x, self.detector(x)["mask"]], dim=1).contiguous(memory_format=self.layout)  # the detector again, on the crop: (1, 4, S, S)
         elif "skeleton" in self.info.inputs:

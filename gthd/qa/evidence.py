@@ -82,7 +82,7 @@ def score_frames(run: str | Path, frames: list[Path], uv: np.ndarray, vis: np.nd
                 continue
             H, W = img.shape[:2]
             small = cv2.resize(img, (fw, fh), interpolation=cv2.INTER_AREA)
-            mask = pipe.detector(pipe._tensor(small))["mask"][0, 0].cpu().numpy()
+            mask = pipe.detector(pipe.tensor(small))["mask"][0, 0].cpu().numpy()
             sx, sy = fw / W, fh / H
             uv_small = (uv[i] + 0.5) * np.array([sx, sy]) - 0.5
             evidence[i] = skeleton_evidence(mask, uv_small, vis[i])
@@ -90,7 +90,7 @@ def score_frames(run: str | Path, frames: list[Path], uv: np.ndarray, vis: np.nd
             if box is None:
                 continue
             cb = square_crop_box(box, pipe.crop_margin)
-            x = pipe._tensor(crop(img, cb, size))
+            x = pipe.tensor(crop(img, cb, size))
             if "skeleton" in pipe.info.inputs:
                 cb_small = (cb + 0.5) * np.array([sx, sy, sx, sy]) - 0.5
                 skel = crop(mask.astype(np.float32), cb_small, size)
